@@ -1,0 +1,142 @@
+"""Enqueue jobs and read their status: the one client the API (and later the CLI) builds on."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from arq.connections import ArqRedis
+from arq.jobs import serialize_job
+
+from jobcore.config import Settings
+from jobcore.errors import InvalidScheduleError, JobNotFoundError, UnknownTaskError
+from jobcore.keys import Keys
+from jobcore.records import JobRecord
+from jobcore.registry import InputT, Task, TaskRegistry
+from jobcore.serializer import dumps, loads
+from jobcore.states import JobState
+from jobcore.status import JobStatus, build_status, ms_to_datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Enqueued:
+    """A job that was accepted: it is in Redis and will run."""
+
+    job_id: str
+    task: str
+    status: JobState
+    scheduled_for: datetime | None
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def run_time_ms(now: int, delay: float | timedelta | None, run_at: datetime | None) -> int | None:
+    """When a job should run, in epoch ms, or None to run it now."""
+    if delay is not None and run_at is not None:
+        raise InvalidScheduleError("give either delay or run_at, not both", ["delay", "run_at"])
+    if isinstance(delay, timedelta):
+        delay = delay.total_seconds()
+    if delay is not None:
+        if not delay >= 0:
+            raise InvalidScheduleError("delay must be a number of seconds >= 0", ["delay"])
+        return now + round(delay * 1000)
+    if run_at is not None:
+        if run_at.tzinfo is None or run_at.utcoffset() is None:
+            raise InvalidScheduleError("run_at must include a timezone", ["run_at"])
+        return round(run_at.timestamp() * 1000)
+    return None
+
+
+class JobClient:
+    """Enqueues typed jobs and reads their status, on the API's pooled ArqRedis."""
+
+    def __init__(self, redis: ArqRedis, settings: Settings, registry: TaskRegistry) -> None:
+        self.redis = redis
+        self.settings = settings
+        self.registry = registry
+        self.keys = Keys(settings.key_prefix)
+
+    async def enqueue(
+        self,
+        task: Task[InputT, Any],
+        data: InputT,
+        *,
+        delay: float | timedelta | None = None,
+        run_at: datetime | None = None,
+    ) -> Enqueued:
+        """Put a job for `task` on its queue; it runs after `delay` seconds or at `run_at`."""
+        if self.registry.get(task.name) is not task:
+            raise UnknownTaskError(task.name)
+        if not isinstance(data, task.input_model):
+            data = task.parse_input(data)
+        now = now_ms()
+        scheduled = run_time_ms(now, delay, run_at)
+        run_at_ms = now if scheduled is None else scheduled
+        job_id = uuid.uuid4().hex
+        queue = task.queue or self.settings.queue_name
+        record = JobRecord(
+            task=task.name,
+            queue=queue,
+            enqueued_ms=now,
+            scheduled_ms=scheduled,
+            max_attempts=task.max_attempts,
+        )
+        job = serialize_job(task.name, (data.model_dump(mode="json"),), {}, None, now, serializer=dumps)
+        expires_ms = max(run_at_ms - now, 0) + self.settings.job_expires_s * 1000
+        timeout_s = task.timeout_s or self.settings.job_timeout_s
+        record_ttl_ms = expires_ms + round((timeout_s + self.settings.result_ttl_s + 60) * 1000)
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.psetex(Keys.arq_job(job_id), expires_ms, job)
+            pipe.zadd(self.keys.queue(queue), {job_id: run_at_ms})
+            pipe.hset(self.keys.record(job_id), mapping=record.to_hash())
+            pipe.pexpire(self.keys.record(job_id), record_ttl_ms)
+            await pipe.execute()
+        state = JobState.SCHEDULED if run_at_ms > now else JobState.PENDING
+        return Enqueued(job_id, task.name, state, ms_to_datetime(scheduled))
+
+    async def enqueue_payload(
+        self,
+        task_name: str,
+        payload: Any,
+        *,
+        delay: float | timedelta | None = None,
+        run_at: datetime | None = None,
+    ) -> Enqueued:
+        """Enqueue by task name with an unvalidated payload (dict or JSON-able data)."""
+        task = self.registry.get(task_name)
+        return await self.enqueue(task, task.parse_input(payload), delay=delay, run_at=run_at)
+
+    async def status(self, job_id: str) -> JobStatus:
+        """Everything known about a job; raises JobNotFoundError for an unknown or expired id."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.hgetall(self.keys.record(job_id))
+            pipe.get(Keys.arq_result(job_id))
+            pipe.exists(Keys.arq_in_progress(job_id))
+            pipe.exists(Keys.arq_job(job_id))
+            raw_record, raw_result, in_progress, queued = await pipe.execute()
+        status = build_status(
+            job_id,
+            JobRecord.from_hash(raw_record),
+            _read_result(raw_result),
+            in_progress=bool(in_progress),
+            queued=bool(queued),
+            now_ms=now_ms(),
+        )
+        if status is None:
+            raise JobNotFoundError(job_id)
+        return status
+
+
+def _read_result(raw: bytes | None) -> dict[str, Any] | None:
+    if raw is None:
+        return None
+    try:
+        result = loads(raw)
+    except ValueError:
+        return {"s": False, "r": "the stored result is not JSON; it was not read"}
+    return result if isinstance(result, dict) else None

@@ -1,0 +1,96 @@
+"""Settings shared by the API and the workers, read from `JOBS_*` environment variables and `.env`."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Annotated, Literal
+
+from pydantic import Field, PositiveFloat, PositiveInt, RedisDsn, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ENV_PREFIX = "JOBS_"
+
+LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
+Port = Annotated[int, Field(ge=1, le=65535)]
+
+
+class Settings(BaseSettings):
+    """Runtime configuration; every field can be set as `JOBS_<FIELD>` (e.g. `JOBS_REDIS_URL`)."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_file=".env",
+        env_ignore_empty=True,
+        extra="ignore",
+        frozen=True,
+    )
+
+    redis_url: RedisDsn = Field(
+        default=RedisDsn("redis://127.0.0.1:6379/0"), description="Redis the API and workers share."
+    )
+    redis_timeout_s: PositiveFloat = Field(
+        default=5.0, description="Connect and socket timeout for Redis calls."
+    )
+    key_prefix: str = Field(
+        default="jobs",
+        min_length=1,
+        pattern=r"^[A-Za-z0-9_.:-]+$",
+        description="Prefix of every Redis key this project writes besides ARQ's own.",
+    )
+    queue_name: str = Field(
+        default="default",
+        min_length=1,
+        pattern=r"^[A-Za-z0-9_.-]+$",
+        description="Queue that tasks without a queue of their own go to, and that a worker serves.",
+    )
+    worker_concurrency: PositiveInt = Field(
+        default=100, description="Jobs one worker process runs at once (ARQ max_jobs)."
+    )
+    poll_delay_s: PositiveFloat = Field(
+        default=0.05, description="How long a worker sleeps between polls of an empty queue."
+    )
+    job_timeout_s: PositiveFloat = Field(
+        default=300.0, description="Default hard time limit of a job; a task may set its own."
+    )
+    job_expires_s: PositiveInt = Field(
+        default=86_400,
+        description="How long a job may wait past its run time for a worker before it fails as expired.",
+    )
+    result_ttl_s: PositiveInt = Field(
+        default=86_400, description="How long results and job records are kept after a job ends."
+    )
+    health_check_interval_s: PositiveInt = Field(
+        default=5, description="How often a worker writes its health-check key."
+    )
+    shutdown_grace_s: PositiveInt = Field(
+        default=10, description="On SIGTERM, how long a worker lets running jobs finish."
+    )
+    http_timeout_s: PositiveFloat = Field(
+        default=10.0, description="Timeout of the workers' shared HTTP client (webhooks)."
+    )
+    api_host: str = Field(default="127.0.0.1", description="Interface the API listens on.")
+    api_port: Port = Field(default=8000, description="Port the API listens on.")
+    log_level: LogLevel = Field(default="INFO", description="Log level of API and workers.")
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """The process's settings, read once; tests build `Settings(...)` directly instead."""
+    return Settings()
+
+
+def describe_error(error: ValidationError) -> str:
+    """One line naming each bad variable and what is wrong with it."""
+    problems = []
+    for item in error.errors(include_url=False):
+        field = ".".join(str(part) for part in item["loc"])
+        problems.append(f"{ENV_PREFIX}{field.upper()}: {item['msg']}")
+    return "invalid settings: " + "; ".join(problems)
+
+
+def load_settings() -> Settings:
+    """Read the settings, or stop the process with one line saying which variable is wrong."""
+    try:
+        return get_settings()
+    except ValidationError as error:
+        raise SystemExit(describe_error(error)) from None

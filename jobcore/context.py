@@ -1,0 +1,59 @@
+"""What a task receives: its job's identity, the worker's shared resources, and progress reporting."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import httpx
+from arq.connections import ArqRedis
+
+from jobcore.config import Settings
+from jobcore.keys import Keys
+from jobcore.progress import Progress
+from jobcore.records import PROGRESS
+
+
+@dataclass(frozen=True, slots=True)
+class Resources:
+    """Shared resources of one worker process, built in on_startup and closed in on_shutdown."""
+
+    settings: Settings
+    redis: ArqRedis
+    http: httpx.AsyncClient
+    worker_id: str
+
+    @property
+    def keys(self) -> Keys:
+        return Keys(self.settings.key_prefix)
+
+
+@dataclass(frozen=True, slots=True)
+class JobContext:
+    """Handed to a task for one attempt of one job."""
+
+    job_id: str
+    task: str
+    attempt: int
+    resources: Resources
+
+    @property
+    def http(self) -> httpx.AsyncClient:
+        """The worker's shared HTTP client (timeouts set)."""
+        return self.resources.http
+
+    @property
+    def redis(self) -> ArqRedis:
+        return self.resources.redis
+
+    @property
+    def keys(self) -> Keys:
+        return self.resources.keys
+
+    async def progress(self, step: int, total: int, message: str = "") -> Progress:
+        """Record that the job is at `step` of `total`; visible at `GET /jobs/{id}` at once."""
+        progress = Progress.at(step, total, message)
+        # redis-py 5 types async commands as `Awaitable[int] | int`
+        await self.redis.hset(  # type: ignore[misc]
+            self.keys.record(self.job_id), PROGRESS, progress.model_dump_json()
+        )
+        return progress

@@ -1,0 +1,47 @@
+"""Every Redis key the project reads or writes: ARQ's own and ours (under `key_prefix`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from arq.constants import (
+    in_progress_key_prefix,
+    job_key_prefix,
+    result_key_prefix,
+    retry_key_prefix,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Keys:
+    """Key names for one deployment; `prefix` isolates deployments (and tests) sharing a Redis."""
+
+    prefix: str
+
+    def queue(self, name: str) -> str:
+        """ARQ's sorted set of job ids to run, scored by run-at time in ms."""
+        return f"{self.prefix}:queue:{name}"
+
+    def record(self, job_id: str) -> str:
+        """Our hash per job: task, queue, timestamps, attempt, progress."""
+        return f"{self.prefix}:job:{job_id}"
+
+    def report(self, report_id: str) -> str:
+        """Where `generate_report` stores the report it built."""
+        return f"{self.prefix}:report:{report_id}"
+
+    @staticmethod
+    def arq_job(job_id: str) -> str:
+        return job_key_prefix + job_id
+
+    @staticmethod
+    def arq_result(job_id: str) -> str:
+        return result_key_prefix + job_id
+
+    @staticmethod
+    def arq_in_progress(job_id: str) -> str:
+        return in_progress_key_prefix + job_id
+
+    @staticmethod
+    def arq_retry(job_id: str) -> str:
+        return retry_key_prefix + job_id

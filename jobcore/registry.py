@@ -1,0 +1,137 @@
+"""Tasks and the registry of them: one source for `WorkerSettings.functions` and the API's routes.
+
+A task is a module-level `async def (ctx: JobContext, data: SomeInputModel) -> Result` wrapped by
+`@task(...)`, which reads the input model and result type from its annotations.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import pkgutil
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar, cast, get_type_hints
+
+from pydantic import BaseModel, TypeAdapter, ValidationError
+
+from jobcore.context import JobContext
+from jobcore.errors import TaskInputError, UnknownTaskError
+
+InputT = TypeVar("InputT", bound=BaseModel)
+ResultT = TypeVar("ResultT")
+
+TaskFunction = Callable[[JobContext, InputT], Awaitable[ResultT]]
+
+
+@dataclass(frozen=True, eq=False)
+class Task(Generic[InputT, ResultT]):
+    """A registered task: the function plus its typed input/result and its limits."""
+
+    name: str
+    function: TaskFunction[InputT, ResultT]
+    input_model: type[InputT]
+    result_adapter: TypeAdapter[ResultT] = field(repr=False)
+    queue: str | None
+    timeout_s: float | None
+    max_attempts: int
+    description: str
+
+    async def __call__(self, ctx: JobContext, data: InputT) -> ResultT:
+        return await self.function(ctx, data)
+
+    def parse_input(self, payload: Any) -> InputT:
+        """Validate a payload against the input model, naming the task and field when it fails."""
+        try:
+            return self.input_model.model_validate(payload)
+        except ValidationError as error:
+            errors = [
+                {"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]}
+                for e in error.errors(include_url=False)
+            ]
+            raise TaskInputError(self.name, errors) from None
+
+    def dump_result(self, value: ResultT) -> Any:
+        """The result as JSON-able data."""
+        return self.result_adapter.dump_python(value, mode="json")
+
+
+def task(
+    *,
+    name: str | None = None,
+    queue: str | None = None,
+    timeout_s: float | None = None,
+    max_attempts: int = 3,
+    description: str | None = None,
+) -> Callable[[TaskFunction[InputT, ResultT]], Task[InputT, ResultT]]:
+    """Register an `async def` as a task; `queue`/`timeout_s` default to the settings' values."""
+    if max_attempts < 1:
+        raise ValueError("max_attempts must be at least 1")
+    if timeout_s is not None and timeout_s <= 0:
+        raise ValueError("timeout_s must be positive")
+
+    def wrap(function: TaskFunction[InputT, ResultT]) -> Task[InputT, ResultT]:
+        if not inspect.iscoroutinefunction(function):
+            raise TypeError(f"task {function.__qualname__} must be an async def")
+        hints = get_type_hints(function)
+        params = list(inspect.signature(function).parameters)
+        if len(params) != 2:
+            raise TypeError(f"task {function.__qualname__} must take (ctx, data)")
+        input_model = hints.get(params[1])
+        if not (isinstance(input_model, type) and issubclass(input_model, BaseModel)):
+            raise TypeError(f"task {function.__qualname__}: annotate `data` with a pydantic model")
+        doc = inspect.getdoc(function) or ""
+        return Task(
+            name=name or function.__name__,
+            function=function,
+            input_model=cast(type[InputT], input_model),
+            result_adapter=TypeAdapter(hints.get("return", Any)),
+            queue=queue,
+            timeout_s=timeout_s,
+            max_attempts=max_attempts,
+            description=description or doc.split("\n", 1)[0],
+        )
+
+    return wrap
+
+
+class TaskRegistry:
+    """The set of tasks, by name."""
+
+    def __init__(self, tasks: Iterable[Task[Any, Any]]) -> None:
+        self._tasks: dict[str, Task[Any, Any]] = {}
+        for t in tasks:
+            if t.name in self._tasks:
+                raise ValueError(f"two tasks are named {t.name!r}")
+            self._tasks[t.name] = t
+
+    @classmethod
+    def discover(cls, package: str) -> TaskRegistry:
+        """Every task defined in the modules of `package` (one module per domain)."""
+        pkg = importlib.import_module(package)
+        found: list[Task[Any, Any]] = []
+        for info in sorted(pkgutil.iter_modules(pkg.__path__), key=lambda m: m.name):
+            module = importlib.import_module(f"{package}.{info.name}")
+            found.extend(_tasks_defined_in(vars(module), module.__name__))
+        return cls(found)
+
+    def get(self, name: str) -> Task[Any, Any]:
+        try:
+            return self._tasks[name]
+        except KeyError:
+            raise UnknownTaskError(name) from None
+
+    def __iter__(self) -> Iterator[Task[Any, Any]]:
+        return iter(self._tasks.values())
+
+    def __len__(self) -> int:
+        return len(self._tasks)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._tasks
+
+
+def _tasks_defined_in(namespace: Mapping[str, Any], module: str) -> Iterator[Task[Any, Any]]:
+    for value in namespace.values():
+        if isinstance(value, Task) and value.function.__module__ == module:
+            yield value

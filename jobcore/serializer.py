@@ -1,0 +1,47 @@
+"""JSON (orjson) serialization for everything ARQ stores: never pickle, so nothing read from Redis
+can run code. Exceptions are encoded as `{"__exception__": {"type", "message", "traceback"}}` so a
+failed job keeps a readable error (ARQ's JSON path would store "unable to serialize result").
+"""
+
+from __future__ import annotations
+
+import traceback
+from typing import Any
+
+import orjson
+from pydantic import BaseModel
+
+EXCEPTION_KEY = "__exception__"
+MAX_TRACEBACK_CHARS = 8_000
+
+
+def encode_exception(exc: BaseException) -> dict[str, Any]:
+    """The readable form of an exception: its type, message and traceback text."""
+    tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+    return {
+        EXCEPTION_KEY: {
+            "type": type(exc).__name__,
+            "message": str(exc),
+            "traceback": tb[-MAX_TRACEBACK_CHARS:],
+        }
+    }
+
+
+def _default(value: Any) -> Any:
+    if isinstance(value, BaseModel):
+        return value.model_dump(mode="json")
+    if isinstance(value, BaseException):
+        return encode_exception(value)
+    if isinstance(value, set | frozenset | tuple):
+        return list(value)
+    raise TypeError(f"cannot serialize {type(value).__name__} to JSON")
+
+
+def dumps(value: Any) -> bytes:
+    """Serialize to JSON bytes; used as ARQ's `job_serializer`."""
+    return orjson.dumps(value, default=_default)
+
+
+def loads(data: bytes | str) -> Any:
+    """Parse JSON bytes; used as ARQ's `job_deserializer`."""
+    return orjson.loads(data)

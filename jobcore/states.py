@@ -1,0 +1,52 @@
+"""The job state machine, and how ARQ's records plus ours map onto it.
+
+    scheduled ──(run time reached)──> pending ──(worker claims)──> running ──> succeeded
+                                                                          └──> failed
+
+ARQ's result store is the source of truth for the end of a job (it is written in the same
+transaction that removes the job); ARQ's in-progress key says a worker holds it; ARQ's job key says
+it still waits to run; our record adds what ARQ does not keep (task, queue, run time, progress).
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class JobState(StrEnum):
+    PENDING = "pending"
+    SCHEDULED = "scheduled"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self in TERMINAL_STATES
+
+
+TERMINAL_STATES = frozenset({JobState.SUCCEEDED, JobState.FAILED})
+
+
+def derive_state(
+    *,
+    success: bool | None,
+    in_progress: bool,
+    queued: bool,
+    run_at_ms: int | None,
+    now_ms: int,
+) -> JobState | None:
+    """The state of a job from what Redis holds for it, or None when Redis holds nothing.
+
+    `success` is ARQ's result flag (None while there is no result), `in_progress` whether ARQ's
+    in-progress key exists, `queued` whether ARQ's job key exists, `run_at_ms` when it may run.
+    """
+    if success is not None:
+        return JobState.SUCCEEDED if success else JobState.FAILED
+    if in_progress:
+        return JobState.RUNNING
+    if queued:
+        if run_at_ms is not None and run_at_ms > now_ms:
+            return JobState.SCHEDULED
+        return JobState.PENDING
+    return None

@@ -1,0 +1,106 @@
+"""What a client sees of a job: `JobStatus`, assembled from ARQ's keys and our record."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import BaseModel, Field, JsonValue
+
+from jobcore.progress import Progress
+from jobcore.records import JobRecord
+from jobcore.serializer import EXCEPTION_KEY
+from jobcore.states import JobState, derive_state
+
+
+class JobError(BaseModel):
+    """Why a job failed."""
+
+    type: str
+    message: str
+    traceback: str | None = None
+
+
+class JobStatus(BaseModel):
+    """The state of one job and everything known about it."""
+
+    job_id: str
+    task: str
+    queue: str | None
+    status: JobState
+    attempt: int = Field(description="Attempts started so far (0 until a worker picks it up).")
+    max_attempts: int | None
+    enqueued_at: datetime | None
+    scheduled_for: datetime | None = Field(description="Run time of a delayed job, else null.")
+    started_at: datetime | None
+    finished_at: datetime | None
+    progress: Progress | None
+    result: JsonValue = Field(default=None, description="The task's result; only when succeeded.")
+    error: JobError | None = Field(default=None, description="Only when failed.")
+    is_terminal: bool
+
+
+def ms_to_datetime(ms: int | None) -> datetime | None:
+    return None if ms is None else datetime.fromtimestamp(ms / 1000, tz=UTC)
+
+
+def decode_error(raw: Any) -> JobError:
+    """Read the error ARQ stored for a failed job (our encoded exception, or anything else)."""
+    if isinstance(raw, dict) and isinstance(raw.get(EXCEPTION_KEY), dict):
+        encoded = raw[EXCEPTION_KEY]
+        return JobError(
+            type=str(encoded.get("type", "Exception")),
+            message=str(encoded.get("message", "")),
+            traceback=encoded.get("traceback"),
+        )
+    return JobError(type="Error", message=str(raw))
+
+
+def build_status(
+    job_id: str,
+    record: JobRecord | None,
+    arq_result: dict[str, Any] | None,
+    *,
+    in_progress: bool,
+    queued: bool,
+    now_ms: int,
+) -> JobStatus | None:
+    """Combine our record with ARQ's result / in-progress / job keys; None when nothing is known."""
+    success = None if arq_result is None else bool(arq_result.get("s"))
+    state = derive_state(
+        success=success,
+        in_progress=in_progress,
+        queued=queued,
+        run_at_ms=record.run_at_ms if record else None,
+        now_ms=now_ms,
+    )
+    if state is None:
+        return None
+    task = record.task if record else str(arq_result.get("f", "") if arq_result else "")
+    attempt = record.attempt if record else 0
+    started_ms = record.started_ms if record else None
+    finished_ms = None
+    if arq_result is not None:
+        attempt = int(arq_result.get("t") or attempt)
+        started_ms = arq_result.get("st") or started_ms
+        finished_ms = arq_result.get("ft")
+    return JobStatus(
+        job_id=job_id,
+        task=task,
+        queue=record.queue if record else None,
+        status=state,
+        attempt=attempt,
+        max_attempts=record.max_attempts if record else None,
+        enqueued_at=ms_to_datetime(record.enqueued_ms if record else arq_result_ms(arq_result)),
+        scheduled_for=ms_to_datetime(record.scheduled_ms) if record else None,
+        started_at=ms_to_datetime(started_ms),
+        finished_at=ms_to_datetime(finished_ms),
+        progress=record.progress if record else None,
+        result=arq_result.get("r") if state is JobState.SUCCEEDED and arq_result else None,
+        error=decode_error(arq_result.get("r")) if state is JobState.FAILED and arq_result else None,
+        is_terminal=state.is_terminal,
+    )
+
+
+def arq_result_ms(arq_result: dict[str, Any] | None) -> int | None:
+    return None if arq_result is None else arq_result.get("et")

@@ -1,0 +1,53 @@
+"""The worker's shared resources: built in on_startup, closed in on_shutdown, read by tasks."""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import uuid
+from typing import Any
+
+import httpx
+
+from jobcore.config import Settings
+from jobcore.context import Resources
+from jobcore.logs import configure_logging
+
+SETTINGS_KEY = "settings"
+RESOURCES_KEY = "resources"
+
+log = logging.getLogger(__name__)
+
+
+def worker_id() -> str:
+    """host:pid plus a short random part, unique across restarts that reuse a pid."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+
+
+async def startup(ctx: dict[str, Any]) -> None:
+    """ARQ on_startup: configure logging and build the shared HTTP client."""
+    settings: Settings = ctx[SETTINGS_KEY]
+    configure_logging(settings.log_level)
+    http = httpx.AsyncClient(
+        timeout=httpx.Timeout(settings.http_timeout_s),
+        follow_redirects=False,
+        headers={"user-agent": "arq-jobs-worker"},
+    )
+    resources = Resources(settings=settings, redis=ctx["redis"], http=http, worker_id=worker_id())
+    ctx[RESOURCES_KEY] = resources
+    log.info("worker %s started", resources.worker_id)
+
+
+async def shutdown(ctx: dict[str, Any]) -> None:
+    """ARQ on_shutdown: close what startup opened."""
+    resources: Resources | None = ctx.get(RESOURCES_KEY)
+    if resources is not None:
+        await resources.http.aclose()
+        log.info("worker %s stopped", resources.worker_id)
+
+
+def get_resources(ctx: dict[str, Any]) -> Resources:
+    """The resources startup built, from ARQ's ctx."""
+    resources: Resources = ctx[RESOURCES_KEY]
+    return resources
