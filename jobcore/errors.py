@@ -1,8 +1,9 @@
 """The project's exceptions. Core code raises these; `app.main` maps them to HTTP answers.
 
 JobsError                 root: anything this project raises on purpose
-├── UnknownTaskError      no task is registered under that name
-├── JobNotFoundError      no job (or an expired one) has that id
+├── NotFoundError         something named in the request does not exist
+│   ├── UnknownTaskError  no task is registered under that name
+│   └── JobNotFoundError  no job (or an expired one) has that id
 ├── InvalidScheduleError  delay / run_at given wrongly
 ├── TaskInputError        a payload does not validate against the task's input model
 └── TaskError             raised inside a job: the job fails with this error
@@ -24,7 +25,11 @@ class JobsError(Exception):
         return {}
 
 
-class UnknownTaskError(JobsError):
+class NotFoundError(JobsError):
+    code = "not_found"
+
+
+class UnknownTaskError(NotFoundError):
     code = "unknown_task"
 
     def __init__(self, task: str) -> None:
@@ -35,7 +40,7 @@ class UnknownTaskError(JobsError):
         return {"task": self.task}
 
 
-class JobNotFoundError(JobsError):
+class JobNotFoundError(NotFoundError):
     code = "job_not_found"
 
     def __init__(self, job_id: str) -> None:

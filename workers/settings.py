@@ -2,39 +2,45 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from arq.connections import RedisSettings
 
-from jobcore.config import load_settings
+from jobcore.config import Settings, load_settings
 from jobcore.keys import Keys
+from jobcore.registry import TaskRegistry
 from jobcore.serializer import dumps, loads
 from workers.context import SETTINGS_KEY, shutdown, startup
 from workers.runner import arq_functions
 from workers.tasks import registry
 
-settings = load_settings()
 
-
-def redis_settings() -> RedisSettings:
+def redis_settings(settings: Settings) -> RedisSettings:
     redis = RedisSettings.from_dsn(str(settings.redis_url))
     redis.conn_timeout = max(1, round(settings.redis_timeout_s))
     return redis
 
 
-class WorkerSettings:
-    """ARQ worker configuration: every task in the registry, JSON serialization, our hooks."""
+def worker_options(settings: Settings, tasks: TaskRegistry) -> dict[str, Any]:
+    """ARQ `Worker` keyword arguments: every task, JSON serialization, our hooks, tuned polling."""
+    return {
+        "functions": arq_functions(tasks),
+        "redis_settings": redis_settings(settings),
+        "queue_name": Keys(settings.key_prefix).queue(settings.queue_name),
+        "max_jobs": settings.worker_concurrency,
+        "poll_delay": settings.poll_delay_s,
+        "job_timeout": settings.job_timeout_s,
+        "keep_result": settings.result_ttl_s,
+        "expires_extra_ms": settings.job_expires_s * 1000,
+        "health_check_interval": settings.health_check_interval_s,
+        "job_completion_wait": settings.shutdown_grace_s,
+        "job_serializer": dumps,
+        "job_deserializer": loads,
+        "on_startup": startup,
+        "on_shutdown": shutdown,
+        "ctx": {SETTINGS_KEY: settings},
+    }
 
-    functions = arq_functions(registry)
-    redis_settings = redis_settings()
-    queue_name = Keys(settings.key_prefix).queue(settings.queue_name)
-    max_jobs = settings.worker_concurrency
-    poll_delay = settings.poll_delay_s
-    job_timeout = settings.job_timeout_s
-    keep_result = settings.result_ttl_s
-    expires_extra_ms = settings.job_expires_s * 1000
-    health_check_interval = settings.health_check_interval_s
-    job_completion_wait = settings.shutdown_grace_s
-    job_serializer = dumps
-    job_deserializer = loads
-    on_startup = startup
-    on_shutdown = shutdown
-    ctx = {SETTINGS_KEY: settings}
+
+# arq reads a settings class's attributes; this one's come from JOBS_* variables and .env.
+WorkerSettings = type("WorkerSettings", (), worker_options(load_settings(), registry))

@@ -1,0 +1,1 @@
+"""The FastAPI app: accepts jobs over HTTP and reports their status."""

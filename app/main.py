@@ -1,0 +1,136 @@
+"""`create_app()`: the FastAPI app, its lifespan (which owns the ArqRedis pool) and its error answers."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from arq.connections import ArqRedis
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from redis.asyncio import ConnectionPool
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from app.deps import AppState
+from app.routes import health, jobs, reports, tasks
+from app.routes.jobs import TASK_ROUTE_EXTRA
+from jobcore.config import Settings, load_settings
+from jobcore.errors import InvalidScheduleError, JobsError, NotFoundError, TaskInputError
+from jobcore.keys import Keys
+from jobcore.registry import TaskRegistry
+from jobcore.serializer import dumps, loads
+
+log = logging.getLogger(__name__)
+
+STATUS_BY_ERROR: dict[type[JobsError], int] = {
+    NotFoundError: 404,
+    InvalidScheduleError: 422,
+    TaskInputError: 422,
+}
+
+
+def create_arq(settings: Settings) -> ArqRedis:
+    """A pooled ArqRedis with our JSON serializer; it connects on first use, so the app starts even
+    while Redis is down (and answers 503 until it is back)."""
+    pool = ConnectionPool.from_url(
+        str(settings.redis_url),
+        socket_connect_timeout=settings.redis_timeout_s,
+        socket_timeout=settings.redis_timeout_s,
+    )
+    return ArqRedis(
+        pool,
+        job_serializer=dumps,
+        job_deserializer=loads,
+        default_queue_name=Keys(settings.key_prefix).queue(settings.queue_name),
+        expires_extra_ms=settings.job_expires_s * 1000,
+    )
+
+
+def error_response(status: int, code: str, message: str, **details: Any) -> JSONResponse:
+    return JSONResponse({"error": code, "message": message, **details}, status_code=status)
+
+
+def route_task(request: Request) -> str | None:
+    """The task a per-task enqueue route serves, if the request matched one."""
+    extra = getattr(request.scope.get("route"), "openapi_extra", None) or {}
+    task = extra.get(TASK_ROUTE_EXTRA)
+    return task if isinstance(task, str) else None
+
+
+async def on_jobs_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, JobsError)
+    status = next((s for cls, s in STATUS_BY_ERROR.items() if isinstance(exc, cls)), 400)
+    return error_response(status, exc.code, str(exc), **exc.details())
+
+
+async def on_validation_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    errors = [{"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]} for e in exc.errors()]
+    where = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in errors)
+    task = route_task(request)
+    if task is None:
+        return error_response(422, "validation_error", f"invalid request: {where}", detail=errors)
+    return error_response(
+        422, "validation_error", f"invalid request for task {task!r}: {where}", task=task, detail=errors
+    )
+
+
+async def on_redis_down(request: Request, exc: Exception) -> JSONResponse:
+    log.warning("redis unreachable during %s %s: %s", request.method, request.url.path, exc)
+    return error_response(
+        503, "redis_unavailable", "Redis is unreachable; nothing was changed. Try again shortly."
+    )
+
+
+async def on_http_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    code = "not_found" if exc.status_code == 404 else "http_error"
+    response = error_response(exc.status_code, code, str(exc.detail), detail=exc.detail)
+    for name, value in (exc.headers or {}).items():
+        response.headers[name] = value
+    return response
+
+
+async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:
+    return error_response(500, "internal_error", "internal server error")
+
+
+def create_app(settings: Settings | None = None, registry: TaskRegistry | None = None) -> FastAPI:
+    """Build the app; `uvicorn app.main:create_app --factory` or `python -m app` serve it."""
+    settings = settings or load_settings()
+    if registry is None:
+        from workers.tasks import registry as default_registry
+
+        registry = default_registry
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, AppState]]:
+        arq = create_arq(settings)
+        try:
+            yield {"app_state": AppState(settings=settings, registry=registry, arq=arq)}
+        finally:
+            await arq.aclose()
+            await arq.connection_pool.disconnect()
+
+    app = FastAPI(
+        title="arq-jobs",
+        summary="Typed background jobs on ARQ: enqueue over HTTP, poll for status, progress and results.",
+        version="0.1.0",
+        lifespan=lifespan,
+    )
+    app.include_router(jobs.build_router(registry))
+    app.include_router(tasks.router)
+    app.include_router(health.router)
+    app.include_router(reports.router)
+    app.add_exception_handler(JobsError, on_jobs_error)
+    app.add_exception_handler(RequestValidationError, on_validation_error)
+    app.add_exception_handler(RedisConnectionError, on_redis_down)
+    app.add_exception_handler(RedisTimeoutError, on_redis_down)
+    app.add_exception_handler(StarletteHTTPException, on_http_error)
+    app.add_exception_handler(Exception, on_unexpected)
+    return app

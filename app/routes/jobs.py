@@ -1,0 +1,102 @@
+"""`POST /jobs/{task}` (one route per registered task, each with its own schema) and `GET /jobs/{id}`."""
+
+import inspect
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Depends, Query, Response
+from pydantic import AwareDatetime
+
+from app.deps import JobsDep
+from app.jobs import STATUS_ROUTE
+from app.schemas import EnqueuedJob, ErrorBody
+from jobcore.errors import UnknownTaskError
+from jobcore.registry import Task, TaskRegistry
+from jobcore.status import JobStatus
+
+TASK_ROUTE_EXTRA = "x-task"
+MAX_DELAY_S = 10 * 365 * 86_400
+
+ERRORS: dict[int | str, dict[str, Any]] = {
+    404: {"model": ErrorBody, "description": "Unknown task"},
+    422: {"model": ErrorBody, "description": "Invalid body, delay or run_at"},
+    503: {"model": ErrorBody, "description": "Redis is unreachable; the job was not accepted"},
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Schedule:
+    delay: float | None
+    run_at: AwareDatetime | None
+
+
+def get_schedule(
+    delay: Annotated[
+        float | None,
+        Query(ge=0, le=MAX_DELAY_S, allow_inf_nan=False, description="Run after this many seconds."),
+    ] = None,
+    run_at: Annotated[
+        AwareDatetime | None,
+        Query(description="Run at this ISO-8601 time with a timezone (not with delay)."),
+    ] = None,
+) -> Schedule:
+    """When to run the job: `delay` or `run_at` (giving both is refused by the client)."""
+    return Schedule(delay, run_at)
+
+
+ScheduleDep = Annotated[Schedule, Depends(get_schedule)]
+
+
+def enqueue_endpoint(task: Task[Any, Any]) -> Callable[..., Awaitable[EnqueuedJob]]:
+    """An endpoint whose body is `task`'s input model, so OpenAPI shows each task's schema."""
+
+    async def enqueue(data: Any, jobs: JobsDep, schedule: ScheduleDep, response: Response) -> EnqueuedJob:
+        job = await jobs.enqueue(task, data, delay=schedule.delay, run_at=schedule.run_at)
+        response.headers["Location"] = job.status_url
+        return job
+
+    signature = inspect.signature(enqueue)
+    body = Annotated[task.input_model, Body()]  # type: ignore[name-defined]
+    enqueue.__signature__ = signature.replace(  # type: ignore[attr-defined]
+        parameters=[
+            p.replace(annotation=body) if p.name == "data" else p for p in signature.parameters.values()
+        ]
+    )
+    return enqueue
+
+
+async def unknown_task(task: str) -> None:
+    raise UnknownTaskError(task)
+
+
+async def get_job(job_id: str, jobs: JobsDep) -> JobStatus:
+    """State, attempt, timestamps, progress, and the result or error of a job."""
+    return await jobs.status(job_id)
+
+
+def build_router(registry: TaskRegistry) -> APIRouter:
+    router = APIRouter(prefix="/jobs", tags=["jobs"])
+    for task in registry:
+        router.add_api_route(
+            f"/{task.name}",
+            enqueue_endpoint(task),
+            methods=["POST"],
+            status_code=202,
+            response_model=EnqueuedJob,
+            name=f"enqueue_{task.name}",
+            summary=f"Enqueue {task.name}",
+            description=f"{task.description}\n\nAnswers 202 with the job id and its status URL.",
+            responses=ERRORS,
+            openapi_extra={TASK_ROUTE_EXTRA: task.name},
+        )
+    router.add_api_route("/{task}", unknown_task, methods=["POST"], status_code=404, include_in_schema=False)
+    router.add_api_route(
+        "/{job_id}",
+        get_job,
+        methods=["GET"],
+        name=STATUS_ROUTE,
+        response_model=JobStatus,
+        responses={404: {"model": ErrorBody, "description": "Unknown job id"}},
+    )
+    return router

@@ -1,0 +1,27 @@
+"""`GET /tasks`: the registered tasks with their schemas, queue and limits."""
+
+from fastapi import APIRouter
+
+from app.deps import RegistryDep, SettingsDep
+from app.schemas import TaskInfo, TaskList
+
+router = APIRouter(tags=["tasks"])
+
+
+@router.get("/tasks")
+async def list_tasks(registry: RegistryDep, settings: SettingsDep) -> TaskList:
+    """Every task this deployment runs."""
+    return TaskList(
+        tasks=[
+            TaskInfo(
+                name=task.name,
+                description=task.description,
+                queue=task.queue or settings.queue_name,
+                timeout_s=task.timeout_s or settings.job_timeout_s,
+                max_attempts=task.max_attempts,
+                input_schema=task.input_model.model_json_schema(),
+                result_schema=task.result_adapter.json_schema(),
+            )
+            for task in registry
+        ]
+    )

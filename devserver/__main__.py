@@ -1,0 +1,121 @@
+"""`python -m devserver [--embedded-redis]` (what `make run` runs): the API and one worker.
+
+Redis: `JOBS_REDIS_URL` when set; else 127.0.0.1:6379 when it answers; else (or with
+`--embedded-redis`) an embedded redis-server on a free port. Ctrl-C (or SIGTERM) stops the API and
+the worker, then the embedded Redis, and leaves no process behind.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from types import FrameType
+
+import httpx
+
+from devserver.redis_server import EmbeddedRedis, is_reachable
+from jobcore.config import Settings, load_settings
+
+LOCAL_REDIS = "redis://127.0.0.1:6379/0"
+STOP_TIMEOUT_S = 20
+
+
+class Stop(Exception):
+    """A signal asked the runner to stop."""
+
+
+def on_signal(signum: int, frame: FrameType | None) -> None:
+    raise Stop(signal.Signals(signum).name)
+
+
+def external_redis(settings: Settings, force_embedded: bool) -> str | None:
+    """The Redis to use when it is not to be embedded."""
+    if force_embedded:
+        return None
+    if "redis_url" in settings.model_fields_set:
+        return str(settings.redis_url)
+    return LOCAL_REDIS if is_reachable(LOCAL_REDIS) else None
+
+
+def spawn(command: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
+    # A session of its own: Ctrl-C reaches only this runner, which stops children in order.
+    return subprocess.Popen(command, env=env, start_new_session=True)
+
+
+def wait_ready(url: str, processes: list[subprocess.Popen[bytes]], timeout_s: float = 30) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if any(p.poll() is not None for p in processes):
+            raise SystemExit("the API or the worker exited during start-up (see the lines above)")
+        try:
+            if httpx.get(url, timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise SystemExit(f"the API did not become ready at {url} within {timeout_s:.0f}s")
+
+
+def stop_all(processes: list[subprocess.Popen[bytes]]) -> None:
+    for process in processes:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + STOP_TIMEOUT_S
+    for process in processes:
+        try:
+            process.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(prog="python -m devserver", description=__doc__)
+    parser.add_argument(
+        "--embedded-redis", action="store_true", help="start an embedded Redis even if one is reachable"
+    )
+    args = parser.parse_args()
+    settings = load_settings()
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGHUP, on_signal)
+
+    embedded: EmbeddedRedis | None = None
+    processes: list[subprocess.Popen[bytes]] = []
+    code = 0
+    try:
+        redis_url = external_redis(settings, args.embedded_redis)
+        if redis_url is None:
+            embedded = EmbeddedRedis()
+            redis_url = embedded.start().url
+        where = f"embedded redis-server on {redis_url}" if embedded else redis_url
+        print(f"devserver: Redis: {where}", flush=True)
+        env = {**os.environ, "JOBS_REDIS_URL": redis_url}
+        arq = str(Path(sys.executable).with_name("arq"))
+        processes.append(spawn([sys.executable, "-m", "app"], env))
+        processes.append(spawn([arq, "workers.WorkerSettings"], env))
+        base = f"http://{settings.api_host}:{settings.api_port}"
+        wait_ready(f"{base}/health/ready", processes)
+        print(f"devserver: API docs at {base}/docs  (Ctrl-C stops everything)", flush=True)
+        while all(p.poll() is None for p in processes):
+            time.sleep(0.5)
+        print("devserver: a process exited; stopping the others", file=sys.stderr, flush=True)
+        code = 1
+    except Stop as stop:
+        print(f"devserver: {stop}: stopping", flush=True)
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        stop_all(processes)
+        if embedded is not None:
+            embedded.stop()
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,78 @@
+"""Unit-test fixtures: fakeredis behind a real ArqRedis, the app over ASGITransport."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import fakeredis
+import httpx
+import pytest
+from arq.connections import ArqRedis
+from fakeredis.aioredis import FakeAsyncRedisConnection
+from fastapi import FastAPI
+from redis.asyncio import ConnectionPool
+
+from app.deps import AppState, get_state
+from app.main import create_app
+from jobcore.client import JobClient
+from jobcore.config import Settings
+from jobcore.context import JobContext, Resources
+from jobcore.registry import TaskRegistry
+from jobcore.serializer import dumps, loads
+from workers.tasks import registry as shipped_registry
+
+
+def make_settings(**overrides: Any) -> Settings:
+    values: dict[str, Any] = {"key_prefix": "unit", "redis_url": "redis://127.0.0.1:1/0", **overrides}
+    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+
+
+@pytest.fixture
+def settings() -> Settings:
+    return make_settings()
+
+
+@pytest.fixture
+def registry() -> TaskRegistry:
+    return shipped_registry
+
+
+@pytest.fixture
+async def arq_redis() -> AsyncIterator[ArqRedis]:
+    pool = ConnectionPool(connection_class=FakeAsyncRedisConnection, server=fakeredis.FakeServer())
+    redis = ArqRedis(pool, job_serializer=dumps, job_deserializer=loads)
+    yield redis
+    await redis.aclose()
+    await pool.disconnect()
+
+
+@pytest.fixture
+def job_client(arq_redis: ArqRedis, settings: Settings, registry: TaskRegistry) -> JobClient:
+    return JobClient(arq_redis, settings, registry)
+
+
+@pytest.fixture
+def app(settings: Settings, registry: TaskRegistry, arq_redis: ArqRedis) -> Iterator[FastAPI]:
+    app = create_app(settings, registry)
+    app.dependency_overrides[get_state] = lambda: AppState(settings, registry, arq_redis)
+    yield app
+    app.dependency_overrides.clear()
+
+
+@pytest.fixture
+async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        yield client
+
+
+def job_context(
+    redis: ArqRedis,
+    settings: Settings,
+    http: httpx.AsyncClient,
+    job_id: str = "job-1",
+    task: str = "task",
+) -> JobContext:
+    resources = Resources(settings=settings, redis=redis, http=http, worker_id="test:1")
+    return JobContext(job_id=job_id, task=task, attempt=1, resources=resources)

@@ -1,0 +1,166 @@
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from arq.connections import ArqRedis
+from arq.jobs import deserialize_job, serialize_result
+
+from jobcore.client import JobClient, now_ms
+from jobcore.config import Settings
+from jobcore.errors import InvalidScheduleError, JobNotFoundError, TaskInputError, UnknownTaskError
+from jobcore.keys import Keys
+from jobcore.registry import TaskRegistry
+from jobcore.serializer import dumps, loads
+from jobcore.states import JobState
+from workers.tasks.noop import NoopInput, noop
+from workers.tasks.reports import ReportInput, generate_report
+
+from .test_registry import In, double
+
+
+async def test_enqueue_writes_arq_job_queue_entry_and_record(job_client: JobClient, arq_redis: ArqRedis) -> None:
+    before = now_ms()
+    job = await job_client.enqueue(noop, NoopInput(value={"a": 1}))
+    after = now_ms()
+    assert job.status is JobState.PENDING and job.task == "noop" and job.scheduled_for is None
+
+    raw = await arq_redis.get(Keys.arq_job(job.job_id))
+    assert raw is not None
+    definition = deserialize_job(raw, deserializer=loads)
+    assert definition.function == "noop"
+    assert list(definition.args) == [{"value": {"a": 1}}]
+    assert definition.kwargs == {}
+    assert loads(raw)["f"] == "noop"  # plain JSON, readable without arq
+
+    score = await arq_redis.zscore("unit:queue:default", job.job_id)
+    assert score is not None and before <= score <= after
+    record = await arq_redis.hgetall(f"unit:job:{job.job_id}")
+    assert record[b"task"] == b"noop" and record[b"queue"] == b"default" and record[b"max_attempts"] == b"3"
+    assert b"scheduled_for" not in record
+    job_ttl = await arq_redis.pttl(Keys.arq_job(job.job_id))
+    record_ttl = await arq_redis.pttl(f"unit:job:{job.job_id}")
+    assert 86_000_000 < job_ttl <= 86_400_000
+    assert record_ttl > job_ttl  # the record outlives the job so the status stays readable
+
+
+async def test_delay_schedules_the_job(job_client: JobClient, arq_redis: ArqRedis) -> None:
+    before = now_ms()
+    job = await job_client.enqueue(noop, NoopInput(), delay=60)
+    assert job.status is JobState.SCHEDULED
+    score = await arq_redis.zscore("unit:queue:default", job.job_id)
+    assert score is not None and before + 60_000 <= score <= now_ms() + 60_000
+    status = await job_client.status(job.job_id)
+    assert status.status is JobState.SCHEDULED
+    assert status.scheduled_for == job.scheduled_for
+
+
+async def test_run_at_and_timedelta(job_client: JobClient, arq_redis: ArqRedis) -> None:
+    at = datetime(2031, 5, 1, 12, 0, tzinfo=UTC)
+    job = await job_client.enqueue(noop, NoopInput(), run_at=at)
+    assert job.scheduled_for == at
+    assert await arq_redis.zscore("unit:queue:default", job.job_id) == at.timestamp() * 1000
+    soon = await job_client.enqueue(noop, NoopInput(), delay=timedelta(minutes=1))
+    assert soon.status is JobState.SCHEDULED
+
+
+async def test_run_at_in_the_past_runs_now(job_client: JobClient) -> None:
+    job = await job_client.enqueue(noop, NoopInput(), run_at=datetime(2020, 1, 1, tzinfo=UTC))
+    assert job.status is JobState.PENDING
+    assert (await job_client.status(job.job_id)).status is JobState.PENDING
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "fields"),
+    [
+        ({"delay": 1, "run_at": datetime(2031, 1, 1, tzinfo=UTC)}, ["delay", "run_at"]),
+        ({"delay": -1}, ["delay"]),
+        ({"delay": float("nan")}, ["delay"]),
+        ({"run_at": datetime(2031, 1, 1)}, ["run_at"]),
+    ],
+)
+async def test_bad_schedules_are_refused(job_client: JobClient, arq_redis: ArqRedis, kwargs: dict, fields: list[str]) -> None:
+    with pytest.raises(InvalidScheduleError) as refused:
+        await job_client.enqueue(noop, NoopInput(), **kwargs)
+    assert refused.value.fields == fields
+    assert await arq_redis.zcard("unit:queue:default") == 0
+
+
+async def test_unregistered_task_is_refused(job_client: JobClient) -> None:
+    with pytest.raises(UnknownTaskError):
+        await job_client.enqueue(double, In(n=1))
+
+
+async def test_enqueue_payload_validates_by_name(job_client: JobClient) -> None:
+    job = await job_client.enqueue_payload("generate_report", {"rows": 5})
+    assert job.task == "generate_report"
+    with pytest.raises(TaskInputError, match="rows: Input should be greater than or equal to 1"):
+        await job_client.enqueue_payload("generate_report", {"rows": 0})
+    with pytest.raises(UnknownTaskError):
+        await job_client.enqueue_payload("nope", {})
+
+
+async def test_status_of_unknown_job_is_not_found(job_client: JobClient) -> None:
+    with pytest.raises(JobNotFoundError) as missing:
+        await job_client.status("0" * 32)
+    assert missing.value.details() == {"job_id": "0" * 32}
+
+
+async def test_status_follows_the_job_through_running_to_succeeded(
+    job_client: JobClient, arq_redis: ArqRedis
+) -> None:
+    job = await job_client.enqueue(generate_report, ReportInput(rows=3))
+    pending = await job_client.status(job.job_id)
+    assert pending.status is JobState.PENDING and pending.attempt == 0 and pending.is_terminal is False
+    assert pending.started_at is None and pending.progress is None
+
+    started = now_ms()
+    await arq_redis.set(Keys.arq_in_progress(job.job_id), b"1")
+    await arq_redis.hset(f"unit:job:{job.job_id}", mapping={"attempt": 1, "started_at": started})
+    running = await job_client.status(job.job_id)
+    assert running.status is JobState.RUNNING and running.attempt == 1
+    assert running.started_at == datetime.fromtimestamp(started / 1000, tz=UTC)
+
+    result = serialize_result(
+        "generate_report", ({"rows": 3},), {}, 1, 0, True, {"report_id": job.job_id}, started, started + 50,
+        "ref", "unit:queue:default", job.job_id, serializer=dumps,
+    )  # fmt: skip
+    async with arq_redis.pipeline(transaction=True) as pipe:
+        pipe.delete(Keys.arq_in_progress(job.job_id), Keys.arq_job(job.job_id))
+        pipe.set(Keys.arq_result(job.job_id), result)
+        await pipe.execute()
+    done = await job_client.status(job.job_id)
+    assert done.status is JobState.SUCCEEDED and done.is_terminal is True
+    assert done.result == {"report_id": job.job_id}
+    assert done.error is None
+    assert done.finished_at == datetime.fromtimestamp((started + 50) / 1000, tz=UTC)
+
+
+async def test_failed_job_shows_readable_error(job_client: JobClient, arq_redis: ArqRedis) -> None:
+    job = await job_client.enqueue(noop, NoopInput())
+    result = serialize_result(
+        "noop", (), {}, 1, 0, False, RuntimeError("disk full"), 1, 2, "ref", "q", job.job_id, serializer=dumps
+    )
+    await arq_redis.set(Keys.arq_result(job.job_id), result)
+    status = await job_client.status(job.job_id)
+    assert status.status is JobState.FAILED
+    assert status.result is None
+    assert status.error is not None
+    assert (status.error.type, status.error.message) == ("RuntimeError", "disk full")
+
+
+async def test_unreadable_result_is_reported_not_raised(job_client: JobClient, arq_redis: ArqRedis) -> None:
+    job = await job_client.enqueue(noop, NoopInput())
+    await arq_redis.set(Keys.arq_result(job.job_id), b"\x80\x04\x95pickled")
+    status = await job_client.status(job.job_id)
+    assert status.status is JobState.FAILED
+    assert status.error is not None and status.error.message == "the stored result is not JSON; it was not read"
+
+
+async def test_result_without_our_record_is_still_shown(
+    job_client: JobClient, arq_redis: ArqRedis, settings: Settings, registry: TaskRegistry
+) -> None:
+    result = serialize_result("noop", (), {}, 2, 1000, True, {"value": 1}, 1000, 2000, "r", "q", "plain-arq", serializer=dumps)
+    await arq_redis.set(Keys.arq_result("plain-arq"), result)
+    status = await job_client.status("plain-arq")
+    assert (status.task, status.status, status.attempt, status.result) == ("noop", JobState.SUCCEEDED, 2, {"value": 1})

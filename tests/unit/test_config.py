@@ -1,0 +1,65 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from pydantic import RedisDsn
+
+from jobcore import config
+from jobcore.config import Settings, load_settings
+
+
+@pytest.fixture(autouse=True)
+def fresh_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    config.get_settings.cache_clear()
+    monkeypatch.chdir("/")  # no .env file here
+
+
+def test_defaults_when_nothing_is_set() -> None:
+    settings = Settings()
+    assert settings.redis_url == RedisDsn("redis://127.0.0.1:6379/0")
+    assert settings.queue_name == "default"
+    assert settings.worker_concurrency == 100
+    assert settings.poll_delay_s == 0.05
+    assert settings.job_timeout_s == 300
+    assert settings.result_ttl_s == 86_400
+    assert (settings.api_host, settings.api_port) == ("127.0.0.1", 8000)
+    assert settings.log_level == "INFO"
+
+
+def test_environment_variables_override_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("JOBS_REDIS_URL", "redis://redis:6380/2")
+    monkeypatch.setenv("JOBS_WORKER_CONCURRENCY", "32")
+    monkeypatch.setenv("JOBS_POLL_DELAY_S", "0.01")
+    monkeypatch.setenv("JOBS_LOG_LEVEL", "DEBUG")
+    settings = load_settings()
+    assert str(settings.redis_url) == "redis://redis:6380/2"
+    assert settings.worker_concurrency == 32
+    assert settings.poll_delay_s == 0.01
+    assert settings.log_level == "DEBUG"
+
+
+def test_dotenv_file_is_read(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / ".env").write_text("JOBS_QUEUE_NAME=reports\n")
+    assert Settings().queue_name == "reports"
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "expected"),
+    [
+        ("JOBS_WORKER_CONCURRENCY", "0", "invalid settings: JOBS_WORKER_CONCURRENCY: Input should be greater than 0"),
+        ("JOBS_API_PORT", "http", "invalid settings: JOBS_API_PORT: Input should be a valid integer"),
+        ("JOBS_REDIS_URL", "mysql://x", "invalid settings: JOBS_REDIS_URL: URL scheme should be"),
+        ("JOBS_LOG_LEVEL", "LOUD", "invalid settings: JOBS_LOG_LEVEL: Input should be 'DEBUG'"),
+    ],
+)
+def test_bad_value_stops_with_one_line_naming_the_variable(
+    monkeypatch: pytest.MonkeyPatch, variable: str, value: str, expected: str
+) -> None:
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(SystemExit) as stopped:
+        load_settings()
+    message = str(stopped.value.code)
+    assert message.startswith(expected)
+    assert "\n" not in message

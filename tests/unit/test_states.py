@@ -1,0 +1,34 @@
+from __future__ import annotations
+
+import pytest
+
+from jobcore.states import JobState, derive_state
+
+NOW = 1_000_000
+
+
+@pytest.mark.parametrize(
+    ("success", "in_progress", "queued", "run_at_ms", "expected"),
+    [
+        (True, False, False, None, JobState.SUCCEEDED),
+        (False, False, False, None, JobState.FAILED),
+        (True, True, True, NOW + 5, JobState.SUCCEEDED),  # the result wins
+        (None, True, True, NOW - 5, JobState.RUNNING),
+        (None, False, True, NOW + 5, JobState.SCHEDULED),
+        (None, False, True, NOW, JobState.PENDING),
+        (None, False, True, NOW - 5, JobState.PENDING),
+        (None, False, True, None, JobState.PENDING),
+        (None, False, False, NOW, None),
+    ],
+)
+def test_state_is_derived_from_what_redis_holds(
+    success: bool | None, in_progress: bool, queued: bool, run_at_ms: int | None, expected: JobState | None
+) -> None:
+    got = derive_state(
+        success=success, in_progress=in_progress, queued=queued, run_at_ms=run_at_ms, now_ms=NOW
+    )
+    assert got is expected
+
+
+def test_only_succeeded_and_failed_are_terminal() -> None:
+    assert {s for s in JobState if s.is_terminal} == {JobState.SUCCEEDED, JobState.FAILED}
