@@ -19,7 +19,9 @@ from workers.tasks.reports import ReportInput, generate_report
 from .test_registry import In, double
 
 
-async def test_enqueue_writes_arq_job_queue_entry_and_record(job_client: JobClient, arq_redis: ArqRedis) -> None:
+async def test_enqueue_writes_arq_job_queue_entry_and_record(
+    job_client: JobClient, arq_redis: ArqRedis
+) -> None:
     before = now_ms()
     job = await job_client.enqueue(noop, NoopInput(value={"a": 1}))
     after = now_ms()
@@ -79,7 +81,9 @@ async def test_run_at_in_the_past_runs_now(job_client: JobClient) -> None:
         ({"run_at": datetime(2031, 1, 1)}, ["run_at"]),
     ],
 )
-async def test_bad_schedules_are_refused(job_client: JobClient, arq_redis: ArqRedis, kwargs: dict, fields: list[str]) -> None:
+async def test_bad_schedules_are_refused(
+    job_client: JobClient, arq_redis: ArqRedis, kwargs: dict, fields: list[str]
+) -> None:
     with pytest.raises(InvalidScheduleError) as refused:
         await job_client.enqueue(noop, NoopInput(), **kwargs)
     assert refused.value.fields == fields
@@ -125,6 +129,7 @@ async def test_status_follows_the_job_through_running_to_succeeded(
         "generate_report", ({"rows": 3},), {}, 1, 0, True, {"report_id": job.job_id}, started, started + 50,
         "ref", "unit:queue:default", job.job_id, serializer=dumps,
     )  # fmt: skip
+    assert result is not None
     async with arq_redis.pipeline(transaction=True) as pipe:
         pipe.delete(Keys.arq_in_progress(job.job_id), Keys.arq_job(job.job_id))
         pipe.set(Keys.arq_result(job.job_id), result)
@@ -141,6 +146,7 @@ async def test_failed_job_shows_readable_error(job_client: JobClient, arq_redis:
     result = serialize_result(
         "noop", (), {}, 1, 0, False, RuntimeError("disk full"), 1, 2, "ref", "q", job.job_id, serializer=dumps
     )
+    assert result is not None
     await arq_redis.set(Keys.arq_result(job.job_id), result)
     status = await job_client.status(job.job_id)
     assert status.status is JobState.FAILED
@@ -154,13 +160,23 @@ async def test_unreadable_result_is_reported_not_raised(job_client: JobClient, a
     await arq_redis.set(Keys.arq_result(job.job_id), b"\x80\x04\x95pickled")
     status = await job_client.status(job.job_id)
     assert status.status is JobState.FAILED
-    assert status.error is not None and status.error.message == "the stored result is not JSON; it was not read"
+    assert (
+        status.error is not None and status.error.message == "the stored result is not JSON; it was not read"
+    )
 
 
 async def test_result_without_our_record_is_still_shown(
     job_client: JobClient, arq_redis: ArqRedis, settings: Settings, registry: TaskRegistry
 ) -> None:
-    result = serialize_result("noop", (), {}, 2, 1000, True, {"value": 1}, 1000, 2000, "r", "q", "plain-arq", serializer=dumps)
+    result = serialize_result(
+        "noop", (), {}, 2, 1000, True, {"value": 1}, 1000, 2000, "r", "q", "plain-arq", serializer=dumps
+    )
+    assert result is not None
     await arq_redis.set(Keys.arq_result("plain-arq"), result)
     status = await job_client.status("plain-arq")
-    assert (status.task, status.status, status.attempt, status.result) == ("noop", JobState.SUCCEEDED, 2, {"value": 1})
+    assert (status.task, status.status, status.attempt, status.result) == (
+        "noop",
+        JobState.SUCCEEDED,
+        2,
+        {"value": 1},
+    )

@@ -48,7 +48,11 @@ def test_dotenv_file_is_read(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) ->
 @pytest.mark.parametrize(
     ("variable", "value", "expected"),
     [
-        ("JOBS_WORKER_CONCURRENCY", "0", "invalid settings: JOBS_WORKER_CONCURRENCY: Input should be greater than 0"),
+        (
+            "JOBS_WORKER_CONCURRENCY",
+            "0",
+            "invalid settings: JOBS_WORKER_CONCURRENCY: Input should be greater than 0",
+        ),
         ("JOBS_API_PORT", "http", "invalid settings: JOBS_API_PORT: Input should be a valid integer"),
         ("JOBS_REDIS_URL", "mysql://x", "invalid settings: JOBS_REDIS_URL: URL scheme should be"),
         ("JOBS_LOG_LEVEL", "LOUD", "invalid settings: JOBS_LOG_LEVEL: Input should be 'DEBUG'"),

@@ -37,7 +37,9 @@ def test_decorator_reads_models_from_annotations_and_keeps_limits() -> None:
     assert double.timeout_s == 5
     assert double.max_attempts == 4
     assert double.description == "Double a number."
-    assert double.result_adapter.json_schema()["properties"] == {"doubled": {"title": "Doubled", "type": "integer"}}
+    assert double.result_adapter.json_schema()["properties"] == {
+        "doubled": {"title": "Doubled", "type": "integer"}
+    }
     assert double.dump_result(Out(doubled=6)) == {"doubled": 6}
 
 
@@ -67,10 +69,19 @@ def test_sync_functions_and_untyped_inputs_are_refused() -> None:
 def test_parse_input_names_task_and_field() -> None:
     with pytest.raises(TaskInputError) as failed:
         double.parse_input({"n": "many"})
-    assert str(failed.value) == "invalid input for task 'double': n: Input should be a valid integer, unable to parse string as an integer"
+    assert (
+        str(failed.value)
+        == "invalid input for task 'double': n: Input should be a valid integer, unable to parse string as an integer"
+    )
     assert failed.value.details() == {
         "task": "double",
-        "detail": [{"loc": ["n"], "msg": "Input should be a valid integer, unable to parse string as an integer", "type": "int_parsing"}],
+        "detail": [
+            {
+                "loc": ["n"],
+                "msg": "Input should be a valid integer, unable to parse string as an integer",
+                "type": "int_parsing",
+            }
+        ],
     }
 
 

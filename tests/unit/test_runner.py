@@ -114,10 +114,15 @@ async def test_payload_that_no_longer_validates_fails_the_job(
     status = await job_client.status(job.job_id)
     assert status.status is JobState.FAILED
     assert status.error is not None and status.error.type == "TaskInputError"
-    assert status.error.message == "invalid input for task 'generate_report': rows: Input should be greater than or equal to 1"
+    assert (
+        status.error.message
+        == "invalid input for task 'generate_report': rows: Input should be greater than or equal to 1"
+    )
 
 
-async def test_pickled_job_is_refused_not_run(job_client: JobClient, arq_redis: ArqRedis, run_worker: RunWorker) -> None:
+async def test_pickled_job_is_refused_not_run(
+    job_client: JobClient, arq_redis: ArqRedis, run_worker: RunWorker
+) -> None:
     job = await job_client.enqueue(noop, NoopInput())
     await arq_redis.set(Keys.arq_job(job.job_id), b"\x80\x04\x95\x10\x00\x00\x00\x00\x00\x00\x00}\x94.")
     worker = await run_worker()

@@ -1,0 +1,186 @@
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+from arq.connections import ArqRedis
+from fastapi import FastAPI
+
+from app.deps import AppState, get_state
+from app.main import create_arq
+from jobcore.config import Settings
+from jobcore.keys import Keys
+from jobcore.registry import TaskRegistry
+from jobcore.serializer import loads
+
+
+async def test_enqueue_answers_202_with_status_url_and_location(
+    client: httpx.AsyncClient, arq_redis: ArqRedis
+) -> None:
+    response = await client.post("/jobs/noop", json={"value": "hi"})
+    assert response.status_code == 202
+    body = response.json()
+    assert set(body) == {"job_id", "task", "status", "status_url", "scheduled_for"}
+    assert (body["task"], body["status"], body["scheduled_for"]) == ("noop", "pending", None)
+    assert body["status_url"] == f"http://test/jobs/{body['job_id']}"
+    assert response.headers["location"] == body["status_url"]
+    stored = await arq_redis.get(Keys.arq_job(body["job_id"]))
+    assert stored is not None and loads(stored)["a"] == [{"value": "hi"}]
+
+
+async def test_status_of_a_new_job_is_pending(client: httpx.AsyncClient) -> None:
+    job_id = (await client.post("/jobs/generate_report", json={"rows": 10})).json()["job_id"]
+    response = await client.get(f"/jobs/{job_id}")
+    assert response.status_code == 200
+    body = response.json()
+    assert set(body) == {
+        "job_id", "task", "queue", "status", "attempt", "max_attempts", "enqueued_at", "scheduled_for",
+        "started_at", "finished_at", "progress", "result", "error", "is_terminal",
+    }  # fmt: skip
+    assert body["job_id"] == job_id
+    assert (body["task"], body["queue"], body["status"], body["attempt"]) == (
+        "generate_report",
+        "default",
+        "pending",
+        0,
+    )
+    assert (body["started_at"], body["finished_at"], body["progress"], body["result"], body["error"]) == (
+        None,
+    ) * 5
+    assert body["is_terminal"] is False
+
+
+async def test_delay_and_run_at_schedule_the_job(client: httpx.AsyncClient) -> None:
+    delayed = await client.post("/jobs/noop", params={"delay": 30}, json={})
+    assert delayed.status_code == 202 and delayed.json()["status"] == "scheduled"
+    status = (await client.get(delayed.headers["location"])).json()
+    assert status["status"] == "scheduled" and status["scheduled_for"] == delayed.json()["scheduled_for"]
+
+    at = await client.post("/jobs/noop", params={"run_at": "2031-01-02T03:04:05+02:00"}, json={})
+    assert at.status_code == 202
+    assert at.json()["scheduled_for"] == "2031-01-02T01:04:05Z"
+
+
+async def test_unknown_task_is_404_naming_it(client: httpx.AsyncClient) -> None:
+    response = await client.post("/jobs/resize_image", json={"w": 1})
+    assert response.status_code == 404
+    assert response.json() == {
+        "error": "unknown_task",
+        "message": "no task named 'resize_image' is registered",
+        "task": "resize_image",
+    }
+
+
+async def test_invalid_body_is_422_naming_task_and_field(
+    client: httpx.AsyncClient, arq_redis: ArqRedis
+) -> None:
+    response = await client.post("/jobs/send_webhook", json={"url": "not a url", "payload": {}})
+    assert response.status_code == 422
+    body = response.json()
+    assert body["error"] == "validation_error"
+    assert body["task"] == "send_webhook"
+    assert (
+        body["message"]
+        == "invalid request for task 'send_webhook': body.url: Input should be a valid URL, relative URL without a base"
+    )
+    assert body["detail"] == [
+        {
+            "loc": ["body", "url"],
+            "msg": "Input should be a valid URL, relative URL without a base",
+            "type": "url_parsing",
+        }
+    ]
+    assert await arq_redis.zcard("unit:queue:default") == 0
+
+
+async def test_malformed_json_is_422(client: httpx.AsyncClient) -> None:
+    response = await client.post(
+        "/jobs/noop", content=b"{not json", headers={"content-type": "application/json"}
+    )
+    assert response.status_code == 422
+    assert response.json()["detail"][0]["type"] == "json_invalid"
+
+
+@pytest.mark.parametrize(
+    ("params", "field", "message"),
+    [
+        ({"delay": "-1"}, "query.delay", "query.delay: Input should be greater than or equal to 0"),
+        (
+            {"delay": "soon"},
+            "query.delay",
+            "query.delay: Input should be a valid number, unable to parse string as a number",
+        ),
+        ({"delay": "inf"}, "query.delay", "query.delay: Input should be a finite number"),
+        ({"run_at": "2031-01-01T00:00:00"}, "query.run_at", "query.run_at: Input should have timezone info"),
+    ],
+)
+async def test_bad_schedule_query_is_422_naming_it(
+    client: httpx.AsyncClient, params: dict[str, str], field: str, message: str
+) -> None:
+    response = await client.post("/jobs/noop", params=params, json={})
+    assert response.status_code == 422
+    body = response.json()
+    assert body["message"] == f"invalid request for task 'noop': {message}"
+    assert [".".join(e["loc"]) for e in body["detail"]] == [field]
+
+
+async def test_delay_with_run_at_is_422(client: httpx.AsyncClient, arq_redis: ArqRedis) -> None:
+    response = await client.post("/jobs/noop", params={"delay": 5, "run_at": "2031-01-01T00:00:00Z"}, json={})
+    assert response.status_code == 422
+    assert response.json() == {
+        "error": "invalid_schedule",
+        "message": "give either delay or run_at, not both",
+        "fields": ["delay", "run_at"],
+    }
+    assert await arq_redis.zcard("unit:queue:default") == 0
+
+
+async def test_unknown_job_is_404_naming_it(client: httpx.AsyncClient) -> None:
+    response = await client.get("/jobs/deadbeef")
+    assert response.status_code == 404
+    assert response.json() == {
+        "error": "job_not_found",
+        "message": "no job with id 'deadbeef' (unknown, or its record has expired)",
+        "job_id": "deadbeef",
+    }
+
+
+async def test_openapi_has_a_request_schema_per_task(
+    client: httpx.AsyncClient, registry: TaskRegistry
+) -> None:
+    spec = (await client.get("/openapi.json")).json()
+    for task in registry:
+        operation = spec["paths"][f"/jobs/{task.name}"]["post"]
+        ref = operation["requestBody"]["content"]["application/json"]["schema"]["$ref"]
+        assert ref == f"#/components/schemas/{task.input_model.__name__}"
+        assert set(operation["responses"]) == {"202", "404", "422", "503"}
+    assert "url" in spec["components"]["schemas"]["WebhookInput"]["required"]
+    assert "/jobs/{task}" not in spec["paths"]
+
+
+@pytest.fixture
+async def down_client(
+    settings: Settings, registry: TaskRegistry, app: FastAPI
+) -> AsyncIterator[httpx.AsyncClient]:
+    dead = create_arq(settings)  # settings point at 127.0.0.1:1, where nothing listens
+    app.dependency_overrides[get_state] = lambda: AppState(settings, registry, dead)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as client:
+        yield client
+    await dead.aclose()
+
+
+async def test_redis_down_is_503_not_500(down_client: httpx.AsyncClient) -> None:
+    expected = {
+        "error": "redis_unavailable",
+        "message": "Redis is unreachable; nothing was changed. Try again shortly.",
+    }
+    for response in (
+        await down_client.post("/jobs/noop", json={}),
+        await down_client.get("/jobs/abc"),
+        await down_client.get("/health/ready"),
+        await down_client.post("/reports", json={}),
+    ):
+        assert response.status_code == 503
+        assert response.json() == expected
+    assert (await down_client.get("/health/live")).status_code == 200
