@@ -1,0 +1,245 @@
+"""Integration fixtures: a real Redis, the real app under uvicorn (`python -m app`), a real worker
+(`arq workers.WorkerSettings`) and a local HTTP server as webhook target.
+
+Redis: `JOBS_REDIS_URL` when set, else 127.0.0.1:6379 (database 9) when it answers, else an embedded
+redis-server. Everything the tests write is under a per-session key prefix and is deleted afterwards.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import redis
+
+from devserver.redis_server import EmbeddedRedis, free_port, is_reachable
+
+ROOT = Path(__file__).resolve().parents[2]
+ARQ = str(Path(sys.executable).with_name("arq"))
+LOCAL_TEST_REDIS = "redis://127.0.0.1:6379/9"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    here = Path(__file__).parent
+    for item in items:
+        if here in Path(str(item.fspath)).parents:
+            item.add_marker(pytest.mark.integration)
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> Iterator[str]:
+    configured = os.environ.get("JOBS_REDIS_URL")
+    if configured:
+        yield configured
+    elif is_reachable(LOCAL_TEST_REDIS):
+        yield LOCAL_TEST_REDIS
+    else:
+        with EmbeddedRedis() as embedded:
+            yield embedded.url
+
+
+def delete_prefix(url: str, prefix: str) -> None:
+    """Delete our keys under `prefix` and ARQ's keys of the jobs they name."""
+    client = redis.Redis.from_url(url)
+    try:
+        for key in client.scan_iter(match=f"{prefix}:*", count=500):
+            name = key.decode()
+            if name.startswith(f"{prefix}:job:"):
+                job_id = name.rsplit(":", 1)[1]
+                client.delete(*(f"arq:{kind}:{job_id}" for kind in ("job", "result", "retry", "in-progress")))
+            client.delete(key)
+    finally:
+        client.close()
+
+
+@pytest.fixture(scope="session")
+def key_prefix(redis_url: str) -> Iterator[str]:
+    prefix = f"it-{uuid.uuid4().hex[:10]}"
+    yield prefix
+    delete_prefix(redis_url, prefix)
+
+
+@pytest.fixture(scope="session")
+def redis_client(redis_url: str) -> Iterator[redis.Redis]:
+    client = redis.Redis.from_url(redis_url)
+    yield client
+    client.close()
+
+
+def service_env(redis_url: str, prefix: str, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("JOBS_")}
+    return {
+        **env,
+        "JOBS_REDIS_URL": redis_url,
+        "JOBS_KEY_PREFIX": prefix,
+        "JOBS_POLL_DELAY_S": "0.02",
+        "JOBS_HEALTH_CHECK_INTERVAL_S": "1",
+        "JOBS_SHUTDOWN_GRACE_S": "2",
+        **extra,
+    }
+
+
+@dataclass
+class Service:
+    """A child process with its output in a log file."""
+
+    name: str
+    command: list[str]
+    env: dict[str, str]
+    log_path: Path
+    process: subprocess.Popen[bytes] = field(init=False)
+
+    def start(self) -> Service:
+        self._log = self.log_path.open("wb")
+        self.process = subprocess.Popen(
+            self.command, cwd=ROOT, env=self.env, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+        return self
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self, timeout_s: float = 15) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=timeout_s)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait()
+        self._log.close()
+        return self.process.returncode
+
+    def wait_until(self, ready: Callable[[], bool], timeout_s: float = 30) -> None:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"{self.name} exited with {self.process.returncode}:\n{self.log()}")
+            if ready():
+                return
+            time.sleep(0.05)
+        raise RuntimeError(f"{self.name} not ready after {timeout_s}s:\n{self.log()}")
+
+
+def http_ok(url: str) -> Callable[[], bool]:
+    def check() -> bool:
+        try:
+            return httpx.get(url, timeout=1).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    return check
+
+
+def start_api(env: dict[str, str], log_dir: Path, name: str = "api") -> tuple[Service, str]:
+    port = free_port()
+    service = Service(name, [sys.executable, "-m", "app"], {**env, "JOBS_API_PORT": str(port)}, log_dir / f"{name}.log")
+    return service.start(), f"http://127.0.0.1:{port}"
+
+
+@pytest.fixture(scope="session")
+def api(redis_url: str, key_prefix: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    service, base = start_api(service_env(redis_url, key_prefix), tmp_path_factory.mktemp("api"))
+    try:
+        service.wait_until(http_ok(f"{base}/health/ready"))
+        yield base
+    finally:
+        service.stop()
+
+
+@pytest.fixture(scope="session")
+def worker(
+    redis_url: str, key_prefix: str, redis_client: redis.Redis, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Service]:
+    env = service_env(redis_url, key_prefix)
+    service = Service("worker", [ARQ, "workers.WorkerSettings"], env, tmp_path_factory.mktemp("worker") / "worker.log")
+    service.start()
+    try:
+        service.wait_until(lambda: bool(redis_client.exists(f"{key_prefix}:queue:default:health-check")))
+        yield service
+    finally:
+        service.stop()
+
+
+@dataclass
+class Received:
+    path: str
+    headers: dict[str, str]
+    body: Any
+
+
+class WebhookTarget:
+    """A local HTTP server: `POST /status/<code>` answers <code>; every request is recorded."""
+
+    def __init__(self) -> None:
+        self.received: list[Received] = []
+        target = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                length = int(self.headers.get("content-length", "0"))
+                body = json.loads(self.rfile.read(length) or b"null")
+                target.received.append(Received(self.path, {k.lower(): v for k, v in self.headers.items()}, body))
+                code = int(self.path.rsplit("/", 1)[1]) if self.path.startswith("/status/") else 200
+                self.send_response(code)
+                self.send_header("content-length", "0")
+                self.end_headers()
+
+            def log_message(self, format: str, *args: Any) -> None:
+                return None
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def by_path(self, path: str) -> list[Received]:
+        return [r for r in self.received if r.path == path]
+
+
+@pytest.fixture(scope="session")
+def webhook_target() -> Iterator[WebhookTarget]:
+    target = WebhookTarget()
+    target.thread.start()
+    yield target
+    target.server.shutdown()
+    target.server.server_close()
+
+
+@pytest.fixture
+async def http(api: str) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(base_url=api, timeout=10) as client:
+        yield client
+
+
+async def wait_for_status(
+    http: httpx.AsyncClient, url: str, done: Callable[[dict[str, Any]], bool], timeout_s: float = 20
+) -> dict[str, Any]:
+    """Poll a job's status URL until `done(body)`; fails with the last body seen."""
+    deadline = time.monotonic() + timeout_s
+    body: dict[str, Any] = {}
+    while time.monotonic() < deadline:
+        response = await http.get(url)
+        assert response.status_code == 200, response.text
+        body = response.json()
+        if done(body):
+            return body
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"job did not reach the expected state in {timeout_s}s; last status: {body}")
+
+
+def terminal(body: dict[str, Any]) -> bool:
+    return bool(body["is_terminal"])
