@@ -106,7 +106,12 @@ class Service:
     def start(self) -> Service:
         self._log = self.log_path.open("wb")
         self.process = subprocess.Popen(
-            self.command, cwd=ROOT, env=self.env, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True
+            self.command,
+            cwd=ROOT,
+            env=self.env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
         return self
 
@@ -147,7 +152,9 @@ def http_ok(url: str) -> Callable[[], bool]:
 
 def start_api(env: dict[str, str], log_dir: Path, name: str = "api") -> tuple[Service, str]:
     port = free_port()
-    service = Service(name, [sys.executable, "-m", "app"], {**env, "JOBS_API_PORT": str(port)}, log_dir / f"{name}.log")
+    service = Service(
+        name, [sys.executable, "-m", "app"], {**env, "JOBS_API_PORT": str(port)}, log_dir / f"{name}.log"
+    )
     return service.start(), f"http://127.0.0.1:{port}"
 
 
@@ -166,7 +173,9 @@ def worker(
     redis_url: str, key_prefix: str, redis_client: redis.Redis, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Service]:
     env = service_env(redis_url, key_prefix)
-    service = Service("worker", [ARQ, "workers.WorkerSettings"], env, tmp_path_factory.mktemp("worker") / "worker.log")
+    service = Service(
+        "worker", [ARQ, "workers.WorkerSettings"], env, tmp_path_factory.mktemp("worker") / "worker.log"
+    )
     service.start()
     try:
         service.wait_until(lambda: bool(redis_client.exists(f"{key_prefix}:queue:default:health-check")))
@@ -193,7 +202,9 @@ class WebhookTarget:
             def do_POST(self) -> None:
                 length = int(self.headers.get("content-length", "0"))
                 body = json.loads(self.rfile.read(length) or b"null")
-                target.received.append(Received(self.path, {k.lower(): v for k, v in self.headers.items()}, body))
+                target.received.append(
+                    Received(self.path, {k.lower(): v for k, v in self.headers.items()}, body)
+                )
                 code = int(self.path.rsplit("/", 1)[1]) if self.path.startswith("/status/") else 200
                 self.send_response(code)
                 self.send_header("content-length", "0")

@@ -16,7 +16,11 @@ from .conftest import http_ok, service_env, start_api
 async def test_unknown_task_is_404(http: httpx.AsyncClient) -> None:
     response = await http.post("/jobs/transcode", json={})
     assert response.status_code == 404
-    assert response.json() == {"error": "unknown_task", "message": "no task named 'transcode' is registered", "task": "transcode"}
+    assert response.json() == {
+        "error": "unknown_task",
+        "message": "no task named 'transcode' is registered",
+        "task": "transcode",
+    }
 
 
 async def test_invalid_body_is_422_naming_the_field(http: httpx.AsyncClient) -> None:
@@ -24,7 +28,13 @@ async def test_invalid_body_is_422_naming_the_field(http: httpx.AsyncClient) -> 
     assert response.status_code == 422
     body = response.json()
     assert (body["error"], body["task"]) == ("validation_error", "generate_report")
-    assert body["detail"] == [{"loc": ["body", "rows"], "msg": "Input should be a valid integer, unable to parse string as an integer", "type": "int_parsing"}]
+    assert body["detail"] == [
+        {
+            "loc": ["body", "rows"],
+            "msg": "Input should be a valid integer, unable to parse string as an integer",
+            "type": "int_parsing",
+        }
+    ]
 
 
 async def test_schedule_errors_are_422(http: httpx.AsyncClient) -> None:
@@ -46,13 +56,17 @@ async def test_tasks_and_openapi(http: httpx.AsyncClient) -> None:
     tasks = (await http.get("/tasks")).json()["tasks"]
     assert sorted(t["name"] for t in tasks) == ["generate_report", "noop", "send_webhook"]
     spec = (await http.get("/openapi.json")).json()
-    assert {"/jobs/noop", "/jobs/send_webhook", "/jobs/generate_report", "/jobs/{job_id}", "/tasks"} <= set(spec["paths"])
+    assert {"/jobs/noop", "/jobs/send_webhook", "/jobs/generate_report", "/jobs/{job_id}", "/tasks"} <= set(
+        spec["paths"]
+    )
 
 
 @pytest.fixture(scope="module")
 def api_without_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     dead = f"redis://127.0.0.1:{free_port()}/0"  # a free port: nothing answers there
-    service, base = start_api(service_env(dead, "it-down"), Path(tmp_path_factory.mktemp("api-down")), "api-down")
+    service, base = start_api(
+        service_env(dead, "it-down"), Path(tmp_path_factory.mktemp("api-down")), "api-down"
+    )
     try:
         service.wait_until(http_ok(f"{base}/health/live"))
         yield base

@@ -54,10 +54,14 @@ async def test_report_example_route(http: httpx.AsyncClient, worker: Service) ->
     assert report.status_code == 200 and report.json()["report_id"] == body["report_id"]
 
 
-async def test_webhook_is_delivered(http: httpx.AsyncClient, worker: Service, webhook_target: WebhookTarget) -> None:
+async def test_webhook_is_delivered(
+    http: httpx.AsyncClient, worker: Service, webhook_target: WebhookTarget
+) -> None:
     url = f"{webhook_target.url}/hooks/order-created"
     payload = {"order_id": 42, "lines": [{"sku": "A1", "qty": 2}]}
-    accepted = await http.post("/jobs/send_webhook", json={"url": url, "payload": payload, "headers": {"x-signature": "s1"}})
+    accepted = await http.post(
+        "/jobs/send_webhook", json={"url": url, "payload": payload, "headers": {"x-signature": "s1"}}
+    )
     done = await wait_for_status(http, accepted.json()["status_url"], terminal)
     assert done["status"] == "succeeded"
     assert done["result"]["status_code"] == 200
@@ -111,11 +115,15 @@ async def test_stored_job_is_json_not_pickle(http: httpx.AsyncClient, redis_clie
 
 
 def test_worker_health_check_passes_while_running(worker: Service) -> None:
-    check = subprocess.run([ARQ, "--check", "workers.WorkerSettings"], cwd=ROOT, env=worker.env, capture_output=True, timeout=30)
+    check = subprocess.run(
+        [ARQ, "--check", "workers.WorkerSettings"], cwd=ROOT, env=worker.env, capture_output=True, timeout=30
+    )
     assert check.returncode == 0, check.stderr.decode()
 
 
 def test_health_check_fails_for_a_queue_without_worker(redis_url: str) -> None:
     env = service_env(redis_url, "it-nobody-home")
-    check = subprocess.run([ARQ, "--check", "workers.WorkerSettings"], cwd=ROOT, env=env, capture_output=True, timeout=30)
+    check = subprocess.run(
+        [ARQ, "--check", "workers.WorkerSettings"], cwd=ROOT, env=env, capture_output=True, timeout=30
+    )
     assert check.returncode == 1

@@ -13,9 +13,24 @@ from .conftest import ARQ, ROOT, service_env
 @pytest.mark.parametrize(
     ("command", "variable", "value", "expected"),
     [
-        ([sys.executable, "-m", "app"], "JOBS_API_PORT", "eighty", "invalid settings: JOBS_API_PORT: Input should be a valid integer"),
-        ([ARQ, "workers.WorkerSettings"], "JOBS_WORKER_CONCURRENCY", "-4", "invalid settings: JOBS_WORKER_CONCURRENCY: Input should be greater than 0"),
-        ([ARQ, "workers.WorkerSettings"], "JOBS_POLL_DELAY_S", "fast", "invalid settings: JOBS_POLL_DELAY_S: Input should be a valid number"),
+        (
+            [sys.executable, "-m", "app"],
+            "JOBS_API_PORT",
+            "eighty",
+            "invalid settings: JOBS_API_PORT: Input should be a valid integer",
+        ),
+        (
+            [ARQ, "workers.WorkerSettings"],
+            "JOBS_WORKER_CONCURRENCY",
+            "-4",
+            "invalid settings: JOBS_WORKER_CONCURRENCY: Input should be greater than 0",
+        ),
+        (
+            [ARQ, "workers.WorkerSettings"],
+            "JOBS_POLL_DELAY_S",
+            "fast",
+            "invalid settings: JOBS_POLL_DELAY_S: Input should be a valid number",
+        ),
     ],
 )
 def test_bad_setting_stops_start_up_with_one_line(
