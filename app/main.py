@@ -83,7 +83,7 @@ async def on_validation_error(request: Request, exc: Exception) -> JSONResponse:
 async def on_redis_down(request: Request, exc: Exception) -> JSONResponse:
     log.warning("redis unreachable during %s %s: %s", request.method, request.url.path, exc)
     return error_response(
-        503, "redis_unavailable", "Redis is unreachable; nothing was changed. Try again shortly."
+        503, "redis_unavailable", "Redis is unreachable; the request was not completed. Try again shortly."
     )
 
 

@@ -107,7 +107,8 @@ def main() -> int:
         print("devserver: a process exited; stopping the others", file=sys.stderr, flush=True)
         code = 1
     except Stop as stop:
-        print(f"devserver: {stop}: stopping", flush=True)
+        grace = settings.shutdown_grace_s
+        print(f"devserver: {stop}: stopping (running jobs get up to {grace}s to finish)", flush=True)
     finally:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, signal.SIG_IGN)

@@ -113,7 +113,8 @@ class JobClient:
 
     async def status(self, job_id: str) -> JobStatus:
         """Everything known about a job; raises JobNotFoundError for an unknown or expired id."""
-        async with self.redis.pipeline(transaction=False) as pipe:
+        # MULTI/EXEC: one consistent snapshot, even while ARQ finishes the job between our reads
+        async with self.redis.pipeline(transaction=True) as pipe:
             pipe.hgetall(self.keys.record(job_id))
             pipe.get(Keys.arq_result(job_id))
             pipe.exists(Keys.arq_in_progress(job_id))

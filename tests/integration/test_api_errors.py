@@ -85,6 +85,6 @@ async def test_redis_unreachable_is_503_with_json(api_without_redis: str) -> Non
             assert response.headers["content-type"] == "application/json"
             assert response.json() == {
                 "error": "redis_unavailable",
-                "message": "Redis is unreachable; nothing was changed. Try again shortly.",
+                "message": "Redis is unreachable; the request was not completed. Try again shortly.",
             }
         assert (await client.get("/health/live")).status_code == 200

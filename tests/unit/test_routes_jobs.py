@@ -173,7 +173,7 @@ async def down_client(
 async def test_redis_down_is_503_not_500(down_client: httpx.AsyncClient) -> None:
     expected = {
         "error": "redis_unavailable",
-        "message": "Redis is unreachable; nothing was changed. Try again shortly.",
+        "message": "Redis is unreachable; the request was not completed. Try again shortly.",
     }
     for response in (
         await down_client.post("/jobs/noop", json={}),

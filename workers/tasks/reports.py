@@ -6,7 +6,7 @@ import asyncio
 import random
 import statistics
 from collections import defaultdict
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from pydantic import BaseModel, Field
 
@@ -111,11 +111,12 @@ async def generate_report(ctx: JobContext, data: ReportInput) -> ReportResult:
     key = ctx.keys.report(ctx.job_id)
     ttl_s = ctx.resources.settings.result_ttl_s
     await ctx.redis.set(key, report.model_dump_json(), ex=ttl_s)
+    expires_at = datetime.now(UTC) + timedelta(seconds=ttl_s)
     await ctx.progress(STEPS, STEPS, "report stored")
     return ReportResult(
         report_id=ctx.job_id,
         storage_key=key,
         rows=report.rows,
         total=report.total,
-        expires_at=datetime.fromtimestamp(report.generated_at.timestamp() + ttl_s, tz=UTC),
+        expires_at=expires_at,
     )
