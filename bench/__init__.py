@@ -1,0 +1,1 @@
+"""Benchmarks against a real Redis and a real worker process."""
