@@ -13,6 +13,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from redis.asyncio import ConnectionPool
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -80,10 +81,15 @@ async def on_validation_error(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
-async def on_redis_down(request: Request, exc: Exception) -> JSONResponse:
-    log.warning("redis unreachable during %s %s: %s", request.method, request.url.path, exc)
+async def on_redis_error(request: Request, exc: Exception) -> JSONResponse:
+    """Redis unreachable, or refusing the request (out of memory, read-only replica, ...)."""
+    log.warning("redis error during %s %s: %r", request.method, request.url.path, exc)
+    if isinstance(exc, RedisConnectionError | RedisTimeoutError):
+        problem = "Redis is unreachable"
+    else:
+        problem = f"Redis refused the request ({type(exc).__name__})"
     return error_response(
-        503, "redis_unavailable", "Redis is unreachable; the request was not completed. Try again shortly."
+        503, "redis_unavailable", f"{problem}; the request was not completed. Try again shortly."
     )
 
 
@@ -129,8 +135,7 @@ def create_app(settings: Settings | None = None, registry: TaskRegistry | None =
     app.include_router(reports.router)
     app.add_exception_handler(JobsError, on_jobs_error)
     app.add_exception_handler(RequestValidationError, on_validation_error)
-    app.add_exception_handler(RedisConnectionError, on_redis_down)
-    app.add_exception_handler(RedisTimeoutError, on_redis_down)
+    app.add_exception_handler(RedisError, on_redis_error)
     app.add_exception_handler(StarletteHTTPException, on_http_error)
     app.add_exception_handler(Exception, on_unexpected)
     return app

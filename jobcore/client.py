@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 import uuid
 from dataclasses import dataclass
@@ -9,10 +10,10 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from arq.connections import ArqRedis
-from arq.jobs import serialize_job
+from arq.jobs import SerializationError, serialize_job
 
 from jobcore.config import Settings
-from jobcore.errors import InvalidScheduleError, JobNotFoundError, UnknownTaskError
+from jobcore.errors import InvalidScheduleError, JobNotFoundError, TaskInputError, UnknownTaskError
 from jobcore.keys import Keys
 from jobcore.records import JobRecord
 from jobcore.registry import InputT, Task, TaskRegistry
@@ -35,21 +36,32 @@ def now_ms() -> int:
     return int(time.time() * 1000)
 
 
+MAX_DELAY_S = 10 * 365 * 86_400
+
+
 def run_time_ms(now: int, delay: float | timedelta | None, run_at: datetime | None) -> int | None:
-    """When a job should run, in epoch ms, or None to run it now."""
+    """When a delayed job should run, in epoch ms; None to run it now (no delay, or a time already
+    past). Refuses both at once, a negative or non-finite delay, a naive run_at, and anything more
+    than MAX_DELAY_S ahead."""
     if delay is not None and run_at is not None:
         raise InvalidScheduleError("give either delay or run_at, not both", ["delay", "run_at"])
     if isinstance(delay, timedelta):
         delay = delay.total_seconds()
     if delay is not None:
-        if not delay >= 0:
-            raise InvalidScheduleError("delay must be a number of seconds >= 0", ["delay"])
-        return now + round(delay * 1000)
-    if run_at is not None:
+        if not (math.isfinite(delay) and 0 <= delay <= MAX_DELAY_S):
+            raise InvalidScheduleError(
+                f"delay must be a number of seconds from 0 to {MAX_DELAY_S}", ["delay"]
+            )
+        at = now + round(delay * 1000)
+    elif run_at is not None:
         if run_at.tzinfo is None or run_at.utcoffset() is None:
             raise InvalidScheduleError("run_at must include a timezone", ["run_at"])
-        return round(run_at.timestamp() * 1000)
-    return None
+        at = round(run_at.timestamp() * 1000)
+        if at > now + MAX_DELAY_S * 1000:
+            raise InvalidScheduleError(f"run_at must be at most {MAX_DELAY_S} seconds ahead", ["run_at"])
+    else:
+        return None
+    return at if at > now else None
 
 
 class JobClient:
@@ -86,8 +98,18 @@ class JobClient:
             scheduled_ms=scheduled,
             max_attempts=task.max_attempts,
         )
-        job = serialize_job(task.name, (data.model_dump(mode="json"),), {}, None, now, serializer=dumps)
-        expires_ms = max(run_at_ms - now, 0) + self.settings.job_expires_s * 1000
+        try:
+            job = serialize_job(task.name, (data.model_dump(mode="json"),), {}, None, now, serializer=dumps)
+        except SerializationError as error:
+            reason = f"cannot be stored as JSON ({error.__cause__ or error})"
+            raise TaskInputError(task.name, [{"loc": [], "msg": reason, "type": "json_unstorable"}]) from None
+        accepted = Enqueued(
+            job_id,
+            task.name,
+            JobState.PENDING if scheduled is None else JobState.SCHEDULED,
+            ms_to_datetime(scheduled),
+        )
+        expires_ms = run_at_ms - now + self.settings.job_expires_s * 1000
         timeout_s = task.timeout_s or self.settings.job_timeout_s
         record_ttl_ms = expires_ms + round((timeout_s + self.settings.result_ttl_s + 60) * 1000)
         async with self.redis.pipeline(transaction=True) as pipe:
@@ -96,8 +118,7 @@ class JobClient:
             pipe.hset(self.keys.record(job_id), mapping=record.to_hash())
             pipe.pexpire(self.keys.record(job_id), record_ttl_ms)
             await pipe.execute()
-        state = JobState.SCHEDULED if run_at_ms > now else JobState.PENDING
-        return Enqueued(job_id, task.name, state, ms_to_datetime(scheduled))
+        return accepted
 
     async def enqueue_payload(
         self,

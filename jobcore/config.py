@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Annotated, Literal
 
-from pydantic import Field, PositiveFloat, PositiveInt, RedisDsn, ValidationError
+from pydantic import Field, PositiveFloat, PositiveInt, RedisDsn, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ENV_PREFIX = "JOBS_"
@@ -71,6 +71,13 @@ class Settings(BaseSettings):
     api_host: str = Field(default="127.0.0.1", description="Interface the API listens on.")
     api_port: Port = Field(default=8000, description="Port the API listens on.")
     log_level: LogLevel = Field(default="INFO", description="Log level of API and workers.")
+
+    @field_validator("key_prefix")
+    @classmethod
+    def not_arq_namespace(cls, prefix: str) -> str:
+        if prefix == "arq" or prefix.startswith("arq:"):
+            raise ValueError("must not be 'arq' or start with 'arq:' (ARQ's own keys live there)")
+        return prefix
 
 
 @lru_cache

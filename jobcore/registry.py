@@ -13,10 +13,17 @@ from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar, cast, get_type_hints
 
-from pydantic import BaseModel, TypeAdapter, ValidationError
+from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
 
 from jobcore.context import JobContext
 from jobcore.errors import TaskInputError, UnknownTaskError
+
+
+class TaskInput(BaseModel):
+    """Base for task input models: refuses NaN and Infinity, which JSON (and so Redis) cannot carry."""
+
+    model_config = ConfigDict(allow_inf_nan=False)
+
 
 InputT = TypeVar("InputT", bound=BaseModel)
 ResultT = TypeVar("ResultT")

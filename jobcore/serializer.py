@@ -15,13 +15,23 @@ EXCEPTION_KEY = "__exception__"
 MAX_TRACEBACK_CHARS = 8_000
 
 
+def exception_message(exc: BaseException) -> str:
+    """`str(exc)`, or for exceptions raised without one (timeouts, mostly) the first line of the
+    exception class's docstring, so that a failed job never shows an empty message."""
+    message = str(exc)
+    if message:
+        return message
+    doc = (type(exc).__doc__ or "").strip()
+    return doc.splitlines()[0] if doc else type(exc).__name__
+
+
 def encode_exception(exc: BaseException) -> dict[str, Any]:
     """The readable form of an exception: its type, message and traceback text."""
     tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
     return {
         EXCEPTION_KEY: {
             "type": type(exc).__name__,
-            "message": str(exc),
+            "message": exception_message(exc),
             "traceback": tb[-MAX_TRACEBACK_CHARS:],
         }
     }

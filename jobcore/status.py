@@ -14,11 +14,11 @@ from jobcore.states import JobState, derive_state
 
 
 class JobError(BaseModel):
-    """Why a job failed."""
+    """Why a job failed: the exception's type and message (its traceback is kept in Redis for
+    operators, not shown to API clients)."""
 
     type: str
     message: str
-    traceback: str | None = None
 
 
 class JobStatus(BaseModel):
@@ -51,7 +51,6 @@ def decode_error(raw: Any) -> JobError:
         return JobError(
             type=str(encoded.get("type", "Exception")),
             message=str(encoded.get("message", "")),
-            traceback=encoded.get("traceback"),
         )
     return JobError(type="Error", message=str(raw))
 

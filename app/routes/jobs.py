@@ -11,12 +11,12 @@ from pydantic import AwareDatetime
 from app.deps import JobsDep
 from app.jobs import STATUS_ROUTE
 from app.schemas import EnqueuedJob, ErrorBody
+from jobcore.client import MAX_DELAY_S
 from jobcore.errors import UnknownTaskError
 from jobcore.registry import Task, TaskRegistry
 from jobcore.status import JobStatus
 
 TASK_ROUTE_EXTRA = "x-task"
-MAX_DELAY_S = 10 * 365 * 86_400
 
 ERRORS: dict[int | str, dict[str, Any]] = {
     404: {"model": ErrorBody, "description": "Unknown task"},

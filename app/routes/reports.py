@@ -27,7 +27,7 @@ class ReportNotFoundError(NotFoundError):
 
 
 class ReportRequest(BaseModel):
-    rows: int = Field(default=10_000, ge=1, le=1_000_000, description="Rows to build the report from.")
+    rows: int = Field(default=10_000, ge=1, le=500_000, description="Rows to build the report from.")
     seed: int = Field(default=0, description="Seed of the generated data.")
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -21,6 +22,14 @@ from jobcore.context import JobContext, Resources
 from jobcore.registry import TaskRegistry
 from jobcore.serializer import dumps, loads
 from workers.tasks import registry as shipped_registry
+
+
+@pytest.fixture(autouse=True)
+def no_jobs_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Unit tests see only the settings they build, whatever JOBS_* the shell exported."""
+    for name in list(os.environ):
+        if name.startswith("JOBS_"):
+            monkeypatch.delenv(name)
 
 
 def make_settings(**overrides: Any) -> Settings:

@@ -66,10 +66,23 @@ async def test_run_at_and_timedelta(job_client: JobClient, arq_redis: ArqRedis) 
     assert soon.status is JobState.SCHEDULED
 
 
-async def test_run_at_in_the_past_runs_now(job_client: JobClient) -> None:
-    job = await job_client.enqueue(noop, NoopInput(), run_at=datetime(2020, 1, 1, tzinfo=UTC))
-    assert job.status is JobState.PENDING
-    assert (await job_client.status(job.job_id)).status is JobState.PENDING
+@pytest.mark.parametrize(
+    "when",
+    [
+        {"run_at": datetime(2020, 1, 1, tzinfo=UTC)},
+        {"run_at": datetime(1970, 1, 1, tzinfo=UTC)},  # score 0 would never be claimed by ARQ
+        {"run_at": datetime(1, 1, 1, tzinfo=UTC)},
+        {"delay": 0},
+    ],
+)
+async def test_a_time_already_past_runs_now(job_client: JobClient, arq_redis: ArqRedis, when: dict) -> None:
+    before = now_ms()
+    job = await job_client.enqueue(noop, NoopInput(), **when)
+    assert (job.status, job.scheduled_for) == (JobState.PENDING, None)
+    score = await arq_redis.zscore("unit:queue:default", job.job_id)
+    assert score is not None and score >= before
+    status = await job_client.status(job.job_id)
+    assert (status.status, status.scheduled_for) == (JobState.PENDING, None)
 
 
 @pytest.mark.parametrize(
@@ -78,6 +91,9 @@ async def test_run_at_in_the_past_runs_now(job_client: JobClient) -> None:
         ({"delay": 1, "run_at": datetime(2031, 1, 1, tzinfo=UTC)}, ["delay", "run_at"]),
         ({"delay": -1}, ["delay"]),
         ({"delay": float("nan")}, ["delay"]),
+        ({"delay": float("inf")}, ["delay"]),
+        ({"delay": timedelta(days=365 * 11)}, ["delay"]),
+        ({"run_at": datetime(9999, 12, 31, 23, 59, tzinfo=UTC)}, ["run_at"]),
         ({"run_at": datetime(2031, 1, 1)}, ["run_at"]),
     ],
 )
@@ -88,6 +104,27 @@ async def test_bad_schedules_are_refused(
         await job_client.enqueue(noop, NoopInput(), **kwargs)
     assert refused.value.fields == fields
     assert await arq_redis.zcard("unit:queue:default") == 0
+
+
+@pytest.mark.parametrize(
+    ("value", "reason"),
+    [
+        (10**30, "Integer exceeds 64-bit range"),
+        ("\ud800", "str is not valid UTF-8: surrogates not allowed"),
+    ],
+)
+async def test_input_json_cannot_carry_is_refused(
+    job_client: JobClient, arq_redis: ArqRedis, value: object, reason: str
+) -> None:
+    with pytest.raises(TaskInputError) as refused:
+        await job_client.enqueue(noop, NoopInput(value=value))  # type: ignore[arg-type]
+    assert str(refused.value) == f"invalid input for task 'noop': (body): cannot be stored as JSON ({reason})"
+    assert await arq_redis.zcard("unit:queue:default") == 0
+
+
+def test_nan_and_infinity_are_refused_by_task_inputs() -> None:
+    with pytest.raises(ValueError, match="Input should be a finite number"):
+        NoopInput(value=[1.0, float("nan")])
 
 
 async def test_unregistered_task_is_refused(job_client: JobClient) -> None:

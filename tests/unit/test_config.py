@@ -56,6 +56,16 @@ def test_dotenv_file_is_read(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) ->
         ("JOBS_API_PORT", "http", "invalid settings: JOBS_API_PORT: Input should be a valid integer"),
         ("JOBS_REDIS_URL", "mysql://x", "invalid settings: JOBS_REDIS_URL: URL scheme should be"),
         ("JOBS_LOG_LEVEL", "LOUD", "invalid settings: JOBS_LOG_LEVEL: Input should be 'DEBUG'"),
+        (
+            "JOBS_KEY_PREFIX",
+            "arq",
+            "invalid settings: JOBS_KEY_PREFIX: Value error, must not be 'arq' or start with 'arq:'",
+        ),
+        (
+            "JOBS_KEY_PREFIX",
+            "arq:x",
+            "invalid settings: JOBS_KEY_PREFIX: Value error, must not be 'arq' or start with 'arq:'",
+        ),
     ],
 )
 def test_bad_value_stops_with_one_line_naming_the_variable(

@@ -6,9 +6,11 @@ import httpx
 import pytest
 from arq.connections import ArqRedis
 from fastapi import FastAPI
+from redis.exceptions import OutOfMemoryError
 
 from app.deps import AppState, get_state
 from app.main import create_arq
+from jobcore.client import JobClient
 from jobcore.config import Settings
 from jobcore.keys import Keys
 from jobcore.registry import TaskRegistry
@@ -184,3 +186,54 @@ async def test_redis_down_is_503_not_500(down_client: httpx.AsyncClient) -> None
         assert response.status_code == 503
         assert response.json() == expected
     assert (await down_client.get("/health/live")).status_code == 200
+
+
+async def test_redis_refusing_writes_is_503(
+    client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def out_of_memory(*args: object, **kwargs: object) -> None:
+        raise OutOfMemoryError("command not allowed when used memory > 'maxmemory'")
+
+    monkeypatch.setattr(JobClient, "enqueue", out_of_memory)
+    response = await client.post("/jobs/noop", json={})
+    assert response.status_code == 503
+    assert response.json() == {
+        "error": "redis_unavailable",
+        "message": "Redis refused the request (OutOfMemoryError); the request was not completed. Try again shortly.",
+    }
+
+
+@pytest.mark.parametrize(
+    ("body", "loc"),
+    [
+        ({"value": 10**30}, []),
+        ({"value": float("inf")}, ["body", "value", "float"]),
+    ],
+)
+async def test_values_json_cannot_store_are_422(client: httpx.AsyncClient, body: dict, loc: list) -> None:
+    import json
+
+    response = await client.post(
+        "/jobs/noop", content=json.dumps(body), headers={"content-type": "application/json"}
+    )
+    assert response.status_code == 422
+    assert response.json()["detail"][0]["loc"] == loc
+
+
+async def test_webhook_headers_must_be_printable_ascii(client: httpx.AsyncClient) -> None:
+    response = await client.post(
+        "/jobs/send_webhook",
+        json={"url": "http://x.example/", "payload": {}, "headers": {"x-a": "caf\u00e9\r\nx: y"}},
+    )
+    assert response.status_code == 422
+    assert response.json()["detail"][0]["loc"] == ["body", "headers", "x-a"]
+
+
+async def test_run_at_too_far_ahead_is_422(client: httpx.AsyncClient) -> None:
+    response = await client.post("/jobs/noop", params={"run_at": "9999-12-31T23:59:59-14:00"}, json={})
+    assert response.status_code == 422
+    assert response.json() == {
+        "error": "invalid_schedule",
+        "message": "run_at must be at most 315360000 seconds ahead",
+        "fields": ["run_at"],
+    }

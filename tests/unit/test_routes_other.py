@@ -19,7 +19,7 @@ async def test_tasks_lists_every_task_with_schema_queue_and_limits(client: httpx
     assert webhook["description"] == "POST a JSON body to a URL; any 2xx answer is success."
     assert webhook["input_schema"]["required"] == ["url", "payload"]
     assert set(webhook["result_schema"]["properties"]) == {"status_code", "elapsed_ms"}
-    assert tasks["generate_report"]["input_schema"]["properties"]["rows"]["maximum"] == 2_000_000
+    assert tasks["generate_report"]["input_schema"]["properties"]["rows"]["maximum"] == 500_000
 
 
 async def test_health_probes(client: httpx.AsyncClient) -> None:

@@ -45,3 +45,14 @@ def test_pickle_is_never_read() -> None:
 
     with pytest.raises(ValueError):
         loads(pickle.dumps(Boom()))
+
+
+def test_exceptions_without_a_message_get_one() -> None:
+
+    encoded = loads(dumps(TimeoutError()))[EXCEPTION_KEY]
+    assert (encoded["type"], encoded["message"]) == ("TimeoutError", "Timeout expired.")
+
+    class Quiet(Exception):
+        pass
+
+    assert loads(dumps(Quiet()))[EXCEPTION_KEY]["message"] == "Quiet"

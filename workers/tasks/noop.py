@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, JsonValue
+from pydantic import JsonValue
 
 from jobcore.context import JobContext
-from jobcore.registry import task
+from jobcore.registry import TaskInput, task
 
 
-class NoopInput(BaseModel):
+class NoopInput(TaskInput):
     value: JsonValue = None
 
 

@@ -11,14 +11,14 @@ from datetime import UTC, datetime, timedelta
 from pydantic import BaseModel, Field
 
 from jobcore.context import JobContext
-from jobcore.registry import task
+from jobcore.registry import TaskInput, task
 
 REGIONS = ("north", "south", "east", "west", "central")
 STEPS = 4
 
 
-class ReportInput(BaseModel):
-    rows: int = Field(default=10_000, ge=1, le=2_000_000, description="How many sales rows to generate.")
+class ReportInput(TaskInput):
+    rows: int = Field(default=10_000, ge=1, le=500_000, description="How many sales rows to generate.")
     seed: int = Field(default=0, description="Seed of the generated rows (same seed, same report).")
     step_delay_s: float = Field(default=0.2, ge=0, le=10, description="Pause between steps.")
 
@@ -92,7 +92,7 @@ def summarize(report_id: str, rows: list[Row], regions: dict[str, RegionTotals])
     )
 
 
-@task(timeout_s=600)
+@task(timeout_s=120)
 async def generate_report(ctx: JobContext, data: ReportInput) -> ReportResult:
     """Generate sales rows, aggregate them by region, and store the report; reports progress."""
     await ctx.progress(0, STEPS, "starting")

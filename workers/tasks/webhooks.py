@@ -3,18 +3,24 @@
 from __future__ import annotations
 
 import time
+from typing import Annotated
 
-from pydantic import AnyHttpUrl, BaseModel, Field, JsonValue
+from pydantic import AnyHttpUrl, BaseModel, Field, JsonValue, StringConstraints
 
 from jobcore.context import JobContext
 from jobcore.errors import WebhookError
-from jobcore.registry import task
+from jobcore.registry import TaskInput, task
+
+HeaderName = Annotated[str, StringConstraints(pattern=r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$", max_length=256)]
+HeaderValue = Annotated[str, StringConstraints(pattern=r"^[\x20-\x7e\t]*$", max_length=8192)]
 
 
-class WebhookInput(BaseModel):
+class WebhookInput(TaskInput):
     url: AnyHttpUrl = Field(description="http(s) URL to POST to.")
     payload: JsonValue = Field(description="JSON body to send.")
-    headers: dict[str, str] = Field(default_factory=dict, description="Extra request headers.")
+    headers: dict[HeaderName, HeaderValue] = Field(
+        default_factory=dict, description="Extra request headers (printable ASCII)."
+    )
 
 
 class WebhookResult(BaseModel):
