@@ -7,13 +7,15 @@ STAMP := $(VENV)/.installed
 .PHONY: run test lint typecheck unit integration clean
 
 $(STAMP): requirements-dev.lock pyproject.toml
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info[:2] not in ((3, 11), (3, 12)))' \
+		|| { echo "make: needs Python 3.11 or 3.12 as $(PYTHON) (set PYTHON=...)"; exit 1; }
+	test -x $(BIN)/pip || { rm -rf $(VENV); $(PYTHON) -m venv $(VENV); }
 	$(BIN)/python -m pip install --quiet --require-hashes -r requirements-dev.lock
 	touch $@
 
 ## run: the API and one worker (embedded Redis if none is reachable; EMBEDDED_REDIS=1 forces it)
 run: $(STAMP)
-	exec $(BIN)/python -m devserver $(if $(EMBEDDED_REDIS),--embedded-redis)
+	exec $(BIN)/python -m devserver $(if $(filter 1 yes true,$(EMBEDDED_REDIS)),--embedded-redis)
 
 ## test: ruff, mypy --strict and the whole pytest suite (unit + integration)
 test: lint typecheck

@@ -11,6 +11,7 @@ import asyncio
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -178,7 +179,8 @@ def worker(
     )
     service.start()
     try:
-        service.wait_until(lambda: bool(redis_client.exists(f"{key_prefix}:queue:default:health-check")))
+        key = f"{key_prefix}:queue:default:health-check:{socket.gethostname()}"
+        service.wait_until(lambda: bool(redis_client.exists(key)))
         yield service
     finally:
         service.stop()
