@@ -15,7 +15,7 @@ from arq.jobs import SerializationError, serialize_job
 from jobcore.config import Settings
 from jobcore.errors import InvalidScheduleError, JobNotFoundError, TaskInputError, UnknownTaskError
 from jobcore.keys import Keys
-from jobcore.records import JobRecord
+from jobcore.records import JobRecord, record_ttl_ms
 from jobcore.registry import InputT, Task, TaskRegistry
 from jobcore.serializer import dumps, loads
 from jobcore.states import JobState
@@ -90,7 +90,7 @@ class JobClient:
         scheduled = run_time_ms(now, delay, run_at)
         run_at_ms = now if scheduled is None else scheduled
         job_id = uuid.uuid4().hex
-        queue = task.queue or self.settings.queue_name
+        queue = task.queue_for(self.settings)
         record = JobRecord(
             task=task.name,
             queue=queue,
@@ -110,13 +110,12 @@ class JobClient:
             ms_to_datetime(scheduled),
         )
         expires_ms = run_at_ms - now + self.settings.job_expires_s * 1000
-        timeout_s = task.timeout_s or self.settings.job_timeout_s
-        record_ttl_ms = expires_ms + round((timeout_s + self.settings.result_ttl_s + 60) * 1000)
+        record_ttl = record_ttl_ms(expires_ms, task.timeout_for(self.settings), self.settings.result_ttl_s)
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.psetex(Keys.arq_job(job_id), expires_ms, job)
             pipe.zadd(self.keys.queue(queue), {job_id: run_at_ms})
             pipe.hset(self.keys.record(job_id), mapping=record.to_hash())
-            pipe.pexpire(self.keys.record(job_id), record_ttl_ms)
+            pipe.pexpire(self.keys.record(job_id), record_ttl)
             await pipe.execute()
         return accepted
 

@@ -69,6 +69,15 @@ class JobRecord:
         )
 
 
+RECORD_MARGIN_S = 60
+
+
+def record_ttl_ms(wait_ms: int, timeout_s: float, result_ttl_s: int) -> int:
+    """How long a record must live so it outlasts its job: the wait before it may run, its time
+    limit, and how long its result is kept, plus a margin."""
+    return wait_ms + round((timeout_s + result_ttl_s + RECORD_MARGIN_S) * 1000)
+
+
 def started_fields(attempt: int, started_ms: int, worker: str) -> dict[str, str | int]:
     """The fields a worker writes when it starts an attempt."""
     return {ATTEMPT: attempt, STARTED_AT: started_ms, WORKER: worker}

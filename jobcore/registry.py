@@ -15,6 +15,7 @@ from typing import Any, Generic, TypeVar, cast, get_type_hints
 
 from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
 
+from jobcore.config import Settings
 from jobcore.context import JobContext
 from jobcore.errors import TaskInputError, UnknownTaskError
 
@@ -46,6 +47,14 @@ class Task(Generic[InputT, ResultT]):
 
     async def __call__(self, ctx: JobContext, data: InputT) -> ResultT:
         return await self.function(ctx, data)
+
+    def queue_for(self, settings: Settings) -> str:
+        """The queue this task's jobs go to: its own, else the settings' default."""
+        return self.queue or settings.queue_name
+
+    def timeout_for(self, settings: Settings) -> float:
+        """This task's hard time limit: its own, else the settings' default."""
+        return self.timeout_s or settings.job_timeout_s
 
     def parse_input(self, payload: Any) -> InputT:
         """Validate a payload against the input model, naming the task and field when it fails."""

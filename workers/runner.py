@@ -14,11 +14,9 @@ from arq.worker import Function, func
 
 from jobcore.client import now_ms
 from jobcore.context import JobContext
-from jobcore.records import started_fields
+from jobcore.records import record_ttl_ms, started_fields
 from jobcore.registry import Task, TaskRegistry
 from workers.context import get_resources
-
-RECORD_MARGIN_S = 60
 
 
 def arq_function(task: Task[Any, Any]) -> Function:
@@ -29,12 +27,11 @@ def arq_function(task: Task[Any, Any]) -> Function:
         job_id: str = ctx["job_id"]
         attempt: int = ctx["job_try"]
         settings = resources.settings
-        timeout_s = task.timeout_s or settings.job_timeout_s
-        record_ttl_ms = round((timeout_s + settings.result_ttl_s + RECORD_MARGIN_S) * 1000)
+        ttl = record_ttl_ms(0, task.timeout_for(settings), settings.result_ttl_s)
         key = resources.keys.record(job_id)
         async with resources.redis.pipeline(transaction=True) as pipe:
             pipe.hset(key, mapping=started_fields(attempt, now_ms(), resources.worker_id))
-            pipe.pexpire(key, record_ttl_ms)
+            pipe.pexpire(key, ttl)
             await pipe.execute()
         data = task.parse_input(payload)
         result = await task(JobContext(job_id, task.name, attempt, resources), data)

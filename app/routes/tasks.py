@@ -16,8 +16,8 @@ async def list_tasks(registry: RegistryDep, settings: SettingsDep) -> TaskList:
             TaskInfo(
                 name=task.name,
                 description=task.description,
-                queue=task.queue or settings.queue_name,
-                timeout_s=task.timeout_s or settings.job_timeout_s,
+                queue=task.queue_for(settings),
+                timeout_s=task.timeout_for(settings),
                 max_attempts=task.max_attempts,
                 input_schema=task.input_model.model_json_schema(),
                 result_schema=task.result_adapter.json_schema(),

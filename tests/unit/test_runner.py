@@ -61,9 +61,11 @@ def run_worker(
     return run
 
 
-async def test_noop_returns_its_input(job_client: JobClient, run_worker: RunWorker) -> None:
+async def test_noop_returns_its_input(job_client: JobClient, arq_redis: ArqRedis, run_worker: RunWorker) -> None:
     job = await job_client.enqueue(noop, NoopInput(value=[1, {"b": None}]))
     worker = await run_worker()
+    record_ttl = await arq_redis.pttl(f"unit:job:{job.job_id}")  # reset at start: outlives the result
+    assert (10 + 86_400) * 1000 < record_ttl <= (10 + 86_400 + 60) * 1000
     assert (worker.jobs_complete, worker.jobs_failed) == (1, 0)
     status = await job_client.status(job.job_id)
     assert status.status is JobState.SUCCEEDED
