@@ -61,7 +61,9 @@ def run_worker(
     return run
 
 
-async def test_noop_returns_its_input(job_client: JobClient, arq_redis: ArqRedis, run_worker: RunWorker) -> None:
+async def test_noop_returns_its_input(
+    job_client: JobClient, arq_redis: ArqRedis, run_worker: RunWorker
+) -> None:
     job = await job_client.enqueue(noop, NoopInput(value=[1, {"b": None}]))
     worker = await run_worker()
     record_ttl = await arq_redis.pttl(f"unit:job:{job.job_id}")  # reset at start: outlives the result
