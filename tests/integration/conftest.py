@@ -28,6 +28,7 @@ import pytest
 import redis
 
 from devserver.redis_server import EmbeddedRedis, free_port, is_reachable
+from jobcore.keys import Keys
 
 ROOT = Path(__file__).resolve().parents[2]
 ARQ = str(Path(sys.executable).with_name("arq"))
@@ -61,7 +62,12 @@ def delete_prefix(url: str, prefix: str) -> None:
             name = key.decode()
             if name.startswith(f"{prefix}:job:"):
                 job_id = name.rsplit(":", 1)[1]
-                client.delete(*(f"arq:{kind}:{job_id}" for kind in ("job", "result", "retry", "in-progress")))
+                client.delete(
+                    Keys.arq_job(job_id),
+                    Keys.arq_result(job_id),
+                    Keys.arq_retry(job_id),
+                    Keys.arq_in_progress(job_id),
+                )
             client.delete(key)
     finally:
         client.close()
