@@ -8,7 +8,9 @@ from typing import Any
 from fastapi import Request
 
 from app.schemas import EnqueuedJob
-from jobcore.client import JobClient
+from jobcore.client import Enqueued, JobClient
+from jobcore.deadletters import DeadLetterStore
+from jobcore.errors import JobNotFoundError
 from jobcore.registry import InputT, Task
 from jobcore.status import JobStatus
 
@@ -29,20 +31,58 @@ class Jobs:
         *,
         delay: float | timedelta | None = None,
         run_at: datetime | None = None,
+        idempotency_key: str | None = None,
     ) -> EnqueuedJob:
-        """Enqueue `task` with `data` (an instance of the task's input model)."""
-        job = await self.client.enqueue(task, data, delay=delay, run_at=run_at)
+        """Enqueue `task` with `data` (an instance of the task's input model). With an
+        `idempotency_key`, a repeat of the same request answers with the first one's job
+        (`idempotent_replay`, its current status) and a different request raises
+        IdempotencyConflictError."""
+        job = await self.client.enqueue(
+            task, data, delay=delay, run_at=run_at, idempotency_key=idempotency_key
+        )
+        return await self.replay(job) if job.replayed else self.answer(job)
+
+    def answer(self, job: Enqueued) -> EnqueuedJob:
         return EnqueuedJob(
             job_id=job.job_id,
             task=job.task,
             status=job.status,
             status_url=self.status_url(job.job_id),
             scheduled_for=job.scheduled_for,
+            retry_of=job.retry_of,
+        )
+
+    async def replay(self, job: Enqueued) -> EnqueuedJob:
+        """The earlier job an Idempotency-Key names, with its current status."""
+        try:
+            current: JobStatus | None = await self.client.status(job.job_id)
+        except JobNotFoundError:
+            current = None
+        return EnqueuedJob(
+            job_id=job.job_id,
+            task=job.task,
+            status=current.status if current else None,
+            status_url=self.status_url(job.job_id),
+            scheduled_for=current.scheduled_for if current else None,
+            retry_of=current.retry_of if current else None,
+            idempotent_replay=True,
         )
 
     async def status(self, job_id: str) -> JobStatus:
         """The job's status; raises JobNotFoundError for an unknown id."""
         return await self.client.status(job_id)
+
+    async def cancel(self, job_id: str) -> JobStatus:
+        """Cancel a job that has not ended; see JobClient.cancel."""
+        return await self.client.cancel(job_id)
+
+    async def retry_dead_letter(self, job_id: str) -> EnqueuedJob:
+        """Enqueue a dead letter again as a new job (`retry_of` = the old id)."""
+        return self.answer(await self.client.retry_dead_letter(job_id))
+
+    @property
+    def dead_letters(self) -> DeadLetterStore:
+        return self.client.dead_letters
 
     def status_url(self, job_id: str) -> str:
         return str(self.request.url_for(STATUS_ROUTE, job_id=job_id))

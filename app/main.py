@@ -18,10 +18,10 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.deps import AppState
-from app.routes import health, jobs, reports, tasks
+from app.routes import deadletters, health, jobs, reports, tasks
 from app.routes.jobs import TASK_ROUTE_EXTRA
 from jobcore.config import Settings, load_settings
-from jobcore.errors import InvalidScheduleError, JobsError, NotFoundError, TaskInputError
+from jobcore.errors import ConflictError, InvalidScheduleError, JobsError, NotFoundError, TaskInputError
 from jobcore.keys import Keys
 from jobcore.registry import TaskRegistry
 from jobcore.serializer import dumps, loads
@@ -30,6 +30,7 @@ log = logging.getLogger(__name__)
 
 STATUS_BY_ERROR: dict[type[JobsError], int] = {
     NotFoundError: 404,
+    ConflictError: 409,
     InvalidScheduleError: 422,
     TaskInputError: 422,
 }
@@ -110,9 +111,7 @@ def create_app(settings: Settings | None = None, registry: TaskRegistry | None =
     """Build the app; `uvicorn app.main:create_app --factory` or `python -m app` serve it."""
     settings = settings or load_settings()
     if registry is None:
-        from workers.tasks import registry as default_registry
-
-        registry = default_registry
+        registry = TaskRegistry.discover_all(settings.task_packages)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, AppState]]:
@@ -130,6 +129,7 @@ def create_app(settings: Settings | None = None, registry: TaskRegistry | None =
         lifespan=lifespan,
     )
     app.include_router(jobs.build_router(registry))
+    app.include_router(deadletters.router)
     app.include_router(tasks.router)
     app.include_router(health.router)
     app.include_router(reports.router)

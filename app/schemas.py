@@ -15,17 +15,36 @@ class EnqueuedJob(BaseModel):
 
     job_id: str
     task: str
-    status: JobState
+    status: JobState | None = Field(
+        description="The job's state: at enqueue, or its current one when an Idempotency-Key replays an "
+        "earlier request (null if that job's record has expired since)."
+    )
     status_url: str = Field(description="GET this URL for the job's status (also the Location header).")
     scheduled_for: datetime | None = None
+    retry_of: str | None = Field(default=None, description="The dead-lettered job this one retries.")
+    idempotent_replay: bool = Field(
+        default=False, description="True when an Idempotency-Key matched an earlier request: no new job."
+    )
+
+
+class RetryInfo(BaseModel):
+    """Backoff between attempts: a random wait in [0, min(cap_s, base_s * factor^(attempt-1))]."""
+
+    base_s: float
+    factor: float
+    cap_s: float
 
 
 class TaskInfo(BaseModel):
     name: str
     description: str
     queue: str
-    timeout_s: float
+    timeout_s: float = Field(
+        description="Hard time limit of one attempt: it is stopped and counts as failed."
+    )
+    soft_timeout_s: float = Field(description="Soft time limit: the task is told (ctx.soft_limit_reached).")
     max_attempts: int
+    retry: RetryInfo
     input_schema: dict[str, Any]
     result_schema: dict[str, Any]
 

@@ -11,9 +11,23 @@ from typing import Any
 
 from arq.connections import ArqRedis
 from arq.jobs import SerializationError, serialize_job
+from redis.asyncio.client import Pipeline
+from redis.exceptions import WatchError
 
+from jobcore import records
 from jobcore.config import Settings
-from jobcore.errors import InvalidScheduleError, JobNotFoundError, TaskInputError, UnknownTaskError
+from jobcore.deadletters import DeadLetterStore
+from jobcore.deadletters import parse as parse_dead_letter
+from jobcore.errors import (
+    DeadLetterNotFoundError,
+    IdempotencyConflictError,
+    InvalidScheduleError,
+    JobNotCancellableError,
+    JobNotFoundError,
+    TaskInputError,
+    UnknownTaskError,
+)
+from jobcore.idempotency import IdempotencyClaim, fingerprint
 from jobcore.keys import Keys
 from jobcore.records import JobRecord, record_ttl_ms
 from jobcore.registry import InputT, Task, TaskRegistry
@@ -24,12 +38,29 @@ from jobcore.status import JobStatus, build_status, ms_to_datetime
 
 @dataclass(frozen=True, slots=True)
 class Enqueued:
-    """A job that was accepted: it is in Redis and will run."""
+    """A job that was accepted: it is in Redis and will run. `replayed` when an Idempotency-Key
+    matched an earlier request, which created this job (no new job was made)."""
 
     job_id: str
     task: str
     status: JobState
     scheduled_for: datetime | None
+    replayed: bool = False
+    retry_of: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PreparedJob:
+    """Everything one enqueue writes, ready to be queued on a MULTI pipeline."""
+
+    accepted: Enqueued
+    payload: Any
+    queue: str
+    run_at_ms: int
+    job: bytes
+    record: JobRecord
+    expires_ms: int
+    record_ttl_ms: int
 
 
 def now_ms() -> int:
@@ -80,8 +111,51 @@ class JobClient:
         *,
         delay: float | timedelta | None = None,
         run_at: datetime | None = None,
+        idempotency_key: str | None = None,
     ) -> Enqueued:
-        """Put a job for `task` on its queue; it runs after `delay` seconds or at `run_at`."""
+        """Put a job for `task` on its queue; it runs after `delay` seconds or at `run_at`.
+
+        With an `idempotency_key`, the first request makes the job and every later one with the same
+        key and the same request (task, input, delay/run_at) within `idempotency_ttl_s` gets that
+        job back (`replayed`); the same key with another request raises IdempotencyConflictError.
+        Concurrent identical requests still make exactly one job (WATCH/MULTI on the key).
+        """
+        prepared = self._prepare(task, data, delay, run_at)
+        if idempotency_key is None:
+            async with self.redis.pipeline(transaction=True) as pipe:
+                self._write(pipe, prepared)
+                await pipe.execute()
+            return prepared.accepted
+        request = fingerprint(task.name, prepared.payload, delay, run_at)
+        claim = IdempotencyClaim(idempotency_key, request, task.name, prepared.accepted.job_id)
+        key = self.keys.idempotency(claim.digest)
+        while True:
+            async with self.redis.pipeline(transaction=True) as pipe:
+                await pipe.watch(key)
+                earlier = IdempotencyClaim.parse(await pipe.get(key))
+                if earlier is not None:
+                    if earlier.fingerprint != request:
+                        raise IdempotencyConflictError(idempotency_key, earlier.task, earlier.job_id)
+                    return Enqueued(
+                        earlier.job_id, earlier.task, prepared.accepted.status, None, replayed=True
+                    )
+                pipe.multi()  # type: ignore[no-untyped-call]
+                pipe.set(key, claim.to_json(), px=self.settings.idempotency_ttl_s * 1000)
+                self._write(pipe, prepared)
+                try:
+                    await pipe.execute()
+                except WatchError:  # an identical request won the race: answer with its job
+                    continue
+                return prepared.accepted
+
+    def _prepare(
+        self,
+        task: Task[InputT, Any],
+        data: InputT,
+        delay: float | timedelta | None,
+        run_at: datetime | None,
+        retry_of: str | None = None,
+    ) -> PreparedJob:
         if self.registry.get(task.name) is not task:
             raise UnknownTaskError(task.name)
         if not isinstance(data, task.input_model):
@@ -97,9 +171,11 @@ class JobClient:
             enqueued_ms=now,
             scheduled_ms=scheduled,
             max_attempts=task.max_attempts,
+            retry_of=retry_of,
         )
+        payload = data.model_dump(mode="json")
         try:
-            job = serialize_job(task.name, (data.model_dump(mode="json"),), {}, None, now, serializer=dumps)
+            job = serialize_job(task.name, (payload,), {}, None, now, serializer=dumps)
         except SerializationError as error:
             reason = f"cannot be stored as JSON ({error.__cause__ or error})"
             raise TaskInputError(task.name, [{"loc": [], "msg": reason, "type": "json_unstorable"}]) from None
@@ -108,16 +184,30 @@ class JobClient:
             task.name,
             JobState.PENDING if scheduled is None else JobState.SCHEDULED,
             ms_to_datetime(scheduled),
+            retry_of=retry_of,
         )
         expires_ms = run_at_ms - now + self.settings.job_expires_s * 1000
-        record_ttl = record_ttl_ms(expires_ms, task.timeout_for(self.settings), self.settings.result_ttl_s)
-        async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.psetex(Keys.arq_job(job_id), expires_ms, job)
-            pipe.zadd(self.keys.queue(queue), {job_id: run_at_ms})
-            pipe.hset(self.keys.record(job_id), mapping=record.to_hash())
-            pipe.pexpire(self.keys.record(job_id), record_ttl)
-            await pipe.execute()
-        return accepted
+        return PreparedJob(
+            accepted=accepted,
+            payload=payload,
+            queue=queue,
+            run_at_ms=run_at_ms,
+            job=job,
+            record=record,
+            expires_ms=expires_ms,
+            record_ttl_ms=record_ttl_ms(
+                expires_ms, task.timeout_for(self.settings), self.settings.result_ttl_s
+            ),
+        )
+
+    def _write(self, pipe: Pipeline, job: PreparedJob) -> None:
+        """Queue the commands that store `job` on a MULTI pipeline: ARQ's job key and queue entry,
+        and our record, so the job and its record appear together or not at all."""
+        job_id = job.accepted.job_id
+        pipe.psetex(Keys.arq_job(job_id), job.expires_ms, job.job)
+        pipe.zadd(self.keys.queue(job.queue), {job_id: job.run_at_ms})
+        pipe.hset(self.keys.record(job_id), mapping=job.record.to_hash())
+        pipe.pexpire(self.keys.record(job_id), job.record_ttl_ms)
 
     async def enqueue_payload(
         self,
@@ -126,10 +216,13 @@ class JobClient:
         *,
         delay: float | timedelta | None = None,
         run_at: datetime | None = None,
+        idempotency_key: str | None = None,
     ) -> Enqueued:
         """Enqueue by task name with an unvalidated payload (dict or JSON-able data)."""
         task = self.registry.get(task_name)
-        return await self.enqueue(task, task.parse_input(payload), delay=delay, run_at=run_at)
+        return await self.enqueue(
+            task, task.parse_input(payload), delay=delay, run_at=run_at, idempotency_key=idempotency_key
+        )
 
     async def status(self, job_id: str) -> JobStatus:
         """Everything known about a job; raises JobNotFoundError for an unknown or expired id."""
@@ -151,6 +244,77 @@ class JobClient:
         if status is None:
             raise JobNotFoundError(job_id)
         return status
+
+    async def cancel(self, job_id: str) -> JobStatus:
+        """Cancel a job. Waiting (pending, scheduled, retrying): removed from its queue at once, it
+        never runs. Running: marked, and its worker stops it within about a second. Raises
+        JobNotFoundError for an unknown id and JobNotCancellableError once it has ended. Unknown ids
+        leave nothing behind (unlike ARQ's abort, which would abort a later job given that id)."""
+        current = await self.status(job_id)
+        if current.is_terminal:
+            raise JobNotCancellableError(job_id, current.status.value)
+        queue = self.keys.queue(current.queue or self.settings.queue_name)
+        outcome = await self.redis.eval(  # type: ignore[misc]
+            CANCEL_SCRIPT,
+            6,
+            self.keys.record(job_id),
+            Keys.arq_result(job_id),
+            Keys.arq_in_progress(job_id),
+            Keys.arq_job(job_id),
+            Keys.arq_retry(job_id),
+            queue,
+            str(now_ms()),
+            job_id,
+        )
+        if outcome == b"missing":
+            raise JobNotFoundError(job_id)
+        after = await self.status(job_id)
+        if outcome == b"ended":
+            raise JobNotCancellableError(job_id, after.status.value)
+        return after
+
+    @property
+    def dead_letters(self) -> DeadLetterStore:
+        return DeadLetterStore(self.redis, self.keys, self.settings.dead_letter_ttl_s)
+
+    async def retry_dead_letter(self, job_id: str) -> Enqueued:
+        """Enqueue a dead letter's task and input again as a new job that links back (`retry_of`),
+        and remove the dead letter, in one transaction (two concurrent retries make one job)."""
+        key = self.keys.dead_letter(job_id)
+        async with self.redis.pipeline(transaction=True) as pipe:
+            await pipe.watch(key)
+            letter = parse_dead_letter(await pipe.get(key))
+            if letter is None:
+                raise DeadLetterNotFoundError(job_id)
+            task = self.registry.get(letter.task)
+            prepared = self._prepare(task, task.parse_input(letter.input), None, None, retry_of=job_id)
+            pipe.multi()  # type: ignore[no-untyped-call]
+            self._write(pipe, prepared)
+            self.dead_letters.remove(pipe, letter)
+            try:
+                await pipe.execute()
+            except WatchError:  # retried or deleted meanwhile
+                raise DeadLetterNotFoundError(job_id) from None
+        return prepared.accepted
+
+
+# Atomic cancel. KEYS: record, ARQ result, ARQ in-progress, ARQ job, ARQ retry, queue;
+# ARGV: now (ms), job id. Answers missing | ended | running | cancelled.
+CANCEL_SCRIPT = f"""
+if redis.call('EXISTS', KEYS[1]) == 0 then return 'missing' end
+if redis.call('HGET', KEYS[1], '{records.MARK}') == '{JobState.CANCELLED}' then return 'ended' end
+if redis.call('EXISTS', KEYS[2]) == 1 then return 'ended' end
+if redis.call('EXISTS', KEYS[3]) == 1 then
+  redis.call('HSET', KEYS[1], '{records.CANCEL_REQUESTED}', ARGV[1])
+  return 'running'
+end
+if redis.call('EXISTS', KEYS[4]) == 0 then return 'missing' end
+redis.call('ZREM', KEYS[6], ARGV[2])
+redis.call('DEL', KEYS[4], KEYS[5])
+redis.call('HSET', KEYS[1], '{records.MARK}', '{JobState.CANCELLED}', '{records.FINISHED_AT}', ARGV[1])
+redis.call('HDEL', KEYS[1], '{records.NEXT_ATTEMPT_AT}')
+return 'cancelled'
+"""
 
 
 def _read_result(raw: bytes | None) -> dict[str, Any] | None:

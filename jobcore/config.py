@@ -6,7 +6,7 @@ from functools import lru_cache
 from typing import Annotated, Literal
 
 from pydantic import Field, PositiveFloat, PositiveInt, RedisDsn, ValidationError, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 ENV_PREFIX = "JOBS_"
 
@@ -63,7 +63,23 @@ class Settings(BaseSettings):
         default=5, description="How often a worker writes its health-check key."
     )
     shutdown_grace_s: PositiveInt = Field(
-        default=10, description="On SIGTERM, how long a worker lets running jobs finish."
+        default=10,
+        description="On SIGTERM, how long a worker lets running jobs finish before putting them back.",
+    )
+    lease_s: Annotated[float, Field(ge=2, le=300)] = Field(
+        default=10.0,
+        description="A running job's lease, renewed every second by its worker: when the worker dies "
+        "the job runs again on another worker within this time (plus one poll).",
+    )
+    idempotency_ttl_s: PositiveInt = Field(
+        default=86_400, description="How long an Idempotency-Key maps to the job it created."
+    )
+    dead_letter_ttl_s: PositiveInt = Field(
+        default=30 * 86_400, description="How long dead letters are kept unless deleted first."
+    )
+    task_packages: Annotated[tuple[str, ...], NoDecode] = Field(
+        default=("workers.tasks",),
+        description="Comma-separated packages whose modules define the tasks (API and workers must agree).",
     )
     http_timeout_s: PositiveFloat = Field(
         default=10.0, description="Timeout of the workers' shared HTTP client (webhooks)."
@@ -71,6 +87,20 @@ class Settings(BaseSettings):
     api_host: str = Field(default="127.0.0.1", description="Interface the API listens on.")
     api_port: Port = Field(default=8000, description="Port the API listens on.")
     log_level: LogLevel = Field(default="INFO", description="Log level of API and workers.")
+
+    @field_validator("task_packages", mode="before")
+    @classmethod
+    def split_packages(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(part.strip() for part in value.split(",") if part.strip())
+        return value
+
+    @field_validator("task_packages")
+    @classmethod
+    def some_packages(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if not value:
+            raise ValueError("name at least one package")
+        return value
 
     @field_validator("key_prefix")
     @classmethod

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import asyncio
+from dataclasses import dataclass, field
 
 import httpx
 from arq.connections import ArqRedis
 
 from jobcore.config import Settings
+from jobcore.errors import SoftTimeLimitExceeded
 from jobcore.keys import Keys
 from jobcore.progress import Progress
 from jobcore.records import PROGRESS
@@ -35,6 +37,19 @@ class JobContext:
     task: str
     attempt: int
     resources: Resources
+    soft_timeout_s: float | None = None
+    soft_limit: asyncio.Event = field(default_factory=asyncio.Event)
+
+    @property
+    def soft_limit_reached(self) -> bool:
+        """True once the attempt has run past its soft time limit: finish or clean up now, the hard
+        limit stops it soon after."""
+        return self.soft_limit.is_set()
+
+    def check_soft_limit(self) -> None:
+        """Raise SoftTimeLimitExceeded (catch it to clean up) once the soft limit has passed."""
+        if self.soft_limit.is_set():
+            raise SoftTimeLimitExceeded(self.soft_timeout_s or 0.0)
 
     @property
     def http(self) -> httpx.AsyncClient:

@@ -1,13 +1,26 @@
 """The project's exceptions. Core code raises these; `app.main` maps them to HTTP answers.
 
-JobsError                 root: anything this project raises on purpose
-├── NotFoundError         something named in the request does not exist
-│   ├── UnknownTaskError  no task is registered under that name
-│   └── JobNotFoundError  no job (or an expired one) has that id
-├── InvalidScheduleError  delay / run_at given wrongly
-├── TaskInputError        a payload does not validate against the task's input model
-└── TaskError             raised inside a job: the job fails with this error
-    └── WebhookError      a webhook target answered with a non-2xx status
+JobsError                        root: anything this project raises on purpose
+├── NotFoundError                something named in the request does not exist
+│   ├── UnknownTaskError         no task is registered under that name
+│   ├── JobNotFoundError         no job (or an expired one) has that id
+│   └── DeadLetterNotFoundError  no dead letter has that job id
+├── ConflictError                the request clashes with the current state
+│   ├── IdempotencyConflictError an Idempotency-Key was reused with another request
+│   └── JobNotCancellableError   the job has already ended
+├── InvalidScheduleError         delay / run_at given wrongly
+├── TaskInputError               a payload does not validate against the task's input model
+└── TaskError                    raised inside a job: the attempt fails with this error
+    ├── PermanentError           retrying cannot help: the job fails at once
+    │   ├── JobCancelledError    the job was cancelled while it ran
+    │   └── WebhookRejectedError a webhook target answered 4xx (not 429)
+    └── TransientError           another attempt may succeed (after `retry_after_s`, if given)
+        ├── TimeLimitExceeded    the attempt ran into its task's hard time limit
+        ├── SoftTimeLimitExceeded  raised by `ctx.check_soft_limit()` once the soft limit passed
+        ├── WorkerLostError      the worker running an attempt died; found by the next attempt
+        └── WebhookUnavailableError  a webhook target answered 5xx or 429
+
+A task may raise any exception; its task's RetryPolicy decides whether it is retried.
 """
 
 from __future__ import annotations
@@ -51,6 +64,49 @@ class JobNotFoundError(NotFoundError):
         return {"job_id": self.job_id}
 
 
+class DeadLetterNotFoundError(NotFoundError):
+    code = "dead_letter_not_found"
+
+    def __init__(self, job_id: str) -> None:
+        super().__init__(f"no dead letter for job id {job_id!r} (unknown, deleted, retried or expired)")
+        self.job_id = job_id
+
+    def details(self) -> dict[str, Any]:
+        return {"job_id": self.job_id}
+
+
+class ConflictError(JobsError):
+    code = "conflict"
+
+
+class IdempotencyConflictError(ConflictError):
+    code = "idempotency_conflict"
+
+    def __init__(self, key: str, task: str, job_id: str) -> None:
+        super().__init__(
+            f"Idempotency-Key {key!r} was already used for a different request "
+            f"(task {task!r}, job {job_id}); use a new key for a new request"
+        )
+        self.key = key
+        self.task = task
+        self.job_id = job_id
+
+    def details(self) -> dict[str, Any]:
+        return {"idempotency_key": self.key, "task": self.task, "job_id": self.job_id}
+
+
+class JobNotCancellableError(ConflictError):
+    code = "job_not_cancellable"
+
+    def __init__(self, job_id: str, status: str) -> None:
+        super().__init__(f"job {job_id} has already ended ({status}); only unfinished jobs can be cancelled")
+        self.job_id = job_id
+        self.status = status
+
+    def details(self) -> dict[str, Any]:
+        return {"job_id": self.job_id, "status": self.status}
+
+
 class InvalidScheduleError(JobsError):
     code = "invalid_schedule"
 
@@ -76,15 +132,81 @@ class TaskInputError(JobsError):
 
 
 class TaskError(JobsError):
-    """Raised by a task to fail its job with a clear message."""
+    """Raised by a task to fail its attempt with a clear message (retried per the task's policy)."""
 
     code = "task_error"
 
 
+class PermanentError(TaskError):
+    """Raised by a task when another attempt cannot succeed: the job fails without retrying."""
+
+    code = "permanent_error"
+
+
+class TransientError(TaskError):
+    """Raised by a task when another attempt may succeed, optionally after `retry_after_s`."""
+
+    code = "transient_error"
+
+    def __init__(self, message: str, retry_after_s: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
+class TimeLimitExceeded(TransientError):
+    """The attempt ran longer than its task's hard time limit and was stopped."""
+
+    code = "time_limit_exceeded"
+
+    def __init__(self, limit_s: float) -> None:
+        super().__init__(f"the attempt ran longer than the hard time limit of {limit_s:g} s and was stopped")
+        self.limit_s = limit_s
+
+
+class SoftTimeLimitExceeded(TransientError):
+    """The attempt passed its task's soft time limit (raised by `JobContext.check_soft_limit`)."""
+
+    code = "soft_time_limit_exceeded"
+
+    def __init__(self, limit_s: float) -> None:
+        super().__init__(f"the attempt passed its soft time limit of {limit_s:g} s")
+        self.limit_s = limit_s
+
+
+class WorkerLostError(TransientError):
+    """The worker running an attempt stopped (killed, crashed) before it finished."""
+
+    code = "worker_lost"
+
+
+class JobCancelledError(PermanentError):
+    """The job was cancelled while it ran."""
+
+    code = "job_cancelled"
+
+
 class WebhookError(TaskError):
+    """A webhook target answered with a status that is not 2xx."""
+
     code = "webhook_error"
 
     def __init__(self, url: str, status_code: int) -> None:
         super().__init__(f"webhook target {url} answered HTTP {status_code}")
         self.url = url
         self.status_code = status_code
+
+
+class WebhookRejectedError(WebhookError, PermanentError):
+    """A webhook target refused the request (4xx other than 429): retrying cannot help."""
+
+    code = "webhook_rejected"
+
+
+class WebhookUnavailableError(WebhookError, TransientError):
+    """A webhook target is failing or throttling (5xx, 429): retried, after its Retry-After if given."""
+
+    code = "webhook_unavailable"
+
+    def __init__(self, url: str, status_code: int, retry_after_s: float | None = None) -> None:
+        WebhookError.__init__(self, url, status_code)
+        self.retry_after_s = retry_after_s

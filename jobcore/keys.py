@@ -26,6 +26,18 @@ class Keys:
         """Our hash per job: task, queue, timestamps, attempt, progress."""
         return f"{self.prefix}:job:{job_id}"
 
+    def dead_letter(self, job_id: str) -> str:
+        """One dead letter (JSON), kept for the dead-letter retention."""
+        return f"{self.prefix}:dead:{job_id}"
+
+    def dead_letters(self, task: str | None = None) -> str:
+        """Sorted set of dead-lettered job ids by failure time (ms): all, or one task's."""
+        return f"{self.prefix}:dead-letters" if task is None else f"{self.prefix}:dead-letters:task:{task}"
+
+    def idempotency(self, digest: str) -> str:
+        """Which job an Idempotency-Key created (`digest` is a hash of the key)."""
+        return f"{self.prefix}:idempotency:{digest}"
+
     def report(self, report_id: str) -> str:
         """Where `generate_report` stores the report it built."""
         return f"{self.prefix}:report:{report_id}"

@@ -5,7 +5,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from pydantic import BaseModel
+
 from jobcore.progress import Progress
+from jobcore.states import JobState
 
 TASK = "task"
 QUEUE = "queue"
@@ -16,6 +19,23 @@ ATTEMPT = "attempt"
 STARTED_AT = "started_at"
 WORKER = "worker"
 PROGRESS = "progress"
+MARK = "state"
+NEXT_ATTEMPT_AT = "next_attempt_at"
+LAST_ERROR = "last_error"
+DEAD_LETTERED = "dead_lettered"
+RETRY_OF = "retry_of"
+CANCEL_REQUESTED = "cancel_requested"
+FINISHED_AT = "finished_at"
+
+MARKABLE = frozenset({JobState.RETRYING, JobState.CANCELLED})
+
+
+class JobError(BaseModel):
+    """An attempt's error: the exception's type and message (its traceback goes to dead letters and
+    ARQ's result, not to API clients)."""
+
+    type: str
+    message: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,6 +51,13 @@ class JobRecord:
     started_ms: int | None = None
     worker: str | None = None
     progress: Progress | None = None
+    mark: JobState | None = None
+    next_attempt_ms: int | None = None
+    last_error: JobError | None = None
+    dead_lettered: bool = False
+    retry_of: str | None = None
+    cancel_requested_ms: int | None = None
+    finished_ms: int | None = None
 
     @property
     def run_at_ms(self) -> int:
@@ -47,6 +74,8 @@ class JobRecord:
         }
         if self.scheduled_ms is not None:
             fields[SCHEDULED_FOR] = self.scheduled_ms
+        if self.retry_of is not None:
+            fields[RETRY_OF] = self.retry_of
         return fields
 
     @classmethod
@@ -56,6 +85,8 @@ class JobRecord:
         if TASK not in data or ENQUEUED_AT not in data:
             return None
         progress = data.get(PROGRESS)
+        mark = data.get(MARK)
+        last_error = data.get(LAST_ERROR)
         return cls(
             task=data[TASK],
             queue=data.get(QUEUE, ""),
@@ -66,6 +97,13 @@ class JobRecord:
             started_ms=_int_or_none(data.get(STARTED_AT)),
             worker=data.get(WORKER),
             progress=Progress.model_validate_json(progress) if progress else None,
+            mark=JobState(mark) if mark in MARKABLE else None,
+            next_attempt_ms=_int_or_none(data.get(NEXT_ATTEMPT_AT)),
+            last_error=JobError.model_validate_json(last_error) if last_error else None,
+            dead_lettered=data.get(DEAD_LETTERED) == "1",
+            retry_of=data.get(RETRY_OF),
+            cancel_requested_ms=_int_or_none(data.get(CANCEL_REQUESTED)),
+            finished_ms=_int_or_none(data.get(FINISHED_AT)),
         )
 
 
@@ -79,8 +117,22 @@ def record_ttl_ms(wait_ms: int, timeout_s: float, result_ttl_s: int) -> int:
 
 
 def started_fields(attempt: int, started_ms: int, worker: str) -> dict[str, str | int]:
-    """The fields a worker writes when it starts an attempt."""
+    """The fields a worker writes when it starts an attempt (it also clears MARK/NEXT_ATTEMPT_AT)."""
     return {ATTEMPT: attempt, STARTED_AT: started_ms, WORKER: worker}
+
+
+def retrying_fields(next_attempt_ms: int, error: JobError) -> dict[str, str | int]:
+    """The fields that mark a job waiting for its next attempt."""
+    return {
+        MARK: JobState.RETRYING.value,
+        NEXT_ATTEMPT_AT: next_attempt_ms,
+        LAST_ERROR: error.model_dump_json(),
+    }
+
+
+def cancelled_fields(finished_ms: int) -> dict[str, str | int]:
+    """The fields that mark a job cancelled."""
+    return {MARK: JobState.CANCELLED.value, FINISHED_AT: finished_ms}
 
 
 def _int_or_none(value: str | None) -> int | None:

@@ -18,6 +18,9 @@ from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
 from jobcore.config import Settings
 from jobcore.context import JobContext
 from jobcore.errors import TaskInputError, UnknownTaskError
+from jobcore.retry import RetryPolicy
+
+SOFT_LIMIT_FRACTION = 0.8
 
 
 class TaskInput(BaseModel):
@@ -42,8 +45,13 @@ class Task(Generic[InputT, ResultT]):
     result_adapter: TypeAdapter[ResultT] = field(repr=False)
     queue: str | None
     timeout_s: float | None
-    max_attempts: int
+    retry: RetryPolicy
     description: str
+    soft_timeout_s: float | None = None
+
+    @property
+    def max_attempts(self) -> int:
+        return self.retry.max_attempts
 
     async def __call__(self, ctx: JobContext, data: InputT) -> ResultT:
         return await self.function(ctx, data)
@@ -55,6 +63,13 @@ class Task(Generic[InputT, ResultT]):
     def timeout_for(self, settings: Settings) -> float:
         """This task's hard time limit: its own, else the settings' default."""
         return self.timeout_s or settings.job_timeout_s
+
+    def soft_timeout_for(self, settings: Settings) -> float:
+        """When the task is told its time is nearly up: its own soft limit, else 80 % of the hard one."""
+        hard = self.timeout_for(settings)
+        if self.soft_timeout_s is not None and self.soft_timeout_s < hard:
+            return self.soft_timeout_s
+        return round(hard * SOFT_LIMIT_FRACTION, 3)
 
     def parse_input(self, payload: Any) -> InputT:
         """Validate a payload against the input model, naming the task and field when it fails."""
@@ -77,14 +92,26 @@ def task(
     name: str | None = None,
     queue: str | None = None,
     timeout_s: float | None = None,
-    max_attempts: int = 3,
+    soft_timeout_s: float | None = None,
+    max_attempts: int | None = None,
+    retry: RetryPolicy | None = None,
     description: str | None = None,
 ) -> Callable[[TaskFunction[InputT, ResultT]], Task[InputT, ResultT]]:
-    """Register an `async def` as a task; `queue`/`timeout_s` default to the settings' values."""
-    if max_attempts < 1:
-        raise ValueError("max_attempts must be at least 1")
+    """Register an `async def` as a task.
+
+    `timeout_s` is the hard time limit (default: the settings' `job_timeout_s`), `soft_timeout_s`
+    when the task is told first (default 80 % of the hard limit); `retry` the retry policy, or just
+    `max_attempts` with the default backoff. `queue` defaults to the settings' queue.
+    """
+    if retry is not None and max_attempts is not None and retry.max_attempts != max_attempts:
+        raise ValueError("give max_attempts in the RetryPolicy or as max_attempts, not both")
+    policy = retry or RetryPolicy(max_attempts=3 if max_attempts is None else max_attempts)
     if timeout_s is not None and timeout_s <= 0:
         raise ValueError("timeout_s must be positive")
+    if soft_timeout_s is not None and (
+        soft_timeout_s <= 0 or (timeout_s is not None and soft_timeout_s >= timeout_s)
+    ):
+        raise ValueError("soft_timeout_s must be positive and below timeout_s")
 
     def wrap(function: TaskFunction[InputT, ResultT]) -> Task[InputT, ResultT]:
         if not inspect.iscoroutinefunction(function):
@@ -104,8 +131,9 @@ def task(
             result_adapter=TypeAdapter(hints.get("return", Any)),
             queue=queue,
             timeout_s=timeout_s,
-            max_attempts=max_attempts,
+            retry=policy,
             description=description or doc.split("\n", 1)[0],
+            soft_timeout_s=soft_timeout_s,
         )
 
     return wrap
@@ -130,6 +158,11 @@ class TaskRegistry:
             module = importlib.import_module(f"{package}.{info.name}")
             found.extend(_tasks_defined_in(vars(module), module.__name__))
         return cls(found)
+
+    @classmethod
+    def discover_all(cls, packages: Iterable[str]) -> TaskRegistry:
+        """Every task defined in the modules of each of `packages` (the `task_packages` setting)."""
+        return cls(task for package in packages for task in cls.discover(package))
 
     def get(self, name: str) -> Task[Any, Any]:
         try:

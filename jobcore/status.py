@@ -8,17 +8,11 @@ from typing import Any
 from pydantic import BaseModel, Field, JsonValue
 
 from jobcore.progress import Progress
-from jobcore.records import JobRecord
+from jobcore.records import JobError, JobRecord
 from jobcore.serializer import EXCEPTION_KEY
 from jobcore.states import JobState, derive_state
 
-
-class JobError(BaseModel):
-    """Why a job failed: the exception's type and message (its traceback is kept in Redis for
-    operators, not shown to API clients)."""
-
-    type: str
-    message: str
+__all__ = ["JobError", "JobStatus", "build_status", "decode_error", "ms_to_datetime"]
 
 
 class JobStatus(BaseModel):
@@ -36,8 +30,20 @@ class JobStatus(BaseModel):
     finished_at: datetime | None
     progress: Progress | None
     result: JsonValue = Field(default=None, description="The task's result; only when succeeded.")
-    error: JobError | None = Field(default=None, description="Only when failed.")
+    error: JobError | None = Field(
+        default=None, description="When failed: why. When retrying: the last attempt's error."
+    )
     is_terminal: bool
+    next_attempt_at: datetime | None = Field(
+        default=None, description="When retrying: when the next attempt may start."
+    )
+    dead_lettered: bool = Field(
+        default=False, description="The job failed for good and was recorded in the dead-letter store."
+    )
+    retry_of: str | None = Field(default=None, description="The dead-lettered job this one retries.")
+    cancel_requested: bool = Field(
+        default=False, description="DELETE was asked while it ran; it stops within about a second."
+    )
 
 
 def ms_to_datetime(ms: int | None) -> datetime | None:
@@ -72,6 +78,7 @@ def build_status(
         queued=queued,
         run_at_ms=record.run_at_ms if record else None,
         now_ms=now_ms,
+        marked=record.mark if record else None,
     )
     if state is None:
         return None
@@ -83,6 +90,13 @@ def build_status(
         attempt = int(arq_result.get("t") or attempt)
         started_ms = arq_result.get("st") or started_ms
         finished_ms = arq_result.get("ft")
+    if state is JobState.CANCELLED and record is not None:
+        finished_ms = record.finished_ms
+    error = None
+    if state is JobState.FAILED and arq_result:
+        error = decode_error(arq_result.get("r"))
+    elif state is JobState.RETRYING and record is not None:
+        error = record.last_error
     return JobStatus(
         job_id=job_id,
         task=task,
@@ -96,8 +110,14 @@ def build_status(
         finished_at=ms_to_datetime(finished_ms),
         progress=record.progress if record else None,
         result=arq_result.get("r") if state is JobState.SUCCEEDED and arq_result else None,
-        error=decode_error(arq_result.get("r")) if state is JobState.FAILED and arq_result else None,
+        error=error,
         is_terminal=state.is_terminal,
+        next_attempt_at=ms_to_datetime(record.next_attempt_ms)
+        if state is JobState.RETRYING and record
+        else None,
+        dead_lettered=bool(record and record.dead_lettered and state is JobState.FAILED),
+        retry_of=record.retry_of if record else None,
+        cancel_requested=bool(record and record.cancel_requested_ms and not state.is_terminal),
     )
 
 

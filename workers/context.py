@@ -13,9 +13,12 @@ import httpx
 from jobcore.config import Settings
 from jobcore.context import Resources
 from jobcore.logs import configure_logging
+from workers.arq_worker import adopt
+from workers.runtime import Runtime
 
 SETTINGS_KEY = "settings"
 RESOURCES_KEY = "resources"
+RUNTIME_KEY = "runtime"
 
 log = logging.getLogger(__name__)
 
@@ -36,15 +39,28 @@ async def startup(ctx: dict[str, Any]) -> None:
     )
     resources = Resources(settings=settings, redis=ctx["redis"], http=http, worker_id=worker_id())
     ctx[RESOURCES_KEY] = resources
+    adopt(ctx, resources)
+    runtime = Runtime(resources)
+    runtime.start()
+    ctx[RUNTIME_KEY] = runtime
     log.info("worker %s started", resources.worker_id)
 
 
 async def shutdown(ctx: dict[str, Any]) -> None:
-    """ARQ on_shutdown: close what startup opened."""
-    resources: Resources | None = ctx.get(RESOURCES_KEY)
+    """ARQ on_shutdown (after running jobs finished or were put back): close what startup opened."""
+    runtime: Runtime | None = ctx.pop(RUNTIME_KEY, None)
+    if runtime is not None:
+        await runtime.stop()
+    resources: Resources | None = ctx.pop(RESOURCES_KEY, None)
     if resources is not None:
         await resources.http.aclose()
         log.info("worker %s stopped", resources.worker_id)
+
+
+def get_runtime(ctx: dict[str, Any]) -> Runtime:
+    """The lease/cancel bookkeeping startup started, from ARQ's ctx."""
+    runtime: Runtime = ctx[RUNTIME_KEY]
+    return runtime
 
 
 def get_resources(ctx: dict[str, Any]) -> Resources:

@@ -1,44 +1,135 @@
-"""Runs registered tasks under ARQ: one ARQ function per task, wrapping it with our bookkeeping.
+"""Runs registered tasks under ARQ: one ARQ function per task, wrapping each attempt with our
+bookkeeping and our delivery guarantees.
 
-Per attempt the wrapper records the start (attempt, time, worker) in the job's record, validates the
-stored payload against the task's input model, calls the task with a typed `JobContext`, and returns
-its result as JSON-able data. ARQ stores the result (or the exception, readable through our
-serializer) in the same transaction that removes the job.
+Per attempt the wrapper
+1. records the start (attempt, time, worker) and shortens ARQ's in-progress key to the lease, in one
+   round trip that also reads whether the job was cancelled meanwhile;
+2. gives up at once on a job whose earlier attempts used up `max_attempts` (the last one's worker
+   died): dead letter, `WorkerLostError`;
+3. validates the stored input, runs the task under its hard time limit (`asyncio.timeout`) with the
+   soft limit signalled through `ctx.soft_limit`, while `Runtime` renews the lease every second;
+4. on success returns the JSON-able result (ARQ stores it); on failure asks the task's RetryPolicy:
+   retry → mark `retrying` and raise ARQ's `Retry` with a jittered backoff; else → dead letter and
+   re-raise (ARQ stores the error); cancelled → mark `cancelled`, raise `JobCancelledError`;
+   cancelled by a worker shutdown → give the attempt back and let ARQ re-queue the job.
 """
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from arq.worker import Function, func
 
 from jobcore.client import now_ms
-from jobcore.context import JobContext
-from jobcore.records import record_ttl_ms, started_fields
+from jobcore.context import JobContext, Resources
+from jobcore.deadletters import FailureReason
+from jobcore.errors import JobCancelledError, TimeLimitExceeded, WorkerLostError
+from jobcore.keys import Keys
+from jobcore.records import CANCEL_REQUESTED, MARK, NEXT_ATTEMPT_AT, record_ttl_ms, started_fields
 from jobcore.registry import Task, TaskRegistry
-from workers.context import get_resources
+from workers.context import get_resources, get_runtime
+from workers.outcomes import dead_letter, exception_error, mark_cancelled, schedule_retry
+from workers.runtime import Runtime
+
+# ARQ's own time limit stays a backstop behind ours, which decides retries
+ARQ_TIMEOUT_MARGIN_S = 5.0
+
+
+async def begin(resources: Resources, task: Task[Any, Any], job_id: str, attempt: int) -> bool:
+    """Record the attempt's start and take a short lease; True when the job was cancelled."""
+    settings = resources.settings
+    key = resources.keys.record(job_id)
+    async with resources.redis.pipeline(transaction=True) as pipe:
+        pipe.hset(key, mapping=started_fields(attempt, now_ms(), resources.worker_id))
+        pipe.hdel(key, MARK, NEXT_ATTEMPT_AT)
+        pipe.pexpire(key, record_ttl_ms(0, task.timeout_for(settings), settings.result_ttl_s))
+        pipe.pexpire(Keys.arq_in_progress(job_id), round(settings.lease_s * 1000))
+        pipe.hexists(key, CANCEL_REQUESTED)
+        *_, cancelled = await pipe.execute()
+    return bool(cancelled)
+
+
+async def run_attempt(
+    task: Task[Any, Any], resources: Resources, runtime: Runtime, job_id: str, attempt: int, payload: Any
+) -> Any:
+    settings = resources.settings
+    if await begin(resources, task, job_id, attempt):
+        await mark_cancelled(resources, job_id)
+        raise JobCancelledError("cancelled before this attempt started")
+    if attempt > task.max_attempts:
+        lost = WorkerLostError(
+            f"attempt {attempt - 1} of {task.max_attempts} did not finish: its worker stopped"
+        )
+        await dead_letter(
+            resources,
+            job_id,
+            task=task.name,
+            payload=payload,
+            error=exception_error(lost),
+            reason=FailureReason.EXHAUSTED,
+            attempts=attempt - 1,
+        )
+        raise lost
+    hard = task.timeout_for(settings)
+    ctx = JobContext(job_id, task.name, attempt, resources, soft_timeout_s=task.soft_timeout_for(settings))
+    limit = asyncio.timeout(hard)
+    running = runtime.track(job_id)
+    soft_timer = asyncio.get_running_loop().call_later(task.soft_timeout_for(settings), ctx.soft_limit.set)
+    try:
+        data = task.parse_input(payload)
+        async with limit:
+            result = await task(ctx, data)
+        return task.dump_result(result)
+    except asyncio.CancelledError:
+        runtime.untrack(job_id)
+        if not running.cancel_requested:
+            # the worker is shutting down: ARQ re-queues the job; this attempt does not count
+            await asyncio.shield(resources.redis.decr(Keys.arq_retry(job_id)))
+            raise
+        current = asyncio.current_task()
+        if current is not None:
+            current.uncancel()
+        await mark_cancelled(resources, job_id)
+        raise JobCancelledError("cancelled while running") from None
+    except Exception as error:
+        runtime.untrack(job_id)
+        failure: BaseException = error
+        if isinstance(error, TimeoutError) and limit.expired():
+            failure = TimeLimitExceeded(hard)
+        if task.retry.should_retry(failure, attempt):
+            raise await schedule_retry(resources, task, job_id, attempt, failure) from failure
+        reason = FailureReason.EXHAUSTED if task.retry.is_transient(failure) else FailureReason.PERMANENT
+        await dead_letter(
+            resources,
+            job_id,
+            task=task.name,
+            payload=payload,
+            error=exception_error(failure),
+            reason=reason,
+            attempts=attempt,
+        )
+        if failure is error:
+            raise
+        raise failure from error
+    finally:
+        soft_timer.cancel()
+        runtime.untrack(job_id)
 
 
 def arq_function(task: Task[Any, Any]) -> Function:
     """The ARQ function that runs `task`."""
 
     async def run(ctx: dict[str, Any], payload: Any) -> Any:
-        resources = get_resources(ctx)
-        job_id: str = ctx["job_id"]
-        attempt: int = ctx["job_try"]
-        settings = resources.settings
-        ttl = record_ttl_ms(0, task.timeout_for(settings), settings.result_ttl_s)
-        key = resources.keys.record(job_id)
-        async with resources.redis.pipeline(transaction=True) as pipe:
-            pipe.hset(key, mapping=started_fields(attempt, now_ms(), resources.worker_id))
-            pipe.pexpire(key, ttl)
-            await pipe.execute()
-        data = task.parse_input(payload)
-        result = await task(JobContext(job_id, task.name, attempt, resources), data)
-        return task.dump_result(result)
+        return await run_attempt(
+            task, get_resources(ctx), get_runtime(ctx), ctx["job_id"], ctx["job_try"], payload
+        )
 
     run.__qualname__ = run.__name__ = f"run_{task.name}"
-    return func(run, name=task.name, timeout=task.timeout_s, max_tries=task.max_attempts)
+    timeout = (task.timeout_s + ARQ_TIMEOUT_MARGIN_S) if task.timeout_s else None  # else job_timeout
+    # ARQ's max_tries only backs ours up: the attempt after the last one reaches run_attempt, which
+    # dead-letters it with the reason
+    return func(run, name=task.name, timeout=timeout, max_tries=task.max_attempts + 1)
 
 
 def arq_functions(registry: TaskRegistry) -> list[Function]:

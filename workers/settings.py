@@ -13,8 +13,7 @@ from jobcore.keys import Keys
 from jobcore.registry import TaskRegistry
 from jobcore.serializer import dumps, loads
 from workers.context import SETTINGS_KEY, shutdown, startup
-from workers.runner import arq_functions
-from workers.tasks import registry
+from workers.runner import ARQ_TIMEOUT_MARGIN_S, arq_functions
 
 
 def redis_settings(settings: Settings) -> RedisSettings:
@@ -43,7 +42,7 @@ def worker_options(settings: Settings, tasks: TaskRegistry) -> dict[str, Any]:
         "health_check_key": health_check_key(queue),
         "max_jobs": settings.worker_concurrency,
         "poll_delay": settings.poll_delay_s,
-        "job_timeout": settings.job_timeout_s,
+        "job_timeout": settings.job_timeout_s + ARQ_TIMEOUT_MARGIN_S,
         "keep_result": settings.result_ttl_s,
         "expires_extra_ms": settings.job_expires_s * 1000,
         "health_check_interval": settings.health_check_interval_s,
@@ -57,4 +56,7 @@ def worker_options(settings: Settings, tasks: TaskRegistry) -> dict[str, Any]:
 
 
 # arq reads a settings class's attributes; this one's come from JOBS_* variables and .env.
-WorkerSettings = type("WorkerSettings", (), worker_options(load_settings(), registry))
+_settings = load_settings()
+WorkerSettings = type(
+    "WorkerSettings", (), worker_options(_settings, TaskRegistry.discover_all(_settings.task_packages))
+)

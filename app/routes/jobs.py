@@ -1,11 +1,12 @@
-"""`POST /jobs/{task}` (one route per registered task, each with its own schema) and `GET /jobs/{id}`."""
+"""`POST /jobs/{task}` (one route per registered task, each with its own schema), `GET /jobs/{id}` and
+`DELETE /jobs/{id}` (cancel)."""
 
 import inspect
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Depends, Query, Response
+from fastapi import APIRouter, Body, Depends, Header, Query, Response
 from pydantic import AwareDatetime
 
 from app.deps import JobsDep
@@ -13,13 +14,16 @@ from app.jobs import STATUS_ROUTE
 from app.schemas import EnqueuedJob, ErrorBody
 from jobcore.client import MAX_DELAY_S
 from jobcore.errors import UnknownTaskError
+from jobcore.idempotency import KEY_PATTERN
 from jobcore.registry import Task, TaskRegistry
 from jobcore.status import JobStatus
 
 TASK_ROUTE_EXTRA = "x-task"
 
 ERRORS: dict[int | str, dict[str, Any]] = {
+    200: {"model": EnqueuedJob, "description": "Idempotency-Key replay: the earlier request's job"},
     404: {"model": ErrorBody, "description": "Unknown task"},
+    409: {"model": ErrorBody, "description": "Idempotency-Key already used with a different request"},
     422: {"model": ErrorBody, "description": "Invalid body, delay or run_at"},
     503: {"model": ErrorBody, "description": "Redis is unreachable; the job was not accepted"},
 }
@@ -47,13 +51,34 @@ def get_schedule(
 
 ScheduleDep = Annotated[Schedule, Depends(get_schedule)]
 
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        pattern=KEY_PATTERN,
+        description="Makes retrying this request safe: the same key and request within the window "
+        "answer 200 with the first job; the same key with a different request is 409.",
+    ),
+]
+
 
 def enqueue_endpoint(task: Task[Any, Any]) -> Callable[..., Awaitable[EnqueuedJob]]:
     """An endpoint whose body is `task`'s input model, so OpenAPI shows each task's schema."""
 
-    async def enqueue(data: Any, jobs: JobsDep, schedule: ScheduleDep, response: Response) -> EnqueuedJob:
-        job = await jobs.enqueue(task, data, delay=schedule.delay, run_at=schedule.run_at)
+    async def enqueue(
+        data: Any,
+        jobs: JobsDep,
+        schedule: ScheduleDep,
+        response: Response,
+        idempotency_key: IdempotencyKey = None,
+    ) -> EnqueuedJob:
+        job = await jobs.enqueue(
+            task, data, delay=schedule.delay, run_at=schedule.run_at, idempotency_key=idempotency_key
+        )
         response.headers["Location"] = job.status_url
+        if job.idempotent_replay:
+            response.status_code = 200
+            response.headers["Idempotent-Replayed"] = "true"
         return job
 
     signature = inspect.signature(enqueue)
@@ -73,6 +98,15 @@ async def unknown_task(task: str) -> None:
 async def get_job(job_id: str, jobs: JobsDep) -> JobStatus:
     """State, attempt, timestamps, progress, and the result or error of a job."""
     return await jobs.status(job_id)
+
+
+async def cancel_job(job_id: str, jobs: JobsDep, response: Response) -> JobStatus:
+    """Cancel a job. Pending, scheduled or retrying: it never runs (200, `cancelled`). Running: its
+    worker stops it within about a second (202, `cancel_requested: true`; poll for `cancelled`)."""
+    status = await jobs.cancel(job_id)
+    if not status.is_terminal:
+        response.status_code = 202
+    return status
 
 
 def build_router(registry: TaskRegistry) -> APIRouter:
@@ -98,5 +132,17 @@ def build_router(registry: TaskRegistry) -> APIRouter:
         name=STATUS_ROUTE,
         response_model=JobStatus,
         responses={404: {"model": ErrorBody, "description": "Unknown job id"}},
+    )
+    router.add_api_route(
+        "/{job_id}",
+        cancel_job,
+        methods=["DELETE"],
+        name="cancel_job",
+        response_model=JobStatus,
+        responses={
+            202: {"model": JobStatus, "description": "Running: cancel requested, it stops within ~1 s"},
+            404: {"model": ErrorBody, "description": "Unknown job id"},
+            409: {"model": ErrorBody, "description": "The job has already ended"},
+        },
     )
     return router

@@ -3,7 +3,7 @@
 from fastapi import APIRouter
 
 from app.deps import RegistryDep, SettingsDep
-from app.schemas import TaskInfo, TaskList
+from app.schemas import RetryInfo, TaskInfo, TaskList
 
 router = APIRouter(tags=["tasks"])
 
@@ -18,7 +18,9 @@ async def list_tasks(registry: RegistryDep, settings: SettingsDep) -> TaskList:
                 description=task.description,
                 queue=task.queue_for(settings),
                 timeout_s=task.timeout_for(settings),
+                soft_timeout_s=task.soft_timeout_for(settings),
                 max_attempts=task.max_attempts,
+                retry=RetryInfo(base_s=task.retry.base_s, factor=task.retry.factor, cap_s=task.retry.cap_s),
                 input_schema=task.input_model.model_json_schema(),
                 result_schema=task.result_adapter.json_schema(),
             )

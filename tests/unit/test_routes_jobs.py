@@ -23,7 +23,9 @@ async def test_enqueue_answers_202_with_status_url_and_location(
     response = await client.post("/jobs/noop", json={"value": "hi"})
     assert response.status_code == 202
     body = response.json()
-    assert set(body) == {"job_id", "task", "status", "status_url", "scheduled_for"}
+    assert set(body) == {
+        "job_id", "task", "status", "status_url", "scheduled_for", "retry_of", "idempotent_replay"
+    }  # fmt: skip
     assert (body["task"], body["status"], body["scheduled_for"]) == ("noop", "pending", None)
     assert body["status_url"] == f"http://test/jobs/{body['job_id']}"
     assert response.headers["location"] == body["status_url"]
@@ -38,7 +40,8 @@ async def test_status_of_a_new_job_is_pending(client: httpx.AsyncClient) -> None
     body = response.json()
     assert set(body) == {
         "job_id", "task", "queue", "status", "attempt", "max_attempts", "enqueued_at", "scheduled_for",
-        "started_at", "finished_at", "progress", "result", "error", "is_terminal",
+        "started_at", "finished_at", "progress", "result", "error", "is_terminal", "next_attempt_at",
+        "dead_lettered", "retry_of", "cancel_requested",
     }  # fmt: skip
     assert body["job_id"] == job_id
     assert (body["task"], body["queue"], body["status"], body["attempt"]) == (
@@ -156,7 +159,7 @@ async def test_openapi_has_a_request_schema_per_task(
         operation = spec["paths"][f"/jobs/{task.name}"]["post"]
         ref = operation["requestBody"]["content"]["application/json"]["schema"]["$ref"]
         assert ref == f"#/components/schemas/{task.input_model.__name__}"
-        assert set(operation["responses"]) == {"202", "404", "422", "503"}
+        assert set(operation["responses"]) == {"200", "202", "404", "409", "422", "503"}
     assert "url" in spec["components"]["schemas"]["WebhookInput"]["required"]
     assert "/jobs/{task}" not in spec["paths"]
 

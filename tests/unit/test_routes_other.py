@@ -15,7 +15,8 @@ async def test_tasks_lists_every_task_with_schema_queue_and_limits(client: httpx
     tasks = {t["name"]: t for t in response.json()["tasks"]}
     assert set(tasks) == {"noop", "send_webhook", "generate_report"}
     webhook = tasks["send_webhook"]
-    assert (webhook["queue"], webhook["timeout_s"], webhook["max_attempts"]) == ("default", 30, 3)
+    assert (webhook["queue"], webhook["timeout_s"], webhook["soft_timeout_s"]) == ("default", 30, 24)
+    assert (webhook["max_attempts"], webhook["retry"]) == (5, {"base_s": 1, "factor": 2, "cap_s": 60})
     assert webhook["description"] == "POST a JSON body to a URL; any 2xx answer is success."
     assert webhook["input_schema"]["required"] == ["url", "payload"]
     assert set(webhook["result_schema"]["properties"]) == {"status_code", "elapsed_ms"}

@@ -30,5 +30,25 @@ def test_state_is_derived_from_what_redis_holds(
     assert got is expected
 
 
-def test_only_succeeded_and_failed_are_terminal() -> None:
-    assert {s for s in JobState if s.is_terminal} == {JobState.SUCCEEDED, JobState.FAILED}
+def test_only_succeeded_failed_and_cancelled_are_terminal() -> None:
+    assert {s for s in JobState if s.is_terminal} == {JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELLED}
+
+
+@pytest.mark.parametrize(
+    ("success", "in_progress", "queued", "mark", "expected"),
+    [
+        (True, False, False, JobState.CANCELLED, JobState.CANCELLED),  # cancel wins over ARQ's result
+        (None, False, True, JobState.CANCELLED, JobState.CANCELLED),
+        (None, False, True, JobState.RETRYING, JobState.RETRYING),
+        (None, True, True, JobState.RETRYING, JobState.RUNNING),  # the next attempt started
+        (False, False, False, JobState.RETRYING, JobState.FAILED),
+        (None, False, False, JobState.RETRYING, None),
+    ],
+)
+def test_marks_add_retrying_and_cancelled(
+    success: bool | None, in_progress: bool, queued: bool, mark: JobState, expected: JobState | None
+) -> None:
+    got = derive_state(
+        success=success, in_progress=in_progress, queued=queued, run_at_ms=NOW, now_ms=NOW, marked=mark
+    )
+    assert got is expected

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import time
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from typing import Annotated
 
+import httpx
 from pydantic import AnyHttpUrl, BaseModel, Field, JsonValue, StringConstraints
 
 from jobcore.context import JobContext
-from jobcore.errors import WebhookError
+from jobcore.errors import WebhookRejectedError, WebhookUnavailableError
 from jobcore.registry import TaskInput, task
+from jobcore.retry import RetryPolicy
 
 HeaderName = Annotated[str, StringConstraints(pattern=r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$", max_length=256)]
 HeaderValue = Annotated[str, StringConstraints(pattern=r"^[\x20-\x7e\t]*$", max_length=8192)]
@@ -28,12 +32,38 @@ class WebhookResult(BaseModel):
     elapsed_ms: float
 
 
-@task(timeout_s=30)
+def retry_after_s(response: httpx.Response) -> float | None:
+    """A Retry-After header in seconds (delta-seconds or an HTTP date), None when absent or bad."""
+    value = response.headers.get("retry-after", "").strip()
+    if not value:
+        return None
+    if value.isdigit():
+        return float(value)
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())
+
+
+# retried: connection errors and timeouts (httpx.TransportError), 5xx and 429 (WebhookUnavailableError,
+# after Retry-After when given); failed at once: other 4xx and 3xx (WebhookRejectedError)
+WEBHOOK_RETRY = RetryPolicy(
+    max_attempts=5, base_s=1.0, factor=2.0, cap_s=60.0, retry_on=(httpx.TransportError,)
+)
+
+
+@task(timeout_s=30, retry=WEBHOOK_RETRY)
 async def send_webhook(ctx: JobContext, data: WebhookInput) -> WebhookResult:
-    """POST a JSON body to a URL; any 2xx answer is success."""
+    """POST a JSON body to a URL; any 2xx answer is success. Retries on connection errors,
+    timeouts, 5xx and 429 (honouring Retry-After); fails at once on any other answer."""
     started = time.perf_counter()
     response = await ctx.http.post(str(data.url), json=data.payload, headers=data.headers)
     elapsed_ms = round((time.perf_counter() - started) * 1000, 3)
+    if response.status_code == 429 or response.status_code >= 500:
+        raise WebhookUnavailableError(str(data.url), response.status_code, retry_after_s(response))
     if not response.is_success:
-        raise WebhookError(str(data.url), response.status_code)
+        raise WebhookRejectedError(str(data.url), response.status_code)
     return WebhookResult(status_code=response.status_code, elapsed_ms=elapsed_ms)

@@ -1,0 +1,55 @@
+"""Idempotency keys: a client-chosen key that makes retrying `POST /jobs/{task}` safe.
+
+The first request with a key creates the job and stores `{job_id, task, fingerprint}` under a hash
+of the key for `idempotency_ttl_s`; a later request with the same key and the same fingerprint (task,
+validated input, delay/run_at) gets that job back; with another fingerprint it is a conflict.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import asdict, dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import orjson
+
+MAX_KEY_LENGTH = 255
+KEY_PATTERN = r"^[\x21-\x7e]{1,255}$"
+
+
+def fingerprint(task: str, payload: Any, delay: float | timedelta | None, run_at: datetime | None) -> str:
+    """A stable hash of what a request asks for (key order in the input does not matter)."""
+    if isinstance(delay, timedelta):
+        delay = delay.total_seconds()
+    request = {
+        "task": task,
+        "input": payload,
+        "delay": delay,
+        "run_at": run_at.isoformat() if run_at else None,
+    }
+    return hashlib.sha256(orjson.dumps(request, option=orjson.OPT_SORT_KEYS)).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class IdempotencyClaim:
+    """What an Idempotency-Key is bound to."""
+
+    key: str
+    fingerprint: str
+    task: str
+    job_id: str
+
+    @property
+    def digest(self) -> str:
+        return hashlib.sha256(self.key.encode()).hexdigest()
+
+    def to_json(self) -> bytes:
+        return orjson.dumps(asdict(self))
+
+    @classmethod
+    def parse(cls, raw: bytes | None) -> IdempotencyClaim | None:
+        if raw is None:
+            return None
+        data = orjson.loads(raw)
+        return cls(key=data["key"], fingerprint=data["fingerprint"], task=data["task"], job_id=data["job_id"])

@@ -1,0 +1,152 @@
+"""What happens to a job after an attempt fails: another attempt after a backoff, or the dead-letter
+store; and the bookkeeping of a cancelled job. Also dead-letters the failures ARQ handles before any
+task code or hook runs (expired job data, unknown function, undecodable job, too many tries)."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from arq.worker import Retry
+
+from jobcore.client import now_ms
+from jobcore.context import Resources
+from jobcore.deadletters import (
+    DeadLetterError,
+    DeadLetterStore,
+    FailureReason,
+    build_dead_letter,
+    error_from_exception,
+)
+from jobcore.keys import Keys
+from jobcore.records import JobError, JobRecord, cancelled_fields, record_ttl_ms, retrying_fields
+from jobcore.registry import Task
+from jobcore.serializer import encode_exception, exception_message, loads
+from jobcore.states import JobState
+
+log = logging.getLogger(__name__)
+
+
+def store(resources: Resources) -> DeadLetterStore:
+    return DeadLetterStore(resources.redis, resources.keys, resources.settings.dead_letter_ttl_s)
+
+
+async def schedule_retry(
+    resources: Resources, task: Task[Any, Any], job_id: str, attempt: int, error: BaseException
+) -> Retry:
+    """Mark the job `retrying` until its next attempt and return the ARQ `Retry` that re-queues it
+    after the policy's (jittered) backoff."""
+    delay_s = task.retry.delay_s(attempt, error)
+    now = now_ms()
+    delay_ms = round(delay_s * 1000)
+    settings = resources.settings
+    info = JobError(type=type(error).__name__, message=exception_message(error))
+    record = resources.keys.record(job_id)
+    async with resources.redis.pipeline(transaction=True) as pipe:
+        pipe.hset(record, mapping=retrying_fields(now + delay_ms, info))
+        pipe.pexpire(record, record_ttl_ms(delay_ms, task.timeout_for(settings), settings.result_ttl_s))
+        # the job's data must outlive the wait (ARQ set its TTL at enqueue)
+        pipe.pexpire(Keys.arq_job(job_id), delay_ms + settings.job_expires_s * 1000)
+        await pipe.execute()
+    log.info(
+        "job %s (%s) attempt %d/%d failed with %s; retrying in %.2f s",
+        job_id,
+        task.name,
+        attempt,
+        task.max_attempts,
+        info.type,
+        delay_s,
+    )
+    return Retry(defer=delay_s)
+
+
+async def dead_letter(
+    resources: Resources,
+    job_id: str,
+    *,
+    task: str,
+    payload: Any,
+    error: DeadLetterError,
+    reason: str,
+    attempts: int,
+) -> None:
+    """Record a job that failed for good in the dead-letter store (and flag its record)."""
+    raw = await resources.redis.hgetall(resources.keys.record(job_id))  # type: ignore[misc]
+    record = JobRecord.from_hash(raw)
+    if record is not None and record.mark is JobState.CANCELLED:
+        return  # cancelled jobs are not failures
+    letter = build_dead_letter(
+        job_id,
+        record,
+        task=task,
+        payload=payload,
+        error=error,
+        reason=reason,
+        attempts=attempts,
+        failed_ms=now_ms(),
+        worker=resources.worker_id,
+    )
+    async with resources.redis.pipeline(transaction=True) as pipe:
+        store(resources).add(pipe, letter, now_ms())
+        await pipe.execute()
+    log.warning("job %s (%s) dead-lettered after %d attempt(s): %s", job_id, task, attempts, reason)
+
+
+def exception_error(error: BaseException) -> DeadLetterError:
+    return error_from_exception(encode_exception(error))
+
+
+async def mark_cancelled(resources: Resources, job_id: str) -> None:
+    await resources.redis.hset(  # type: ignore[misc]
+        resources.keys.record(job_id), mapping=cancelled_fields(now_ms())
+    )
+
+
+def refusal_reason(error: DeadLetterError) -> str:
+    """Classify a failure ARQ reported before running the task, from its exception."""
+    if error.message == "job expired":
+        return FailureReason.EXPIRED
+    if error.message.startswith("function ") and error.message.endswith(" not found"):
+        return FailureReason.UNKNOWN_TASK
+    if error.type == "SerializationError":
+        return FailureReason.UNREADABLE
+    if "retries exceeded" in error.message:
+        return FailureReason.EXHAUSTED
+    return FailureReason.REFUSED
+
+
+async def dead_letter_refused(resources: Resources, job_id: str, result_data: bytes | None) -> None:
+    """Dead-letter a job ARQ failed before running it, from the result ARQ is about to store and
+    the job's data (read now, before ARQ deletes it)."""
+    raw_job = await resources.redis.get(Keys.arq_job(job_id))
+    result: dict[str, Any] = {}
+    if result_data is not None:
+        try:
+            decoded = loads(result_data)
+            result = decoded if isinstance(decoded, dict) else {}
+        except ValueError:
+            result = {}
+    error = error_from_exception(result.get("r", "ARQ failed the job before running it"))
+    args = result.get("a")
+    payload: Any = args[0] if isinstance(args, list) and args else None
+    if payload is None and raw_job is not None:
+        payload = raw_job_input(raw_job)
+    await dead_letter(
+        resources,
+        job_id,
+        task=str(result.get("f") or "<unknown>"),
+        payload=payload,
+        error=error,
+        reason=refusal_reason(error),
+        attempts=int(result.get("t") or 0),
+    )
+
+
+def raw_job_input(raw: bytes) -> Any:
+    """The input of a stored ARQ job, or its text when it cannot be decoded."""
+    try:
+        job = loads(raw)
+        args = job.get("a") if isinstance(job, dict) else None
+        return args[0] if isinstance(args, list) and args else None
+    except ValueError:
+        return raw.decode("utf-8", errors="replace")[:10_000]

@@ -1,0 +1,90 @@
+"""The attempts one worker process runs now: their leases and their cancel requests.
+
+Every second the worker renews the lease of each attempt it runs (ARQ's in-progress key, given a TTL
+of `lease_s` instead of ARQ's "longest time limit + 10 s") and reads their `cancel_requested` flags,
+in one round trip. A worker that dies stops renewing: its jobs' leases run out within `lease_s` and
+another worker claims them at its next poll. A flagged attempt's asyncio task is cancelled; the
+runner turns that into a `cancelled` job.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass, field
+
+from redis.exceptions import RedisError
+
+from jobcore.context import Resources
+from jobcore.keys import Keys
+from jobcore.records import CANCEL_REQUESTED
+
+log = logging.getLogger(__name__)
+
+BEAT_INTERVAL_S = 1.0
+
+
+@dataclass(slots=True)
+class RunningAttempt:
+    job_id: str
+    task: asyncio.Task[object]
+    cancel_requested: bool = False
+
+
+@dataclass
+class Runtime:
+    resources: Resources
+    interval_s: float = BEAT_INTERVAL_S
+    running: dict[str, RunningAttempt] = field(default_factory=dict)
+    _loop_task: asyncio.Task[None] | None = None
+
+    @property
+    def lease_ms(self) -> int:
+        return round(self.resources.settings.lease_s * 1000)
+
+    def track(self, job_id: str) -> RunningAttempt:
+        """Register the attempt running in the current asyncio task."""
+        current = asyncio.current_task()
+        assert current is not None, "track() runs inside the job's task"
+        attempt = RunningAttempt(job_id, current)
+        self.running[job_id] = attempt
+        return attempt
+
+    def untrack(self, job_id: str) -> None:
+        self.running.pop(job_id, None)
+
+    async def beat(self) -> None:
+        """Renew every running attempt's lease and cancel those whose job was cancelled."""
+        attempts = list(self.running.values())
+        if not attempts:
+            return
+        keys = self.resources.keys
+        async with self.resources.redis.pipeline(transaction=False) as pipe:
+            for attempt in attempts:
+                pipe.pexpire(Keys.arq_in_progress(attempt.job_id), self.lease_ms)
+                pipe.hexists(keys.record(attempt.job_id), CANCEL_REQUESTED)
+            replies = await pipe.execute()
+        for attempt, flagged in zip(attempts, replies[1::2], strict=True):
+            if flagged and not attempt.cancel_requested and self.running.get(attempt.job_id) is attempt:
+                log.info("job %s cancelled while running: stopping it", attempt.job_id)
+                attempt.cancel_requested = True
+                attempt.task.cancel()
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(self.interval_s)
+            try:
+                await self.beat()
+            except RedisError as error:  # keep beating: leases last lease_s, Redis may come back
+                log.warning("lease renewal failed: %r", error)
+
+    def start(self) -> None:
+        self._loop_task = asyncio.create_task(self._run(), name="jobs-lease-renewal")
+
+    async def stop(self) -> None:
+        if self._loop_task is not None:
+            self._loop_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._loop_task
+            self._loop_task = None
