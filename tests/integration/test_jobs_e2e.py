@@ -79,19 +79,22 @@ async def test_webhook_is_delivered(
 async def test_failing_job_ends_failed_with_its_error(
     http: httpx.AsyncClient, worker: Service, webhook_target: WebhookTarget, redis_client: redis.Redis
 ) -> None:
-    url = f"{webhook_target.url}/status/500"
+    url = f"{webhook_target.url}/status/410"
     accepted = await http.post("/jobs/send_webhook", json={"url": url, "payload": {"x": 1}})
     done = await wait_for_status(http, accepted.json()["status_url"], terminal)
     assert done["status"] == "failed"
     assert done["result"] is None
-    assert done["error"] == {"type": "WebhookError", "message": f"webhook target {url} answered HTTP 500"}
+    assert done["error"] == {
+        "type": "WebhookRejectedError",
+        "message": f"webhook target {url} answered HTTP 410",
+    }
     stored = redis_client.get(f"arq:result:{done['job_id']}")
     assert isinstance(stored, bytes)
     kept = orjson.loads(stored)["r"]["__exception__"]  # the traceback is kept for operators, not served
     assert (
         kept["traceback"]
         .rstrip()
-        .endswith(f"jobcore.errors.WebhookError: webhook target {url} answered HTTP 500")
+        .endswith(f"jobcore.errors.WebhookRejectedError: webhook target {url} answered HTTP 410")
     )
 
 

@@ -57,8 +57,10 @@ WEBHOOK_RETRY = RetryPolicy(
 
 @task(timeout_s=30, retry=WEBHOOK_RETRY)
 async def send_webhook(ctx: JobContext, data: WebhookInput) -> WebhookResult:
-    """POST a JSON body to a URL; any 2xx answer is success. Retries on connection errors,
-    timeouts, 5xx and 429 (honouring Retry-After); fails at once on any other answer."""
+    """POST a JSON body to a URL; any 2xx answer is success.
+
+    Retries on connection errors, timeouts, 5xx and 429 (honouring Retry-After); fails at once on any
+    other answer."""
     started = time.perf_counter()
     response = await ctx.http.post(str(data.url), json=data.payload, headers=data.headers)
     elapsed_ms = round((time.perf_counter() - started) * 1000, 3)
