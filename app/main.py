@@ -53,7 +53,7 @@ def create_arq(settings: Settings) -> ArqRedis:
     )
 
 
-def error_response(status: int, code: str, message: str, **details: Any) -> JSONResponse:
+def error_response(status: int, code: str, message: str, /, **details: Any) -> JSONResponse:
     return JSONResponse({"error": code, "message": message, **details}, status_code=status)
 
 

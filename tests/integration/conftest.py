@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -33,6 +34,7 @@ from jobcore.keys import Keys
 ROOT = Path(__file__).resolve().parents[2]
 ARQ = str(Path(sys.executable).with_name("arq"))
 LOCAL_TEST_REDIS = "redis://127.0.0.1:6379/9"
+TASK_PACKAGES = "workers.tasks,tests.integration.tasks"
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -96,6 +98,7 @@ def service_env(redis_url: str, prefix: str, **extra: str) -> dict[str, str]:
         "JOBS_POLL_DELAY_S": "0.02",
         "JOBS_HEALTH_CHECK_INTERVAL_S": "1",
         "JOBS_SHUTDOWN_GRACE_S": "2",
+        "JOBS_TASK_PACKAGES": TASK_PACKAGES,
         **extra,
     }
 
@@ -192,18 +195,54 @@ def worker(
         service.stop()
 
 
+def start_worker(
+    redis_url: str, key_prefix: str, log_dir: Path, name: str, **extra_env: str
+) -> tuple[Service, str]:
+    """Another `arq workers.WorkerSettings` process; returns it and its worker id once started."""
+    service = Service(
+        name,
+        [ARQ, "workers.WorkerSettings"],
+        service_env(redis_url, key_prefix, **extra_env),
+        log_dir / f"{name}.log",
+    ).start()
+    found: list[str] = []
+
+    def started() -> bool:
+        match = re.search(r"worker (\S+) started", service.log())
+        if match:
+            found.append(match.group(1))
+        return bool(found)
+
+    service.wait_until(started)
+    return service, found[0]
+
+
+def kill(service: Service) -> None:
+    """SIGKILL the whole process group: no handler, no cleanup, like an OOM kill or a lost host."""
+    os.killpg(service.process.pid, signal.SIGKILL)
+    service.process.wait()
+
+
 @dataclass
 class Received:
     path: str
     headers: dict[str, str]
     body: Any
+    at: float = field(default_factory=time.monotonic)
 
 
 class WebhookTarget:
-    """A local HTTP server: `POST /status/<code>` answers <code>; every request is recorded."""
+    """A local HTTP server; every request is recorded (with its arrival time) and answered by path:
+
+    - `/status/<code>` answers <code>;
+    - `/sequence/<c1>,<c2>,.../<tag>` answers c1 to its first request, c2 to the second, ... and the
+      last code from then on; a code written `503+2` adds `Retry-After: 2`;
+    - `/switch/<tag>` answers `switches[tag]` (400 until a test sets it).
+    """
 
     def __init__(self) -> None:
         self.received: list[Received] = []
+        self.switches: dict[str, int] = {}
         target = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -213,8 +252,10 @@ class WebhookTarget:
                 target.received.append(
                     Received(self.path, {k.lower(): v for k, v in self.headers.items()}, body)
                 )
-                code = int(self.path.rsplit("/", 1)[1]) if self.path.startswith("/status/") else 200
+                code, retry_after = target.answer(self.path)
                 self.send_response(code)
+                if retry_after is not None:
+                    self.send_header("retry-after", retry_after)
                 self.send_header("content-length", "0")
                 self.end_headers()
 
@@ -224,6 +265,19 @@ class WebhookTarget:
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def answer(self, path: str) -> tuple[int, str | None]:
+        parts = path.strip("/").split("/")
+        if parts[0] == "status":
+            return int(parts[1]), None
+        if parts[0] == "sequence":
+            codes = parts[1].split(",")
+            seen = len(self.by_path(path)) - 1
+            code, _, retry_after = codes[min(seen, len(codes) - 1)].partition("+")
+            return int(code), retry_after or None
+        if parts[0] == "switch":
+            return self.switches.get(parts[1], 400), None
+        return 200, None
 
     def by_path(self, path: str) -> list[Received]:
         return [r for r in self.received if r.path == path]
