@@ -108,7 +108,7 @@ def refusal_reason(error: DeadLetterError) -> str:
         return FailureReason.EXPIRED
     if error.message.startswith("function ") and error.message.endswith(" not found"):
         return FailureReason.UNKNOWN_TASK
-    if error.type == "SerializationError":
+    if error.type in ("SerializationError", "DeserializationError"):
         return FailureReason.UNREADABLE
     if "retries exceeded" in error.message:
         return FailureReason.EXHAUSTED

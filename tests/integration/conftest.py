@@ -221,6 +221,7 @@ def kill(service: Service) -> None:
     """SIGKILL the whole process group: no handler, no cleanup, like an OOM kill or a lost host."""
     os.killpg(service.process.pid, signal.SIGKILL)
     service.process.wait()
+    service.stop()  # closes its log
 
 
 @dataclass

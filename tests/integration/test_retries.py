@@ -80,7 +80,7 @@ async def test_rejected_webhook_is_dead_lettered_then_retried_after_the_fix(
     assert letter["input"] == {"url": url, "payload": {"order": 7}, "headers": {}}
     assert (letter["reason"], letter["attempts"], letter["max_attempts"]) == ("permanent_error", 1, 5)
     assert letter["error"]["type"] == "WebhookRejectedError"
-    assert letter["error"]["traceback"].rstrip().endswith(f"answered HTTP 400")
+    assert letter["error"]["traceback"].rstrip().endswith("answered HTTP 400")
     assert letter["worker"].count(":") == 2 and letter["failed_at"] and letter["started_at"]
     listed = (await http.get("/dead-letters", params={"task": "send_webhook", "limit": 500})).json()
     assert job_id in [item["job_id"] for item in listed["items"]]
@@ -114,7 +114,9 @@ async def test_dead_letters_page_newest_first_and_delete(
     seen: list[str] = []
     cursor = None
     while True:
-        params = {"task": "send_webhook", "limit": 1, **({"cursor": cursor} if cursor else {})}
+        params: dict[str, str | int] = {"task": "send_webhook", "limit": 1}
+        if cursor:
+            params["cursor"] = cursor
         page = (await http.get("/dead-letters", params=params)).json()
         seen += [item["job_id"] for item in page["items"]]
         cursor = page["next_cursor"]

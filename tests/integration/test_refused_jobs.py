@@ -1,0 +1,67 @@
+"""Jobs ARQ fails before any task code runs are dead-lettered, not just logged."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from typing import Any
+
+import httpx
+import redis
+from arq.jobs import serialize_job
+
+from jobcore.keys import Keys
+from jobcore.serializer import dumps
+
+from .conftest import Service
+
+
+async def dead_letter(http: httpx.AsyncClient, job_id: str, timeout_s: float = 10) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        response = await http.get(f"/dead-letters/{job_id}")
+        if response.status_code == 200:
+            body: dict[str, Any] = response.json()
+            return body
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"job {job_id} was not dead-lettered in {timeout_s}s")
+
+
+def put_on_queue(redis_client: redis.Redis, prefix: str, job_id: str, data: bytes | None) -> None:
+    now = int(time.time() * 1000)
+    if data is not None:
+        redis_client.psetex(Keys.arq_job(job_id), 60_000, data)
+    redis_client.zadd(Keys(prefix).queue("default"), {job_id: now})
+
+
+async def test_unknown_function_is_dead_lettered(
+    http: httpx.AsyncClient, worker: Service, redis_client: redis.Redis, key_prefix: str
+) -> None:
+    job_id = uuid.uuid4().hex
+    job = serialize_job("retired_task", ({"a": 1},), {}, None, int(time.time() * 1000), serializer=dumps)
+    put_on_queue(redis_client, key_prefix, job_id, job)
+    letter = await dead_letter(http, job_id)
+    assert (letter["task"], letter["reason"], letter["input"]) == ("retired_task", "unknown_task", {"a": 1})
+    assert letter["error"]["message"] == "function 'retired_task' not found"
+
+
+async def test_undecodable_job_is_dead_lettered(
+    http: httpx.AsyncClient, worker: Service, redis_client: redis.Redis, key_prefix: str
+) -> None:
+    job_id = uuid.uuid4().hex
+    put_on_queue(redis_client, key_prefix, job_id, b"\x80\x04not json")
+    letter = await dead_letter(http, job_id)
+    assert (letter["reason"], letter["error"]["type"]) == ("unreadable_job", "DeserializationError")
+    assert letter["input"] == "\ufffd\x04not json"
+
+
+async def test_expired_job_is_dead_lettered_with_its_task(
+    http: httpx.AsyncClient, worker: Service, redis_client: redis.Redis, key_prefix: str
+) -> None:
+    accepted = await http.post("/jobs/noop", params={"delay": 1}, json={"value": 1})
+    job_id = accepted.json()["job_id"]
+    redis_client.delete(Keys.arq_job(job_id))  # as if it had waited past its expiry
+    letter = await dead_letter(http, job_id)
+    assert (letter["task"], letter["reason"], letter["input"]) == ("noop", "job_expired", None)
+    assert letter["error"]["message"] == "job expired"
