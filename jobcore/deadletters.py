@@ -18,7 +18,7 @@ from redis.asyncio.client import Pipeline
 
 from jobcore.errors import DeadLetterNotFoundError
 from jobcore.keys import Keys
-from jobcore.records import DEAD_LETTERED, JobRecord
+from jobcore.records import JobRecord
 from jobcore.serializer import EXCEPTION_KEY
 from jobcore.status import ms_to_datetime
 
@@ -118,13 +118,12 @@ class DeadLetterStore:
         self.retention_ms = retention_s * 1000
 
     def add(self, pipe: Pipeline, letter: DeadLetter, now_ms: int) -> None:
-        """Queue the commands that store `letter` (and mark the job's record) on a MULTI pipeline."""
+        """Queue the commands that store `letter` on a MULTI pipeline."""
         score = round(letter.failed_at.timestamp() * 1000)
         pipe.set(self.keys.dead_letter(letter.job_id), letter.model_dump_json(), px=self.retention_ms)
         for index in (self.keys.dead_letters(), self.keys.dead_letters(letter.task)):
             pipe.zadd(index, {letter.job_id: score})
             pipe.zremrangebyscore(index, "-inf", f"({now_ms - self.retention_ms}")
-        pipe.hset(self.keys.record(letter.job_id), DEAD_LETTERED, "1")
 
     def remove(self, pipe: Pipeline, letter: DeadLetter) -> None:
         """Queue the commands that delete `letter` on a MULTI pipeline."""

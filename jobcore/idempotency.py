@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import asdict, dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
@@ -25,8 +25,8 @@ def fingerprint(task: str, payload: Any, delay: float | timedelta | None, run_at
     request = {
         "task": task,
         "input": payload,
-        "delay": delay,
-        "run_at": run_at.isoformat() if run_at else None,
+        "delay": None if delay is None else float(delay),  # 60, 60.0 and 1 minute are one delay
+        "run_at": run_at.astimezone(UTC).isoformat() if run_at else None,  # one instant, any offset
     }
     return hashlib.sha256(orjson.dumps(request, option=orjson.OPT_SORT_KEYS)).hexdigest()
 

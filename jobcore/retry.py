@@ -50,7 +50,10 @@ class RetryPolicy:
 
     def ceiling_s(self, attempt: int) -> float:
         """The longest backoff after failed attempt `attempt` (1-based)."""
-        return float(min(self.cap_s, self.base_s * self.factor ** max(0, attempt - 1)))
+        try:
+            return float(min(self.cap_s, self.base_s * self.factor ** max(0, attempt - 1)))
+        except OverflowError:  # a very late attempt: far past the cap
+            return float(self.cap_s)
 
     def delay_s(self, attempt: int, error: BaseException, rng: random.Random | None = None) -> float:
         """How long to wait before the attempt after `attempt`."""

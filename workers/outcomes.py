@@ -19,7 +19,14 @@ from jobcore.deadletters import (
     error_from_exception,
 )
 from jobcore.keys import Keys
-from jobcore.records import JobError, JobRecord, cancelled_fields, record_ttl_ms, retrying_fields
+from jobcore.records import (
+    DEAD_LETTERED,
+    JobError,
+    JobRecord,
+    cancelled_fields,
+    record_ttl_ms,
+    retrying_fields,
+)
 from jobcore.registry import Task
 from jobcore.serializer import encode_exception, exception_message, loads
 from jobcore.states import JobState
@@ -88,6 +95,8 @@ async def dead_letter(
     )
     async with resources.redis.pipeline(transaction=True) as pipe:
         store(resources).add(pipe, letter, now_ms())
+        if record is not None:  # (a job without one gets none: it would never expire)
+            pipe.hset(resources.keys.record(job_id), DEAD_LETTERED, "1")
         await pipe.execute()
     log.warning("job %s (%s) dead-lettered after %d attempt(s): %s", job_id, task, attempts, reason)
 

@@ -76,45 +76,43 @@ async def run_attempt(
     limit = asyncio.timeout(hard)
     running = runtime.track(job_id)
     soft_timer = asyncio.get_running_loop().call_later(task.soft_timeout_for(settings), ctx.soft_limit.set)
+    failure: BaseException | None = None
     try:
         data = task.parse_input(payload)
         async with limit:
             result = await task(ctx, data)
-        return task.dump_result(result)
     except asyncio.CancelledError:
-        runtime.untrack(job_id)
         if not running.cancel_requested:
             # the worker is shutting down: ARQ re-queues the job; this attempt does not count
+            runtime.untrack(job_id)
             await asyncio.shield(resources.redis.decr(Keys.arq_retry(job_id)))
             raise
-        current = asyncio.current_task()
-        if current is not None:
-            current.uncancel()
-        await mark_cancelled(resources, job_id)
-        raise JobCancelledError("cancelled while running") from None
     except Exception as error:
-        runtime.untrack(job_id)
-        failure: BaseException = error
-        if isinstance(error, TimeoutError) and limit.expired():
-            failure = TimeLimitExceeded(hard)
-        if task.retry.should_retry(failure, attempt):
-            raise await schedule_retry(resources, task, job_id, attempt, failure) from failure
-        reason = FailureReason.EXHAUSTED if task.retry.is_transient(failure) else FailureReason.PERMANENT
-        await dead_letter(
-            resources,
-            job_id,
-            task=task.name,
-            payload=payload,
-            error=exception_error(failure),
-            reason=reason,
-            attempts=attempt,
-        )
-        if failure is error:
-            raise
-        raise failure from error
+        failure = TimeLimitExceeded(hard) if isinstance(error, TimeoutError) and limit.expired() else error
     finally:
         soft_timer.cancel()
         runtime.untrack(job_id)
+    if running.cancel_requested:  # even if the task swallowed the CancelledError
+        current = asyncio.current_task()
+        if current is not None and current.cancelling():
+            current.uncancel()
+        await mark_cancelled(resources, job_id)
+        raise JobCancelledError("cancelled while running") from None
+    if failure is None:
+        return task.dump_result(result)
+    if task.retry.should_retry(failure, attempt):
+        raise await schedule_retry(resources, task, job_id, attempt, failure) from failure
+    reason = FailureReason.EXHAUSTED if task.retry.is_transient(failure) else FailureReason.PERMANENT
+    await dead_letter(
+        resources,
+        job_id,
+        task=task.name,
+        payload=payload,
+        error=exception_error(failure),
+        reason=reason,
+        attempts=attempt,
+    )
+    raise failure
 
 
 def arq_function(task: Task[Any, Any]) -> Function:

@@ -117,32 +117,32 @@ async def test_add_writes_the_letter_and_both_indexes(
     )  # fmt: skip
 
 
-async def test_add_flags_an_existing_record_and_keeps_its_ttl(
+async def test_add_leaves_the_jobs_record_alone(
     arq_redis: ArqRedis, store: DeadLetterStore, job_client: JobClient
 ) -> None:
+    """The store writes only its own keys; flagging the record (`dead_lettered`) is the worker's job,
+    done only when the record exists."""
     job = await job_client.enqueue_payload("noop", {"value": 1})
     record_key = f"unit:job:{job.job_id}"
     ttl_before = await arq_redis.pttl(record_key)
-    record = JobRecord.from_hash(await arq_redis.hgetall(record_key))
+    raw = await arq_redis.hgetall(record_key)
+    record = JobRecord.from_hash(raw)
     assert record is not None
     item = letter(job.job_id, now_ms(), record=record)
     assert (item.queue, item.max_attempts, item.enqueued_at is not None) == ("default", 3, True)
     await add(arq_redis, store, item)
-    assert await arq_redis.hget(record_key, "dead_lettered") == b"1"
-    assert 0 < ttl_before - await arq_redis.pttl(record_key) < 2_000
+    assert await arq_redis.hgetall(record_key) == raw
+    assert 0 <= ttl_before - await arq_redis.pttl(record_key) < 2_000
 
 
-@pytest.mark.xfail(
-    reason="DeadLetterStore.add HSETs dead_lettered on the record even when the record is gone (e.g. a "
-    "job_expired dead letter), creating a `<prefix>:job:<id>` hash with no TTL that never expires",
-    raises=AssertionError,
-    strict=True,
-)
 async def test_add_for_a_job_without_a_record_leaves_no_immortal_key(
     arq_redis: ArqRedis, store: DeadLetterStore
 ) -> None:
     await add(arq_redis, store, letter("expired-job", now_ms()))
-    assert await arq_redis.pttl("unit:job:expired-job") != -1  # -2 (absent) or a TTL, never "forever"
+    assert await arq_redis.exists("unit:job:expired-job") == 0
+    assert sorted([key async for key in arq_redis.scan_iter()]) == [
+        b"unit:dead-letters", b"unit:dead-letters:task:noop", b"unit:dead:expired-job"
+    ]  # fmt: skip
 
 
 @pytest.mark.parametrize(
