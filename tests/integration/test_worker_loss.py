@@ -26,11 +26,15 @@ async def statuses(http: httpx.AsyncClient, urls: list[str]) -> list[dict[str, A
 
 
 async def wait_all(
-    http: httpx.AsyncClient, urls: list[str], done: Any, timeout_s: float
+    http: httpx.AsyncClient, urls: list[str], done: Any, timeout_s: float, check: Any = None
 ) -> list[dict[str, Any]]:
+    """Poll every job until `done(body)` holds for all; `check(body)` asserts on each body seen."""
     deadline = time.monotonic() + timeout_s
     while True:
         bodies = await statuses(http, urls)
+        for body in bodies:
+            if check is not None:
+                check(body)
         if all(done(b) for b in bodies):
             return bodies
         if time.monotonic() > deadline:
@@ -66,17 +70,26 @@ async def test_sigkill_mid_job_reruns_every_job_on_another_worker_within_the_bou
     except BaseException:
         first.stop()
         raise
+
+    def never_running_on_the_dead_worker(body: dict[str, Any]) -> None:
+        # past the bound, a `running` job must be one the survivor started after the kill
+        if body["status"] == "running" and time.time() > killed_at + RECOVERY_BOUND_S:
+            assert epoch(body["started_at"]) > killed_at, body
+
     try:
         restarted = await wait_all(
             http,
             urls,
             lambda b: b["status"] == "running" and b["attempt"] == 2,
             timeout_s=RECOVERY_BOUND_S + 5,
+            check=never_running_on_the_dead_worker,
         )
         restarts = [epoch(body["started_at"]) - killed_at for body in restarted]
         assert all(0 < delay <= RECOVERY_BOUND_S for delay in restarts), restarts
         recovery = max(restarts)
-        done = await wait_all(http, urls, lambda b: b["is_terminal"], timeout_s=15)
+        done = await wait_all(
+            http, urls, lambda b: b["is_terminal"], timeout_s=15, check=never_running_on_the_dead_worker
+        )
         assert [(b["status"], b["attempt"]) for b in done] == [("succeeded", 2)] * 20
         assert {b["result"]["worker"] for b in done} == {second_id}
         print(f"recovery after SIGKILL: {recovery:.2f} s (last of 20 jobs restarted)")
