@@ -33,6 +33,12 @@ class RetryInfo(BaseModel):
     base_s: float
     factor: float
     cap_s: float
+    retry_on: list[str] = Field(
+        description="Exceptions retried besides TransientError (time limits included)."
+    )
+    fail_on: list[str] = Field(
+        description="Exceptions that fail at once besides PermanentError and invalid input."
+    )
 
 
 class TaskInfo(BaseModel):

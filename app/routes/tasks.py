@@ -8,6 +8,12 @@ from app.schemas import RetryInfo, TaskInfo, TaskList
 router = APIRouter(tags=["tasks"])
 
 
+def qualified_name(kind: type[BaseException]) -> str:
+    """`httpx.TransportError`, or just `Exception` for builtins."""
+    module = kind.__module__.split(".")[0]
+    return kind.__qualname__ if module == "builtins" else f"{module}.{kind.__qualname__}"
+
+
 @router.get("/tasks")
 async def list_tasks(registry: RegistryDep, settings: SettingsDep) -> TaskList:
     """Every task this deployment runs."""
@@ -20,7 +26,13 @@ async def list_tasks(registry: RegistryDep, settings: SettingsDep) -> TaskList:
                 timeout_s=task.timeout_for(settings),
                 soft_timeout_s=task.soft_timeout_for(settings),
                 max_attempts=task.max_attempts,
-                retry=RetryInfo(base_s=task.retry.base_s, factor=task.retry.factor, cap_s=task.retry.cap_s),
+                retry=RetryInfo(
+                    base_s=task.retry.base_s,
+                    factor=task.retry.factor,
+                    cap_s=task.retry.cap_s,
+                    retry_on=[qualified_name(e) for e in task.retry.retry_on],
+                    fail_on=[qualified_name(e) for e in task.retry.fail_on],
+                ),
                 input_schema=task.input_model.model_json_schema(),
                 result_schema=task.result_adapter.json_schema(),
             )

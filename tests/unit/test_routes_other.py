@@ -16,7 +16,13 @@ async def test_tasks_lists_every_task_with_schema_queue_and_limits(client: httpx
     assert set(tasks) == {"noop", "send_webhook", "generate_report"}
     webhook = tasks["send_webhook"]
     assert (webhook["queue"], webhook["timeout_s"], webhook["soft_timeout_s"]) == ("default", 30, 24)
-    assert (webhook["max_attempts"], webhook["retry"]) == (5, {"base_s": 1, "factor": 2, "cap_s": 60})
+    assert (webhook["max_attempts"], webhook["retry"]) == (
+        5,
+        {"base_s": 1, "factor": 2, "cap_s": 60, "retry_on": ["httpx.TransportError"], "fail_on": []},
+    )
+    assert tasks["noop"]["retry"] == {
+        "base_s": 1, "factor": 2, "cap_s": 300, "retry_on": ["Exception"], "fail_on": []
+    }  # fmt: skip
     assert webhook["description"] == "POST a JSON body to a URL; any 2xx answer is success."
     assert webhook["input_schema"]["required"] == ["url", "payload"]
     assert set(webhook["result_schema"]["properties"]) == {"status_code", "elapsed_ms"}
