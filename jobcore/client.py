@@ -302,16 +302,20 @@ class JobClient:
 # ARGV: now (ms), job id. Answers missing | ended | running | cancelled.
 CANCEL_SCRIPT = f"""
 if redis.call('EXISTS', KEYS[1]) == 0 then return 'missing' end
-if redis.call('HGET', KEYS[1], '{records.MARK}') == '{JobState.CANCELLED}' then return 'ended' end
+local mark = redis.call('HGET', KEYS[1], '{records.MARK}')
+if mark == '{JobState.CANCELLED}' then return 'ended' end
 if redis.call('EXISTS', KEYS[2]) == 1 then return 'ended' end
-if redis.call('EXISTS', KEYS[3]) == 1 then
+-- a job marked retrying is waiting even while its failed attempt's lease is still being released
+if redis.call('EXISTS', KEYS[3]) == 1 and mark ~= '{JobState.RETRYING}' then
   redis.call('HSET', KEYS[1], '{records.CANCEL_REQUESTED}', ARGV[1])
   return 'running'
 end
 if redis.call('EXISTS', KEYS[4]) == 0 then return 'missing' end
 redis.call('ZREM', KEYS[6], ARGV[2])
 redis.call('DEL', KEYS[4], KEYS[5])
-redis.call('HSET', KEYS[1], '{records.MARK}', '{JobState.CANCELLED}', '{records.FINISHED_AT}', ARGV[1])
+-- cancel_requested too: a worker that already read the job stops at its attempt's start
+redis.call('HSET', KEYS[1], '{records.MARK}', '{JobState.CANCELLED}', '{records.FINISHED_AT}', ARGV[1],
+  '{records.CANCEL_REQUESTED}', ARGV[1])
 redis.call('HDEL', KEYS[1], '{records.NEXT_ATTEMPT_AT}')
 return 'cancelled'
 """

@@ -63,8 +63,9 @@ class Settings(BaseSettings):
         default=5, description="How often a worker writes its health-check key."
     )
     shutdown_grace_s: PositiveInt = Field(
-        default=10,
-        description="On SIGTERM, how long a worker lets running jobs finish before putting them back.",
+        default=8,
+        description="On SIGTERM, how long a worker lets running jobs finish before putting them back "
+        "(keep it below the supervisor's stop timeout: Docker's is 10 s).",
     )
     lease_s: Annotated[float, Field(ge=2, le=300)] = Field(
         default=10.0,

@@ -124,6 +124,7 @@ class DeadLetterStore:
         for index in (self.keys.dead_letters(), self.keys.dead_letters(letter.task)):
             pipe.zadd(index, {letter.job_id: score})
             pipe.zremrangebyscore(index, "-inf", f"({now_ms - self.retention_ms}")
+            pipe.pexpire(index, self.retention_ms)  # every entry is stale by then
 
     def remove(self, pipe: Pipeline, letter: DeadLetter) -> None:
         """Queue the commands that delete `letter` on a MULTI pipeline."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import orjson
@@ -26,7 +26,7 @@ def fingerprint(task: str, payload: Any, delay: float | timedelta | None, run_at
         "task": task,
         "input": payload,
         "delay": None if delay is None else float(delay),  # 60, 60.0 and 1 minute are one delay
-        "run_at": run_at.astimezone(UTC).isoformat() if run_at else None,  # one instant, any offset
+        "run_at": round(run_at.timestamp() * 1000) if run_at else None,  # one instant, any offset
     }
     return hashlib.sha256(orjson.dumps(request, option=orjson.OPT_SORT_KEYS)).hexdigest()
 

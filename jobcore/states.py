@@ -43,12 +43,14 @@ def derive_state(
     run_at_ms: int | None,
     now_ms: int,
     marked: JobState | None = None,
+    retry_at_ms: int | None = None,
 ) -> JobState | None:
     """The state of a job from what Redis holds for it, or None when Redis holds nothing.
 
     `success` is ARQ's result flag (None while there is no result), `in_progress` whether ARQ's
-    in-progress key exists, `queued` whether ARQ's job key exists, `run_at_ms` when it may run, and
-    `marked` the state our record was last marked with (cancelled, retrying).
+    in-progress key exists, `queued` whether ARQ's job key exists, `run_at_ms` when it may run,
+    `marked` the state our record was last marked with (cancelled, retrying) and `retry_at_ms` when a
+    retrying job's backoff ends (after that it is pending: waiting for a worker).
     """
     if marked is JobState.CANCELLED:
         return JobState.CANCELLED
@@ -57,7 +59,7 @@ def derive_state(
     if in_progress:
         return JobState.RUNNING
     if queued:
-        if marked is JobState.RETRYING:
+        if marked is JobState.RETRYING and (retry_at_ms is None or retry_at_ms > now_ms):
             return JobState.RETRYING
         if run_at_ms is not None and run_at_ms > now_ms:
             return JobState.SCHEDULED

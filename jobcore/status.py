@@ -79,6 +79,7 @@ def build_status(
         run_at_ms=record.run_at_ms if record else None,
         now_ms=now_ms,
         marked=record.mark if record else None,
+        retry_at_ms=record.next_attempt_ms if record else None,
     )
     if state is None:
         return None
@@ -87,8 +88,10 @@ def build_status(
     started_ms = record.started_ms if record else None
     finished_ms = None
     if arq_result is not None:
-        attempt = int(arq_result.get("t") or attempt)
-        started_ms = arq_result.get("st") or started_ms
+        # our record knows the last attempt that started; ARQ's try count also counts a try that
+        # only found its predecessor's worker dead (and was refused)
+        attempt = attempt or int(arq_result.get("t") or 0)
+        started_ms = started_ms or arq_result.get("st")
         finished_ms = arq_result.get("ft")
     if state is JobState.CANCELLED and record is not None:
         finished_ms = record.finished_ms

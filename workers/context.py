@@ -39,8 +39,7 @@ async def startup(ctx: dict[str, Any]) -> None:
     )
     resources = Resources(settings=settings, redis=ctx["redis"], http=http, worker_id=worker_id())
     ctx[RESOURCES_KEY] = resources
-    adopt(ctx, resources)
-    runtime = Runtime(resources)
+    runtime = Runtime(resources, worker=adopt(ctx, resources))
     runtime.start()
     ctx[RUNTIME_KEY] = runtime
     log.info("worker %s started", resources.worker_id)

@@ -18,8 +18,10 @@ from jobcore.deadletters import (
     build_dead_letter,
     error_from_exception,
 )
+from jobcore.errors import JobCancelledError
 from jobcore.keys import Keys
 from jobcore.records import (
+    CANCEL_REQUESTED,
     DEAD_LETTERED,
     JobError,
     JobRecord,
@@ -40,9 +42,10 @@ def store(resources: Resources) -> DeadLetterStore:
 
 async def schedule_retry(
     resources: Resources, task: Task[Any, Any], job_id: str, attempt: int, error: BaseException
-) -> Retry:
+) -> Retry | JobCancelledError:
     """Mark the job `retrying` until its next attempt and return the ARQ `Retry` that re-queues it
-    after the policy's (jittered) backoff."""
+    after the policy's (jittered) backoff; or, when the job was cancelled meanwhile, mark it
+    cancelled and return the JobCancelledError that ends it."""
     delay_s = task.retry.delay_s(attempt, error)
     now = now_ms()
     delay_ms = round(delay_s * 1000)
@@ -54,7 +57,11 @@ async def schedule_retry(
         pipe.pexpire(record, record_ttl_ms(delay_ms, task.timeout_for(settings), settings.result_ttl_s))
         # the job's data must outlive the wait (ARQ set its TTL at enqueue)
         pipe.pexpire(Keys.arq_job(job_id), delay_ms + settings.job_expires_s * 1000)
-        await pipe.execute()
+        pipe.hexists(record, CANCEL_REQUESTED)
+        *_, cancel_requested = await pipe.execute()
+    if cancel_requested:
+        await mark_cancelled(resources, job_id)
+        return JobCancelledError("cancelled while its attempt was failing")
     log.info(
         "job %s (%s) attempt %d/%d failed with %s; retrying in %.2f s",
         job_id,
@@ -91,7 +98,8 @@ async def dead_letter(
         reason=reason,
         attempts=attempts,
         failed_ms=now_ms(),
-        worker=resources.worker_id,
+        # the worker of the last attempt (not this one, when it only found that attempt's worker dead)
+        worker=record.worker if record and record.worker else resources.worker_id,
     )
     async with resources.redis.pipeline(transaction=True) as pipe:
         store(resources).add(pipe, letter, now_ms())

@@ -24,7 +24,7 @@ from arq.worker import Function, func
 from jobcore.client import now_ms
 from jobcore.context import JobContext, Resources
 from jobcore.deadletters import FailureReason
-from jobcore.errors import JobCancelledError, TimeLimitExceeded, WorkerLostError
+from jobcore.errors import JobCancelledError, TaskError, TimeLimitExceeded, WorkerLostError
 from jobcore.keys import Keys
 from jobcore.records import CANCEL_REQUESTED, MARK, NEXT_ATTEMPT_AT, record_ttl_ms, started_fields
 from jobcore.registry import Task, TaskRegistry
@@ -32,8 +32,10 @@ from workers.context import get_resources, get_runtime
 from workers.outcomes import dead_letter, exception_error, mark_cancelled, schedule_retry
 from workers.runtime import Runtime
 
-# ARQ's own time limit stays a backstop behind ours, which decides retries
-ARQ_TIMEOUT_MARGIN_S = 5.0
+# ARQ's own time limit is only a backstop behind ours (which decides retries): far enough behind that
+# ours always fires first, even when a blocked event loop delivers both late (beyond the longest lease,
+# a blocked loop has lost its lease anyway)
+ARQ_TIMEOUT_MARGIN_S = 300.0
 
 
 async def begin(resources: Resources, task: Task[Any, Any], job_id: str, attempt: int) -> bool:
@@ -54,10 +56,11 @@ async def run_attempt(
     task: Task[Any, Any], resources: Resources, runtime: Runtime, job_id: str, attempt: int, payload: Any
 ) -> Any:
     settings = resources.settings
-    if await begin(resources, task, job_id, attempt):
-        await mark_cancelled(resources, job_id)
-        raise JobCancelledError("cancelled before this attempt started")
     if attempt > task.max_attempts:
+        # the last allowed attempt's worker died: record nothing of this try, dead-letter the job
+        if await resources.redis.hexists(resources.keys.record(job_id), CANCEL_REQUESTED):  # type: ignore[misc]
+            await mark_cancelled(resources, job_id)
+            raise JobCancelledError("cancelled before this attempt started")
         lost = WorkerLostError(
             f"attempt {attempt - 1} of {task.max_attempts} did not finish: its worker stopped"
         )
@@ -71,6 +74,9 @@ async def run_attempt(
             attempts=attempt - 1,
         )
         raise lost
+    if await begin(resources, task, job_id, attempt):
+        await mark_cancelled(resources, job_id)
+        raise JobCancelledError("cancelled before this attempt started")
     hard = task.timeout_for(settings)
     ctx = JobContext(job_id, task.name, attempt, resources, soft_timeout_s=task.soft_timeout_for(settings))
     limit = asyncio.timeout(hard)
@@ -81,18 +87,24 @@ async def run_attempt(
         data = task.parse_input(payload)
         async with limit:
             result = await task(ctx, data)
-    except asyncio.CancelledError:
-        if not running.cancel_requested:
-            # the worker is shutting down: ARQ re-queues the job; this attempt does not count
+    except asyncio.CancelledError as error:
+        if running.cancel_requested:
+            pass  # handled below, even if the task swallowed the CancelledError
+        elif runtime.shutting_down(job_id):
+            # ARQ cancels running jobs at shutdown and re-queues them; this attempt does not count
             runtime.untrack(job_id)
             await asyncio.shield(resources.redis.decr(Keys.arq_retry(job_id)))
             raise
+        elif limit.expired():  # the hard limit, delivered late (a blocked event loop)
+            failure = TimeLimitExceeded(hard)
+        else:  # the task's own code let a CancelledError out: a failure like any other
+            failure = TaskError(f"the task raised CancelledError without being cancelled ({error!r})")
     except Exception as error:
         failure = TimeLimitExceeded(hard) if isinstance(error, TimeoutError) and limit.expired() else error
     finally:
         soft_timer.cancel()
         runtime.untrack(job_id)
-    if running.cancel_requested:  # even if the task swallowed the CancelledError
+    if running.cancel_requested:
         current = asyncio.current_task()
         if current is not None and current.cancelling():
             current.uncancel()

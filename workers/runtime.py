@@ -14,6 +14,7 @@ import contextlib
 import logging
 from dataclasses import dataclass, field
 
+from arq.worker import Worker
 from redis.exceptions import RedisError
 
 from jobcore.context import Resources
@@ -35,6 +36,7 @@ class RunningAttempt:
 @dataclass
 class Runtime:
     resources: Resources
+    worker: Worker | None = None
     interval_s: float = BEAT_INTERVAL_S
     running: dict[str, RunningAttempt] = field(default_factory=dict)
     _loop_task: asyncio.Task[None] | None = None
@@ -50,6 +52,16 @@ class Runtime:
         attempt = RunningAttempt(job_id, current)
         self.running[job_id] = attempt
         return attempt
+
+    def shutting_down(self, job_id: str) -> bool:
+        """Whether a CancelledError in `job_id`'s attempt comes from the worker stopping: ARQ then
+        cancels the job's run_job task (its time limit cancels only the inner one). Without the
+        Worker at hand: whether our own task was cancelled by anyone."""
+        if self.worker is not None:
+            parent = self.worker.tasks.get(job_id)
+            return parent is not None and parent.cancelling() > 0
+        current = asyncio.current_task()
+        return current is not None and current.cancelling() > 0
 
     def untrack(self, job_id: str) -> None:
         self.running.pop(job_id, None)
@@ -78,6 +90,8 @@ class Runtime:
                 await self.beat()
             except RedisError as error:  # keep beating: leases last lease_s, Redis may come back
                 log.warning("lease renewal failed: %r", error)
+            except Exception:  # never let the beat die: without it every lease runs out
+                log.exception("lease renewal failed")
 
     def start(self) -> None:
         self._loop_task = asyncio.create_task(self._run(), name="jobs-lease-renewal")

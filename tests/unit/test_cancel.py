@@ -298,3 +298,21 @@ async def test_a_cancelled_job_stays_cancelled_even_if_arq_writes_a_result(
         cancelled.finished_at,
     )
     assert isinstance(after.finished_at, datetime) and after.finished_at.tzinfo is UTC
+
+
+async def test_cancel_while_a_failed_attempt_is_being_requeued_cancels_at_once(
+    job_client: JobClient, arq_redis: ArqRedis
+) -> None:
+    # the failed attempt's bookkeeping marked the job retrying; ARQ has not released its lease yet
+    job = await job_client.enqueue(noop, NoopInput(value=1))
+    record = Keys("unit").record(job.job_id)
+    await arq_redis.hset(
+        record, mapping=retrying_fields(now_ms() + 30_000, RecordError(type="E", message="m"))
+    )  # type: ignore[misc]
+    await arq_redis.set(Keys.arq_in_progress(job.job_id), b"1")
+    cancelled = await job_client.cancel(job.job_id)
+    assert cancelled.status is JobState.CANCELLED
+    assert await arq_redis.exists(Keys.arq_job(job.job_id)) == 0
+    assert await arq_redis.zscore(QUEUE, job.job_id) is None
+    # a worker that had already read the job stops when its attempt starts
+    assert await arq_redis.hexists(record, "cancel_requested") == 1  # type: ignore[misc]

@@ -9,6 +9,7 @@ import pytest
 from arq.connections import ArqRedis
 
 from jobcore.client import JobClient, now_ms
+from jobcore.config import Settings
 from jobcore.deadletters import (
     DeadLetter,
     DeadLetterError,
@@ -496,3 +497,12 @@ async def test_retried_job_status_through_job_client(
     assert (status.status, status.retry_of, status.dead_lettered) == (JobState.PENDING, "first", False)
     with pytest.raises(DeadLetterNotFoundError):
         await job_client.retry_dead_letter("first")
+
+
+async def test_indexes_expire_with_the_retention_after_their_last_entry(
+    arq_redis: ArqRedis, store: DeadLetterStore, settings: Settings
+) -> None:
+    await add(arq_redis, store, letter("job-x", now_ms()))
+    retention_ms = settings.dead_letter_ttl_s * 1000
+    for index in ("unit:dead-letters", "unit:dead-letters:task:noop"):
+        assert retention_ms - 5_000 < await arq_redis.pttl(index) <= retention_ms

@@ -361,3 +361,15 @@ async def test_http_replay_of_a_finished_job_shows_it_finished(
     again = await post(client, "then-cancelled", {"value": 1})
     assert (again.status_code, again.json()["status"]) == (200, "cancelled")
     assert await arq_redis.zcard("unit:queue:default") == 0  # the replay did not enqueue again
+
+
+async def test_a_run_at_far_in_the_past_with_a_key_is_accepted(client: httpx.AsyncClient) -> None:
+    # the same request without a key runs now; the key's fingerprint must not overflow
+    response = await client.post(
+        "/jobs/noop",
+        params={"run_at": "0001-01-01T00:00:00+14:00"},
+        json={},
+        headers={"Idempotency-Key": "ancient"},
+    )
+    assert response.status_code == 202
+    assert response.json()["status"] == "pending"

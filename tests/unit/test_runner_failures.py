@@ -150,7 +150,26 @@ async def reads_lease(ctx: JobContext, data: In) -> int:
     return ttl
 
 
+@task(retry=RetryPolicy(max_attempts=2, base_s=0))
+async def cancels_itself(ctx: JobContext, data: In) -> None:
+    """Await a helper future that gets cancelled: a CancelledError the worker did not cause."""
+    CALLS.append((ctx.task, ctx.attempt))
+    inner = asyncio.ensure_future(asyncio.sleep(5))
+    asyncio.get_running_loop().call_later(0.01, inner.cancel)
+    await inner
+
+
+@task(retry=RetryPolicy(max_attempts=3, base_s=0))
+async def cancelled_as_it_fails(ctx: JobContext, data: In) -> None:
+    """Get cancelled (the flag only, as DELETE sets it) just as the attempt fails."""
+    CALLS.append((ctx.task, ctx.attempt))
+    await ctx.redis.hset(ctx.keys.record(ctx.job_id), "cancel_requested", str(now_ms()))  # type: ignore[misc]
+    raise TransientError("down")
+
+
 TEST_TASKS: list[Task[Any, Any]] = [
+    cancels_itself,
+    cancelled_as_it_fails,
     flaky_twice,
     always_flaky,
     rejects,
@@ -517,7 +536,7 @@ async def test_a_running_attempt_holds_a_lease_not_arqs_long_claim(
     del options["redis_settings"]
     options["poll_delay"] = 0.01
     worker = Worker(**options, redis_pool=arq_redis, burst=True, handle_signals=False)
-    assert worker.in_progress_timeout_s == 300 + 5 + 10  # ARQ's own: longest time limit + 10 s
+    assert worker.in_progress_timeout_s == 300 + 300 + 10  # ARQ's own: longest time limit + 10 s
     try:
         await worker.main()
     finally:
@@ -546,6 +565,54 @@ async def test_attempt_past_max_attempts_is_dead_lettered_without_running(
     assert (letter.error.type, letter.error.message) == ("WorkerLostError", message)
     assert letter.input == {"n": 3}
     assert this_worker(letter)
+
+
+async def test_dead_letter_for_a_lost_last_attempt_names_that_attempt(
+    job_client: JobClient, arq_redis: ArqRedis, settings: Settings, run_worker: RunWorker
+) -> None:
+    job = await job_client.enqueue(always_flaky, In(n=3))
+    started = now_ms() - 60_000
+    # attempt 2 of 2 ran on a worker that then died; the next try only finds that out
+    await arq_redis.hset(  # type: ignore[misc]
+        Keys("unit").record(job.job_id),
+        mapping={"attempt": 2, "started_at": started, "worker": "gone:1:abcdef"},
+    )
+    await arq_redis.set(Keys.arq_retry(job.job_id), 2)
+    await run_worker()
+    letter = await dead_letters(arq_redis, settings).get(job.job_id)
+    assert (letter.worker, letter.attempts) == ("gone:1:abcdef", 2)
+    assert letter.started_at is not None and round(letter.started_at.timestamp() * 1000) == started
+    status = await job_client.status(job.job_id)
+    assert (status.status, status.attempt, status.max_attempts) == (JobState.FAILED, 2, 2)
+    assert status.started_at == letter.started_at
+
+
+async def test_cancel_that_lands_while_an_attempt_fails_ends_the_job_instead_of_a_retry(
+    job_client: JobClient, arq_redis: ArqRedis, settings: Settings, run_worker: RunWorker
+) -> None:
+    job = await job_client.enqueue(cancelled_as_it_fails, In(n=1))
+    await run_worker()
+    assert CALLS == [("cancelled_as_it_fails", 1)]
+    status = await job_client.status(job.job_id)
+    assert (status.status, status.attempt, status.next_attempt_at) == (JobState.CANCELLED, 1, None)
+    assert await no_dead_letter(arq_redis, settings, job.job_id)
+
+
+async def test_cancelled_error_the_worker_did_not_cause_is_a_failure_not_a_shutdown(
+    job_client: JobClient, arq_redis: ArqRedis, settings: Settings, run_worker: RunWorker
+) -> None:
+    job = await job_client.enqueue(cancels_itself, In(n=1))
+    worker = await run_worker()
+    assert CALLS == [("cancels_itself", 1), ("cancels_itself", 2)]  # retried per policy, not forever
+    assert (worker.jobs_failed, worker.jobs_retried) == (1, 1)
+    status = await job_client.status(job.job_id)
+    assert (status.status, status.attempt, status.dead_lettered) == (JobState.FAILED, 2, True)
+    assert status.error is not None and status.error.type == "TaskError"
+    assert status.error.message == (
+        "the task raised CancelledError without being cancelled (CancelledError())"
+    )
+    letter = await dead_letters(arq_redis, settings).get(job.job_id)
+    assert (letter.reason, letter.attempts) == ("attempts_exhausted", 2)
 
 
 async def test_arq_max_tries_backstop_is_dead_lettered(

@@ -52,3 +52,25 @@ def test_marks_add_retrying_and_cancelled(
         success=success, in_progress=in_progress, queued=queued, run_at_ms=NOW, now_ms=NOW, marked=mark
     )
     assert got is expected
+
+
+@pytest.mark.parametrize(
+    ("retry_at_ms", "expected"),
+    [
+        (NOW + 1, JobState.RETRYING),
+        (NOW, JobState.PENDING),
+        (NOW - 1, JobState.PENDING),
+        (None, JobState.RETRYING),
+    ],
+)
+def test_retrying_until_the_backoff_ends_then_pending(retry_at_ms: int | None, expected: JobState) -> None:
+    got = derive_state(
+        success=None,
+        in_progress=False,
+        queued=True,
+        run_at_ms=NOW - 10,
+        now_ms=NOW,
+        marked=JobState.RETRYING,
+        retry_at_ms=retry_at_ms,
+    )
+    assert got is expected
