@@ -173,7 +173,12 @@ class JobClient:
             max_attempts=task.max_attempts,
             retry_of=retry_of,
         )
-        payload = data.model_dump(mode="json")
+        payload = data.model_dump(mode="json", by_alias=True)
+        if task.parse_input(payload).model_dump() != data.model_dump():
+            # e.g. a SecretStr (dumped masked) or a field excluded from dumps: the worker would get
+            # other data than the caller gave
+            reason = "does not survive being stored as JSON (a SecretStr or excluded field?)"
+            raise TaskInputError(task.name, [{"loc": [], "msg": reason, "type": "json_round_trip"}])
         try:
             job = serialize_job(task.name, (payload,), {}, None, now, serializer=dumps)
         except SerializationError as error:
@@ -265,6 +270,7 @@ class JobClient:
             queue,
             str(now_ms()),
             job_id,
+            str(self.settings.result_ttl_s * 1000),
         )
         if outcome == b"missing":
             raise JobNotFoundError(job_id)
@@ -299,7 +305,8 @@ class JobClient:
 
 
 # Atomic cancel. KEYS: record, ARQ result, ARQ in-progress, ARQ job, ARQ retry, queue;
-# ARGV: now (ms), job id. Answers missing | ended | running | cancelled.
+# ARGV: now (ms), job id, how long to keep the record of a cancelled job (ms).
+# Answers missing | ended | running | cancelled.
 CANCEL_SCRIPT = f"""
 if redis.call('EXISTS', KEYS[1]) == 0 then return 'missing' end
 local mark = redis.call('HGET', KEYS[1], '{records.MARK}')
@@ -317,6 +324,7 @@ redis.call('DEL', KEYS[4], KEYS[5])
 redis.call('HSET', KEYS[1], '{records.MARK}', '{JobState.CANCELLED}', '{records.FINISHED_AT}', ARGV[1],
   '{records.CANCEL_REQUESTED}', ARGV[1])
 redis.call('HDEL', KEYS[1], '{records.NEXT_ATTEMPT_AT}')
+redis.call('PEXPIRE', KEYS[1], ARGV[3])
 return 'cancelled'
 """
 

@@ -61,6 +61,11 @@ def decode_error(raw: Any) -> JobError:
     return JobError(type="Error", message=str(raw))
 
 
+EXPIRED = JobError(
+    type="JobExpired", message="the job's data expired before a worker ran it (JOBS_JOB_EXPIRES_S)"
+)
+
+
 def build_status(
     job_id: str,
     record: JobRecord | None,
@@ -70,22 +75,24 @@ def build_status(
     queued: bool,
     now_ms: int,
 ) -> JobStatus | None:
-    """Combine our record with ARQ's result / in-progress / job keys; None when nothing is known."""
+    """Combine our record with ARQ's result / in-progress / job keys; None without our record (ARQ's
+    keys are not under our prefix: without the record the id is not one of this deployment's jobs)."""
+    if record is None:
+        return None
     success = None if arq_result is None else bool(arq_result.get("s"))
     state = derive_state(
         success=success,
         in_progress=in_progress,
         queued=queued,
-        run_at_ms=record.run_at_ms if record else None,
+        run_at_ms=record.run_at_ms,
         now_ms=now_ms,
-        marked=record.mark if record else None,
-        retry_at_ms=record.next_attempt_ms if record else None,
+        marked=record.mark,
+        retry_at_ms=record.next_attempt_ms,
     )
-    if state is None:
-        return None
-    task = record.task if record else str(arq_result.get("f", "") if arq_result else "")
-    attempt = record.attempt if record else 0
-    started_ms = record.started_ms if record else None
+    if state is None:  # only our record is left: the job's data expired while it waited
+        state = JobState.FAILED
+    attempt = record.attempt
+    started_ms = record.started_ms
     finished_ms = None
     if arq_result is not None:
         # our record knows the last attempt that started; ARQ's try count also counts a try that
@@ -93,36 +100,30 @@ def build_status(
         attempt = attempt or int(arq_result.get("t") or 0)
         started_ms = started_ms or arq_result.get("st")
         finished_ms = arq_result.get("ft")
-    if state is JobState.CANCELLED and record is not None:
+    if state is JobState.CANCELLED:
         finished_ms = record.finished_ms
     error = None
-    if state is JobState.FAILED and arq_result:
-        error = decode_error(arq_result.get("r"))
-    elif state is JobState.RETRYING and record is not None:
+    if state is JobState.FAILED:
+        error = decode_error(arq_result.get("r")) if arq_result else EXPIRED
+    elif state is JobState.RETRYING:
         error = record.last_error
     return JobStatus(
         job_id=job_id,
-        task=task,
-        queue=record.queue if record else None,
+        task=record.task,
+        queue=record.queue,
         status=state,
         attempt=attempt,
-        max_attempts=record.max_attempts if record else None,
-        enqueued_at=ms_to_datetime(record.enqueued_ms if record else arq_result_ms(arq_result)),
-        scheduled_for=ms_to_datetime(record.scheduled_ms) if record else None,
+        max_attempts=record.max_attempts,
+        enqueued_at=ms_to_datetime(record.enqueued_ms),
+        scheduled_for=ms_to_datetime(record.scheduled_ms),
         started_at=ms_to_datetime(started_ms),
         finished_at=ms_to_datetime(finished_ms),
-        progress=record.progress if record else None,
+        progress=record.progress,
         result=arq_result.get("r") if state is JobState.SUCCEEDED and arq_result else None,
         error=error,
         is_terminal=state.is_terminal,
-        next_attempt_at=ms_to_datetime(record.next_attempt_ms)
-        if state is JobState.RETRYING and record
-        else None,
-        dead_lettered=bool(record and record.dead_lettered and state is JobState.FAILED),
-        retry_of=record.retry_of if record else None,
-        cancel_requested=bool(record and record.cancel_requested_ms and not state.is_terminal),
+        next_attempt_at=ms_to_datetime(record.next_attempt_ms) if state is JobState.RETRYING else None,
+        dead_lettered=record.dead_lettered and state is JobState.FAILED,
+        retry_of=record.retry_of,
+        cancel_requested=bool(record.cancel_requested_ms) and not state.is_terminal,
     )
-
-
-def arq_result_ms(arq_result: dict[str, Any] | None) -> int | None:
-    return None if arq_result is None else arq_result.get("et")

@@ -54,9 +54,10 @@ async def schedule_retry(
     record = resources.keys.record(job_id)
     async with resources.redis.pipeline(transaction=True) as pipe:
         pipe.hset(record, mapping=retrying_fields(now + delay_ms, info))
-        pipe.pexpire(record, record_ttl_ms(delay_ms, task.timeout_for(settings), settings.result_ttl_s))
-        # the job's data must outlive the wait (ARQ set its TTL at enqueue)
-        pipe.pexpire(Keys.arq_job(job_id), delay_ms + settings.job_expires_s * 1000)
+        # the job's data must outlive the wait (ARQ set its TTL at enqueue), and the record the data
+        job_ttl_ms = delay_ms + settings.job_expires_s * 1000
+        pipe.pexpire(Keys.arq_job(job_id), job_ttl_ms)
+        pipe.pexpire(record, record_ttl_ms(job_ttl_ms, task.timeout_for(settings), settings.result_ttl_s))
         pipe.hexists(record, CANCEL_REQUESTED)
         *_, cancel_requested = await pipe.execute()
     if cancel_requested:

@@ -47,9 +47,23 @@ async def begin(resources: Resources, task: Task[Any, Any], job_id: str, attempt
         pipe.hdel(key, MARK, NEXT_ATTEMPT_AT)
         pipe.pexpire(key, record_ttl_ms(0, task.timeout_for(settings), settings.result_ttl_s))
         pipe.pexpire(Keys.arq_in_progress(job_id), round(settings.lease_s * 1000))
+        # the job's data must outlive this attempt (and a re-run after it), whatever was left of the
+        # expiry ARQ gave it at enqueue
+        pipe.pexpire(
+            Keys.arq_job(job_id), round((task.timeout_for(settings) + settings.job_expires_s) * 1000)
+        )
         pipe.hexists(key, CANCEL_REQUESTED)
         *_, cancelled = await pipe.execute()
     return bool(cancelled)
+
+
+async def give_back_attempt(resources: Resources, job_id: str) -> None:
+    """Undo ARQ's count of an attempt the worker's shutdown interrupted (if the counter still exists:
+    a DECR would otherwise create one without a TTL)."""
+    await resources.redis.eval(GIVE_BACK_SCRIPT, 1, Keys.arq_retry(job_id))  # type: ignore[misc]
+
+
+GIVE_BACK_SCRIPT = "if redis.call('EXISTS', KEYS[1]) == 1 then return redis.call('DECR', KEYS[1]) end"
 
 
 async def run_attempt(
@@ -93,7 +107,7 @@ async def run_attempt(
         elif runtime.shutting_down(job_id):
             # ARQ cancels running jobs at shutdown and re-queues them; this attempt does not count
             runtime.untrack(job_id)
-            await asyncio.shield(resources.redis.decr(Keys.arq_retry(job_id)))
+            await asyncio.shield(give_back_attempt(resources, job_id))
             raise
         elif limit.expired():  # the hard limit, delivered late (a blocked event loop)
             failure = TimeLimitExceeded(hard)

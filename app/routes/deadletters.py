@@ -12,11 +12,12 @@ from jobcore.deadletters import DeadLetter, DeadLetterPage
 router = APIRouter(prefix="/dead-letters", tags=["dead letters"])
 
 NOT_FOUND: dict[int | str, dict[str, object]] = {
-    404: {"model": ErrorBody, "description": "No dead letter for that job id"}
+    404: {"model": ErrorBody, "description": "No dead letter for that job id"},
+    422: {"model": ErrorBody, "description": "Invalid request"},
 }
 
 
-@router.get("")
+@router.get("", responses={422: {"model": ErrorBody, "description": "Invalid limit, cursor or task"}})
 async def list_dead_letters(
     jobs: JobsDep,
     limit: Annotated[int, Query(ge=1, le=500, description="Page size.")] = 50,
@@ -39,7 +40,7 @@ async def get_dead_letter(job_id: str, jobs: JobsDep) -> DeadLetter:
     "/{job_id}/retry",
     status_code=202,
     responses={
-        **NOT_FOUND,
+        404: {"model": ErrorBody, "description": "No dead letter for that job id, or its task is gone"},
         422: {"model": ErrorBody, "description": "The stored input no longer fits the task's model"},
     },
 )

@@ -6,7 +6,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Depends, Header, Query, Response
+from fastapi import APIRouter, Body, Depends, Header, Query, Request, Response
+from fastapi.exceptions import RequestValidationError
 from pydantic import AwareDatetime
 
 from app.deps import JobsDep
@@ -51,15 +52,34 @@ def get_schedule(
 
 ScheduleDep = Annotated[Schedule, Depends(get_schedule)]
 
-IdempotencyKey = Annotated[
-    str | None,
-    Header(
-        alias="Idempotency-Key",
-        pattern=KEY_PATTERN,
-        description="Makes retrying this request safe: the same key and request within the window "
-        "answer 200 with the first job; the same key with a different request is 409.",
-    ),
-]
+
+def get_idempotency_key(
+    request: Request,
+    key: Annotated[
+        str | None,
+        Header(
+            alias="Idempotency-Key",
+            pattern=KEY_PATTERN,
+            description="Makes retrying this request safe: the same key and request within the window "
+            "answer 200 with the first job; the same key with a different request is 409.",
+        ),
+    ] = None,
+) -> str | None:
+    """The request's Idempotency-Key; given more than once it is refused, not guessed at."""
+    if len(request.headers.getlist("idempotency-key")) > 1:
+        raise RequestValidationError(
+            [
+                {
+                    "loc": ("header", "Idempotency-Key"),
+                    "msg": "give one Idempotency-Key header",
+                    "type": "value_error",
+                }
+            ]
+        )
+    return key
+
+
+IdempotencyKey = Annotated[str | None, Depends(get_idempotency_key)]
 
 
 def enqueue_endpoint(task: Task[Any, Any]) -> Callable[..., Awaitable[EnqueuedJob]]:
@@ -70,7 +90,7 @@ def enqueue_endpoint(task: Task[Any, Any]) -> Callable[..., Awaitable[EnqueuedJo
         jobs: JobsDep,
         schedule: ScheduleDep,
         response: Response,
-        idempotency_key: IdempotencyKey = None,
+        idempotency_key: IdempotencyKey,
     ) -> EnqueuedJob:
         job = await jobs.enqueue(
             task, data, delay=schedule.delay, run_at=schedule.run_at, idempotency_key=idempotency_key
@@ -131,7 +151,10 @@ def build_router(registry: TaskRegistry) -> APIRouter:
         methods=["GET"],
         name=STATUS_ROUTE,
         response_model=JobStatus,
-        responses={404: {"model": ErrorBody, "description": "Unknown job id"}},
+        responses={
+            404: {"model": ErrorBody, "description": "Unknown job id"},
+            422: {"model": ErrorBody, "description": "Invalid job id"},
+        },
     )
     router.add_api_route(
         "/{job_id}",
@@ -143,6 +166,7 @@ def build_router(registry: TaskRegistry) -> APIRouter:
             202: {"model": JobStatus, "description": "Running: cancel requested, it stops within ~1 s"},
             404: {"model": ErrorBody, "description": "Unknown job id"},
             409: {"model": ErrorBody, "description": "The job has already ended"},
+            422: {"model": ErrorBody, "description": "Invalid job id"},
         },
     )
     return router

@@ -5,12 +5,14 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from arq.connections import ArqRedis
 from arq.jobs import deserialize_job, serialize_result
+from pydantic import Field, SecretStr
 
 from jobcore.client import JobClient, now_ms
 from jobcore.config import Settings
+from jobcore.context import JobContext
 from jobcore.errors import InvalidScheduleError, JobNotFoundError, TaskInputError, UnknownTaskError
 from jobcore.keys import Keys
-from jobcore.registry import TaskRegistry
+from jobcore.registry import TaskInput, TaskRegistry, task
 from jobcore.serializer import dumps, loads
 from jobcore.states import JobState
 from workers.tasks.noop import NoopInput, noop
@@ -202,18 +204,80 @@ async def test_unreadable_result_is_reported_not_raised(job_client: JobClient, a
     )
 
 
-async def test_result_without_our_record_is_still_shown(
+async def test_arq_keys_without_our_record_are_not_our_job(
     job_client: JobClient, arq_redis: ArqRedis, settings: Settings, registry: TaskRegistry
 ) -> None:
+    # ARQ's keys are not under our prefix: another deployment's (or plain ARQ's) job must not show
     result = serialize_result(
-        "noop", (), {}, 2, 1000, True, {"value": 1}, 1000, 2000, "r", "q", "plain-arq", serializer=dumps
+        "noop",
+        (),
+        {},
+        2,
+        1000,
+        True,
+        {"value": "secret"},
+        1000,
+        2000,
+        "r",
+        "q",
+        "plain-arq",
+        serializer=dumps,
     )
     assert result is not None
     await arq_redis.set(Keys.arq_result("plain-arq"), result)
-    status = await job_client.status("plain-arq")
-    assert (status.task, status.status, status.attempt, status.result) == (
-        "noop",
-        JobState.SUCCEEDED,
-        2,
-        {"value": 1},
+    await arq_redis.set(Keys.arq_job("plain-queued"), b"{}")
+    for job_id in ("plain-arq", "plain-queued"):
+        with pytest.raises(JobNotFoundError):
+            await job_client.status(job_id)
+
+
+async def test_job_whose_data_expired_while_waiting_is_failed(
+    job_client: JobClient, arq_redis: ArqRedis
+) -> None:
+    job = await job_client.enqueue(noop, NoopInput(value=1))
+    await arq_redis.delete(Keys.arq_job(job.job_id))
+    status = await job_client.status(job.job_id)
+    assert (status.status, status.is_terminal, status.attempt) == (JobState.FAILED, True, 0)
+    assert status.error is not None
+    assert (status.error.type, status.error.message) == (
+        "JobExpired",
+        "the job's data expired before a worker ran it (JOBS_JOB_EXPIRES_S)",
     )
+
+
+class Mail(TaskInput):
+    from_: str = Field(alias="from")
+
+
+class Secret(TaskInput):
+    token: SecretStr
+
+
+@task()
+async def mail(ctx: JobContext, data: Mail) -> None:
+    """Send a mail."""
+
+
+@task()
+async def secret(ctx: JobContext, data: Secret) -> None:
+    """Use a secret."""
+
+
+async def test_aliased_input_round_trips_and_secrets_are_refused(
+    arq_redis: ArqRedis, settings: Settings
+) -> None:
+    client = JobClient(arq_redis, settings, TaskRegistry([mail, secret]))
+    job = await client.enqueue(mail, Mail.model_validate({"from": "a@example.com"}))
+    raw = await arq_redis.get(Keys.arq_job(job.job_id))
+    assert raw is not None and list(deserialize_job(raw, deserializer=loads).args) == [
+        {"from": "a@example.com"}
+    ]
+    with pytest.raises(TaskInputError) as refused:
+        await client.enqueue(secret, Secret(token=SecretStr("s3cret")))
+    assert refused.value.errors == [
+        {
+            "loc": [],
+            "msg": "does not survive being stored as JSON (a SecretStr or excluded field?)",
+            "type": "json_round_trip",
+        }
+    ]

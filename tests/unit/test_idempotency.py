@@ -373,3 +373,19 @@ async def test_a_run_at_far_in_the_past_with_a_key_is_accepted(client: httpx.Asy
     )
     assert response.status_code == 202
     assert response.json()["status"] == "pending"
+
+
+async def test_two_idempotency_key_headers_are_refused(client: httpx.AsyncClient) -> None:
+    response = await client.post(
+        "/jobs/noop", json={}, headers=[("Idempotency-Key", "k1"), ("Idempotency-Key", "k2")]
+    )
+    assert response.status_code == 422
+    body = response.json()
+    assert body["error"] == "validation_error" and body["task"] == "noop"
+    assert body["detail"] == [
+        {
+            "loc": ["header", "Idempotency-Key"],
+            "msg": "give one Idempotency-Key header",
+            "type": "value_error",
+        }
+    ]

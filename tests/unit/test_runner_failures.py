@@ -167,7 +167,15 @@ async def cancelled_as_it_fails(ctx: JobContext, data: In) -> None:
     raise TransientError("down")
 
 
+@task(timeout_s=20, max_attempts=1)
+async def reads_job_ttl(ctx: JobContext, data: In) -> int:
+    """Return the TTL (ms) of ARQ's job key of this job, as the task sees it."""
+    ttl: int = await ctx.redis.pttl(Keys.arq_job(ctx.job_id))
+    return ttl
+
+
 TEST_TASKS: list[Task[Any, Any]] = [
+    reads_job_ttl,
     cancels_itself,
     cancelled_as_it_fails,
     flaky_twice,
@@ -519,6 +527,18 @@ async def test_check_soft_limit_fails_the_attempt_once_the_soft_limit_passed(
 
 
 # -- leases and lost workers -----------------------------------------------------------------
+
+
+async def test_an_attempt_keeps_the_job_data_alive_past_its_enqueue_expiry(
+    job_client: JobClient, arq_redis: ArqRedis, settings: Settings, run_worker: RunWorker
+) -> None:
+    job = await job_client.enqueue(reads_job_ttl, In(n=1))
+    await arq_redis.pexpire(Keys.arq_job(job.job_id), 2_000)  # about to expire when the attempt starts
+    await run_worker()
+    status = await job_client.status(job.job_id)
+    assert status.status is JobState.SUCCEEDED
+    expected = (20 + settings.job_expires_s) * 1000  # its time limit + the expiry, from the start
+    assert isinstance(status.result, int) and expected - 2_000 < status.result <= expected
 
 
 async def test_a_running_attempt_holds_a_lease_not_arqs_long_claim(
