@@ -23,7 +23,7 @@ from app.routes.jobs import TASK_ROUTE_EXTRA
 from jobcore.config import Settings, load_settings
 from jobcore.errors import ConflictError, InvalidScheduleError, JobsError, NotFoundError, TaskInputError
 from jobcore.keys import Keys
-from jobcore.registry import TaskRegistry
+from jobcore.registry import TaskRegistry, load_registry
 from jobcore.serializer import dumps, loads
 
 log = logging.getLogger(__name__)
@@ -111,7 +111,7 @@ def create_app(settings: Settings | None = None, registry: TaskRegistry | None =
     """Build the app; `uvicorn app.main:create_app --factory` or `python -m app` serve it."""
     settings = settings or load_settings()
     if registry is None:
-        registry = TaskRegistry.discover_all(settings.task_packages)
+        registry = load_registry(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, AppState]]:

@@ -180,6 +180,15 @@ class TaskRegistry:
         return name in self._tasks
 
 
+def load_registry(settings: Settings) -> TaskRegistry:
+    """The tasks of `settings.task_packages`, or stop the process with one line naming the package
+    that cannot be imported."""
+    try:
+        return TaskRegistry.discover_all(settings.task_packages)
+    except ModuleNotFoundError as error:
+        raise SystemExit(f"invalid settings: JOBS_TASK_PACKAGES: cannot import {error.name!r}") from None
+
+
 def _tasks_defined_in(namespace: Mapping[str, Any], module: str) -> Iterator[Task[Any, Any]]:
     for value in namespace.values():
         if isinstance(value, Task) and value.function.__module__ == module:

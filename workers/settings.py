@@ -10,7 +10,7 @@ from arq.connections import RedisSettings
 
 from jobcore.config import Settings, load_settings
 from jobcore.keys import Keys
-from jobcore.registry import TaskRegistry
+from jobcore.registry import TaskRegistry, load_registry
 from jobcore.serializer import dumps, loads
 from workers.context import SETTINGS_KEY, shutdown, startup
 from workers.runner import ARQ_TIMEOUT_MARGIN_S, arq_functions
@@ -57,6 +57,4 @@ def worker_options(settings: Settings, tasks: TaskRegistry) -> dict[str, Any]:
 
 # arq reads a settings class's attributes; this one's come from JOBS_* variables and .env.
 _settings = load_settings()
-WorkerSettings = type(
-    "WorkerSettings", (), worker_options(_settings, TaskRegistry.discover_all(_settings.task_packages))
-)
+WorkerSettings = type("WorkerSettings", (), worker_options(_settings, load_registry(_settings)))

@@ -103,3 +103,15 @@ def test_unknown_name_raises_unknown_task(registry: TaskRegistry) -> None:
     with pytest.raises(UnknownTaskError) as missing:
         registry.get("resize_image")
     assert missing.value.details() == {"task": "resize_image"}
+
+
+def test_task_packages_setting_loads_each_package_and_names_a_missing_one() -> None:
+    from jobcore.registry import load_registry
+
+    from .conftest import make_settings
+
+    loaded = load_registry(make_settings(task_packages="workers.tasks"))
+    assert sorted(t.name for t in loaded) == ["generate_report", "noop", "send_webhook"]
+    with pytest.raises(SystemExit) as stopped:
+        load_registry(make_settings(task_packages="workers.tasks, no_such_tasks"))
+    assert str(stopped.value) == "invalid settings: JOBS_TASK_PACKAGES: cannot import 'no_such_tasks'"
