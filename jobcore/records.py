@@ -116,11 +116,6 @@ def record_ttl_ms(wait_ms: int, timeout_s: float, result_ttl_s: int) -> int:
     return wait_ms + round((timeout_s + result_ttl_s + RECORD_MARGIN_S) * 1000)
 
 
-def started_fields(attempt: int, started_ms: int, worker: str) -> dict[str, str | int]:
-    """The fields a worker writes when it starts an attempt (it also clears MARK/NEXT_ATTEMPT_AT)."""
-    return {ATTEMPT: attempt, STARTED_AT: started_ms, WORKER: worker}
-
-
 def retrying_fields(next_attempt_ms: int, error: JobError) -> dict[str, str | int]:
     """The fields that mark a job waiting for its next attempt."""
     return {

@@ -3,7 +3,7 @@ bookkeeping and our delivery guarantees.
 
 Per attempt the wrapper
 1. records the start (attempt, time, worker) and shortens ARQ's in-progress key to the lease, in one
-   round trip that also reads whether the job was cancelled meanwhile;
+   script call that also reads whether the job was cancelled meanwhile (`Runtime.begin`);
 2. gives up at once on a job whose earlier attempts used up `max_attempts` (the last one's worker
    died): dead letter, `WorkerLostError`;
 3. validates the stored input, runs the task under its hard time limit (`asyncio.timeout`) with the
@@ -21,12 +21,11 @@ from typing import Any
 
 from arq.worker import Function, func
 
-from jobcore.client import now_ms
 from jobcore.context import JobContext, Resources
 from jobcore.deadletters import FailureReason
 from jobcore.errors import JobCancelledError, TaskError, TimeLimitExceeded, WorkerLostError
 from jobcore.keys import Keys
-from jobcore.records import CANCEL_REQUESTED, MARK, NEXT_ATTEMPT_AT, record_ttl_ms, started_fields
+from jobcore.records import CANCEL_REQUESTED
 from jobcore.registry import Task, TaskRegistry
 from workers.context import get_resources, get_runtime
 from workers.outcomes import dead_letter, exception_error, mark_cancelled, schedule_retry
@@ -36,25 +35,6 @@ from workers.runtime import Runtime
 # ours always fires first, even when a blocked event loop delivers both late (beyond the longest lease,
 # a blocked loop has lost its lease anyway)
 ARQ_TIMEOUT_MARGIN_S = 300.0
-
-
-async def begin(resources: Resources, task: Task[Any, Any], job_id: str, attempt: int) -> bool:
-    """Record the attempt's start and take a short lease; True when the job was cancelled."""
-    settings = resources.settings
-    key = resources.keys.record(job_id)
-    async with resources.redis.pipeline(transaction=True) as pipe:
-        pipe.hset(key, mapping=started_fields(attempt, now_ms(), resources.worker_id))
-        pipe.hdel(key, MARK, NEXT_ATTEMPT_AT)
-        pipe.pexpire(key, record_ttl_ms(0, task.timeout_for(settings), settings.result_ttl_s))
-        pipe.pexpire(Keys.arq_in_progress(job_id), round(settings.lease_s * 1000))
-        # the job's data must outlive this attempt (and a re-run after it), whatever was left of the
-        # expiry ARQ gave it at enqueue
-        pipe.pexpire(
-            Keys.arq_job(job_id), round((task.timeout_for(settings) + settings.job_expires_s) * 1000)
-        )
-        pipe.hexists(key, CANCEL_REQUESTED)
-        *_, cancelled = await pipe.execute()
-    return bool(cancelled)
 
 
 async def give_back_attempt(resources: Resources, job_id: str) -> None:
@@ -88,7 +68,7 @@ async def run_attempt(
             attempts=attempt - 1,
         )
         raise lost
-    if await begin(resources, task, job_id, attempt):
+    if await runtime.begin(job_id, attempt, task.timeout_for(settings)):
         await mark_cancelled(resources, job_id)
         raise JobCancelledError("cancelled before this attempt started")
     hard = task.timeout_for(settings)

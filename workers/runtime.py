@@ -17,13 +17,34 @@ from dataclasses import dataclass, field
 from arq.worker import Worker
 from redis.exceptions import RedisError
 
+from jobcore.client import now_ms
 from jobcore.context import Resources
 from jobcore.keys import Keys
-from jobcore.records import CANCEL_REQUESTED
+from jobcore.records import (
+    ATTEMPT,
+    CANCEL_REQUESTED,
+    MARK,
+    NEXT_ATTEMPT_AT,
+    STARTED_AT,
+    WORKER,
+    record_ttl_ms,
+)
 
 log = logging.getLogger(__name__)
 
 BEAT_INTERVAL_S = 1.0
+
+# The start of an attempt in one round trip and one command. KEYS: record, ARQ in-progress, ARQ job;
+# ARGV: attempt, now (ms), worker id, record TTL, lease, job data TTL (ms). Answers 1 when the job
+# was cancelled meanwhile.
+BEGIN_SCRIPT = f"""
+redis.call('HSET', KEYS[1], '{ATTEMPT}', ARGV[1], '{STARTED_AT}', ARGV[2], '{WORKER}', ARGV[3])
+redis.call('HDEL', KEYS[1], '{MARK}', '{NEXT_ATTEMPT_AT}')
+redis.call('PEXPIRE', KEYS[1], ARGV[4])
+redis.call('PEXPIRE', KEYS[2], ARGV[5])
+redis.call('PEXPIRE', KEYS[3], ARGV[6])
+return redis.call('HEXISTS', KEYS[1], '{CANCEL_REQUESTED}')
+"""
 
 
 @dataclass(slots=True)
@@ -41,9 +62,28 @@ class Runtime:
     running: dict[str, RunningAttempt] = field(default_factory=dict)
     _loop_task: asyncio.Task[None] | None = None
 
+    def __post_init__(self) -> None:
+        self._begin = self.resources.redis.register_script(BEGIN_SCRIPT)
+
     @property
     def lease_ms(self) -> int:
         return round(self.resources.settings.lease_s * 1000)
+
+    async def begin(self, job_id: str, attempt: int, timeout_s: float) -> bool:
+        """Record an attempt's start (clearing a retrying mark), take its lease, and keep the job's
+        data alive past it (whatever was left of ARQ's enqueue-time expiry); True when the job was
+        cancelled meanwhile."""
+        settings = self.resources.settings
+        keys = [self.resources.keys.record(job_id), Keys.arq_in_progress(job_id), Keys.arq_job(job_id)]
+        args: list[str | int] = [
+            attempt,
+            now_ms(),
+            self.resources.worker_id,
+            record_ttl_ms(0, timeout_s, settings.result_ttl_s),
+            self.lease_ms,
+            round((timeout_s + settings.job_expires_s) * 1000),
+        ]
+        return bool(await self._begin(keys=keys, args=args))
 
     def track(self, job_id: str) -> RunningAttempt:
         """Register the attempt running in the current asyncio task."""
