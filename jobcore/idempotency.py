@@ -14,7 +14,6 @@ from typing import Any
 
 import orjson
 
-MAX_KEY_LENGTH = 255
 KEY_PATTERN = r"^[\x21-\x7e]{1,255}$"
 
 
