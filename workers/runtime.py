@@ -35,15 +35,16 @@ log = logging.getLogger(__name__)
 BEAT_INTERVAL_S = 1.0
 
 # The start of an attempt in one round trip and one command. KEYS: record, ARQ in-progress, ARQ job;
-# ARGV: attempt, now (ms), worker id, record TTL, lease, job data TTL (ms). Answers 1 when the job
-# was cancelled meanwhile.
+# ARGV: attempt, now (ms), worker id, record TTL, lease, job data TTL (ms). Answers 1, and records
+# nothing of this attempt, when the job was cancelled meanwhile.
 BEGIN_SCRIPT = f"""
+if redis.call('HEXISTS', KEYS[1], '{CANCEL_REQUESTED}') == 1 then return 1 end
 redis.call('HSET', KEYS[1], '{ATTEMPT}', ARGV[1], '{STARTED_AT}', ARGV[2], '{WORKER}', ARGV[3])
 redis.call('HDEL', KEYS[1], '{MARK}', '{NEXT_ATTEMPT_AT}')
 redis.call('PEXPIRE', KEYS[1], ARGV[4])
 redis.call('PEXPIRE', KEYS[2], ARGV[5])
 redis.call('PEXPIRE', KEYS[3], ARGV[6])
-return redis.call('HEXISTS', KEYS[1], '{CANCEL_REQUESTED}')
+return 0
 """
 
 
@@ -71,8 +72,8 @@ class Runtime:
 
     async def begin(self, job_id: str, attempt: int, timeout_s: float) -> bool:
         """Record an attempt's start (clearing a retrying mark), take its lease, and keep the job's
-        data alive past it (whatever was left of ARQ's enqueue-time expiry); True when the job was
-        cancelled meanwhile."""
+        data alive past it (whatever was left of ARQ's enqueue-time expiry); True, recording nothing,
+        when the job was cancelled meanwhile (its attempt count stays that of attempts that ran)."""
         settings = self.resources.settings
         keys = [self.resources.keys.record(job_id), Keys.arq_in_progress(job_id), Keys.arq_job(job_id)]
         args: list[str | int] = [

@@ -816,6 +816,26 @@ async def test_cancel_flag_seen_when_the_attempt_starts(
     assert result["r"]["__exception__"]["message"] == "cancelled before this attempt started"
 
 
+async def test_a_cancel_seen_at_the_start_records_no_attempt(
+    job_client: JobClient, arq_redis: ArqRedis, settings: Settings, run_worker: RunWorker
+) -> None:
+    job = await job_client.enqueue(sleeper, In(n=1))
+    record = f"unit:job:{job.job_id}"
+    started = now_ms() - 30_000
+    # attempt 1 ran on a worker that died; the job was cancelled before its lease ran out
+    await arq_redis.hset(  # type: ignore[misc]
+        record, mapping={"attempt": 1, "started_at": started, "worker": "dead:1:abcdef"}
+    )
+    await arq_redis.set(Keys.arq_retry(job.job_id), 1)
+    await arq_redis.hset(record, "cancel_requested", str(now_ms()))  # type: ignore[misc]
+    await run_worker()
+    assert EVENTS == []
+    status = await job_client.status(job.job_id)
+    assert (status.status, status.attempt) == (JobState.CANCELLED, 1)
+    assert status.started_at is not None and round(status.started_at.timestamp() * 1000) == started
+    assert await arq_redis.hget(record, "worker") == b"dead:1:abcdef"  # type: ignore[misc]
+
+
 @pytest.mark.parametrize("handler", ["handle_sig", "handle_sig_wait_for_completion"])
 async def test_worker_shutdown_puts_the_job_back_without_using_an_attempt(
     handler: str,
