@@ -19,7 +19,7 @@ from redis.asyncio.client import Pipeline
 from jobcore.errors import DeadLetterNotFoundError
 from jobcore.keys import Keys
 from jobcore.records import JobRecord
-from jobcore.serializer import EXCEPTION_KEY
+from jobcore.serializer import read_exception
 from jobcore.status import ms_to_datetime
 
 
@@ -65,14 +65,10 @@ class DeadLetterPage(BaseModel):
 
 def error_from_exception(encoded: Any) -> DeadLetterError:
     """A dead letter's error from our serializer's encoding of an exception (or anything else)."""
-    if isinstance(encoded, dict) and isinstance(encoded.get(EXCEPTION_KEY), dict):
-        exc = encoded[EXCEPTION_KEY]
-        return DeadLetterError(
-            type=str(exc.get("type", "Exception")),
-            message=str(exc.get("message", "")),
-            traceback=exc.get("traceback") if isinstance(exc.get("traceback"), str) else None,
-        )
-    return DeadLetterError(type="Error", message=str(encoded))
+    stored = read_exception(encoded)
+    if stored is None:
+        return DeadLetterError(type="Error", message=str(encoded))
+    return DeadLetterError(type=stored.type, message=stored.message, traceback=stored.traceback)
 
 
 def build_dead_letter(

@@ -6,7 +6,7 @@ failed job keeps a readable error (ARQ's JSON path would store "unable to serial
 from __future__ import annotations
 
 import traceback
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 from pydantic import BaseModel
@@ -35,6 +35,25 @@ def encode_exception(exc: BaseException) -> dict[str, Any]:
             "traceback": tb[-MAX_TRACEBACK_CHARS:],
         }
     }
+
+
+class StoredException(NamedTuple):
+    type: str
+    message: str
+    traceback: str | None
+
+
+def read_exception(value: Any) -> StoredException | None:
+    """What `encode_exception` stored (after a JSON round trip); None for anything else."""
+    encoded = value.get(EXCEPTION_KEY) if isinstance(value, dict) else None
+    if not isinstance(encoded, dict):
+        return None
+    tb = encoded.get("traceback")
+    return StoredException(
+        type=str(encoded.get("type", "Exception")),
+        message=str(encoded.get("message", "")),
+        traceback=tb if isinstance(tb, str) else None,
+    )
 
 
 def _default(value: Any) -> Any:

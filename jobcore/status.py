@@ -9,7 +9,7 @@ from pydantic import BaseModel, Field, JsonValue
 
 from jobcore.progress import Progress
 from jobcore.records import JobError, JobRecord
-from jobcore.serializer import EXCEPTION_KEY
+from jobcore.serializer import read_exception
 from jobcore.states import JobState, derive_state
 
 __all__ = ["JobError", "JobStatus", "build_status", "decode_error", "ms_to_datetime"]
@@ -52,13 +52,10 @@ def ms_to_datetime(ms: int | None) -> datetime | None:
 
 def decode_error(raw: Any) -> JobError:
     """Read the error ARQ stored for a failed job (our encoded exception, or anything else)."""
-    if isinstance(raw, dict) and isinstance(raw.get(EXCEPTION_KEY), dict):
-        encoded = raw[EXCEPTION_KEY]
-        return JobError(
-            type=str(encoded.get("type", "Exception")),
-            message=str(encoded.get("message", "")),
-        )
-    return JobError(type="Error", message=str(raw))
+    stored = read_exception(raw)
+    if stored is None:
+        return JobError(type="Error", message=str(raw))
+    return JobError(type=stored.type, message=stored.message)
 
 
 EXPIRED = JobError(

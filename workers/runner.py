@@ -68,14 +68,15 @@ async def run_attempt(
             attempts=attempt - 1,
         )
         raise lost
-    if await runtime.begin(job_id, attempt, task.timeout_for(settings)):
+    hard = task.timeout_for(settings)
+    if await runtime.begin(job_id, attempt, hard):
         await mark_cancelled(resources, job_id)
         raise JobCancelledError("cancelled before this attempt started")
-    hard = task.timeout_for(settings)
-    ctx = JobContext(job_id, task.name, attempt, resources, soft_timeout_s=task.soft_timeout_for(settings))
+    soft = task.soft_timeout_for(settings)
+    ctx = JobContext(job_id, task.name, attempt, resources, soft_timeout_s=soft)
     limit = asyncio.timeout(hard)
     running = runtime.track(job_id)
-    soft_timer = asyncio.get_running_loop().call_later(task.soft_timeout_for(settings), ctx.soft_limit.set)
+    soft_timer = asyncio.get_running_loop().call_later(soft, ctx.soft_limit.set)
     failure: BaseException | None = None
     try:
         data = task.parse_input(payload)
