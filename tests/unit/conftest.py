@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any
 
 import fakeredis
 import httpx
 import pytest
 from arq.connections import ArqRedis
+from arq.worker import Worker
 from fakeredis.aioredis import FakeAsyncRedisConnection
 from fastapi import FastAPI
 from redis.asyncio import ConnectionPool
@@ -21,6 +22,7 @@ from jobcore.config import Settings
 from jobcore.context import JobContext, Resources
 from jobcore.registry import TaskRegistry
 from jobcore.serializer import dumps, loads
+from workers.settings import worker_options
 from workers.tasks import registry as shipped_registry
 
 
@@ -85,3 +87,45 @@ def job_context(
 ) -> JobContext:
     resources = Resources(settings=settings, redis=redis, http=http, worker_id="test:1")
     return JobContext(job_id=job_id, task=task, attempt=1, resources=resources)
+
+
+MakeWorker = Callable[..., Worker]
+RunWorker = Callable[..., Awaitable[Worker]]
+
+
+@pytest.fixture
+def make_worker(
+    arq_redis: ArqRedis, settings: Settings, registry: TaskRegistry, monkeypatch: pytest.MonkeyPatch
+) -> MakeWorker:
+    """A real arq Worker on fakeredis with the options WorkerSettings uses (other `settings` if
+    given; keyword arguments override Worker options)."""
+
+    async def no_info(*args: object) -> None:  # fakeredis has no INFO command
+        return None
+
+    monkeypatch.setattr("arq.worker.log_redis_info", no_info)
+
+    def make(settings: Settings = settings, **overrides: Any) -> Worker:
+        # fresh options (and so a fresh ctx) per worker: on_startup finds its Worker through the ctx
+        options = worker_options(settings, registry)
+        del options["redis_settings"]
+        options["poll_delay"] = 0.01
+        options.update(overrides)
+        return Worker(**options, redis_pool=arq_redis, handle_signals=False)
+
+    return make
+
+
+@pytest.fixture
+def run_worker(make_worker: MakeWorker) -> RunWorker:
+    """Run a burst worker until the queue is empty (or max_burst_jobs were started)."""
+
+    async def run(**overrides: Any) -> Worker:
+        worker = make_worker(burst=True, **overrides)
+        try:
+            await worker.main()
+        finally:
+            await worker.on_shutdown(worker.ctx)  # type: ignore[misc]
+        return worker
+
+    return run

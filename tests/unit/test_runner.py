@@ -2,24 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-
 import pytest
 from arq.connections import ArqRedis
-from arq.worker import Worker
 
 from jobcore.client import JobClient
-from jobcore.config import Settings
 from jobcore.context import JobContext
 from jobcore.errors import TaskError
 from jobcore.keys import Keys
 from jobcore.registry import TaskRegistry, task
 from jobcore.states import JobState
-from workers.settings import worker_options
 from workers.tasks import registry as shipped
 from workers.tasks.noop import NoopInput, noop
 from workers.tasks.reports import ReportInput, generate_report
 
+from .conftest import RunWorker
 from .test_registry import In
 
 
@@ -33,32 +29,6 @@ async def explode(ctx: JobContext, data: In) -> None:
 @pytest.fixture
 def registry() -> TaskRegistry:
     return TaskRegistry([*shipped, explode])
-
-
-RunWorker = Callable[[], Awaitable[Worker]]
-
-
-@pytest.fixture
-def run_worker(
-    arq_redis: ArqRedis, settings: Settings, registry: TaskRegistry, monkeypatch: pytest.MonkeyPatch
-) -> RunWorker:
-    async def no_info(*args: object) -> None:  # fakeredis has no INFO command
-        return None
-
-    monkeypatch.setattr("arq.worker.log_redis_info", no_info)
-    options = worker_options(settings, registry)
-    del options["redis_settings"]
-    options["poll_delay"] = 0.01
-
-    async def run() -> Worker:
-        worker = Worker(**options, redis_pool=arq_redis, burst=True, handle_signals=False)
-        try:
-            await worker.main()
-        finally:
-            await worker.on_shutdown(worker.ctx)  # type: ignore[misc]
-        return worker
-
-    return run
 
 
 async def test_noop_returns_its_input(

@@ -31,10 +31,9 @@ from jobcore.serializer import dumps, loads
 from jobcore.states import JobState
 from jobcore.status import JobStatus
 from workers.context import get_runtime
-from workers.settings import worker_options
 from workers.tasks import registry as shipped
 
-from .conftest import make_settings
+from .conftest import MakeWorker, RunWorker, make_settings
 from .test_registry import In
 
 QUEUE = "unit:queue:default"
@@ -202,45 +201,6 @@ def clean_logs() -> None:
     for log in (CALLS, EVENTS, SOFT_SEEN):
         log.clear()
     HOLD.clear()
-
-
-MakeWorker = Callable[..., Worker]
-RunWorker = Callable[..., Awaitable[Worker]]
-
-
-@pytest.fixture
-def make_worker(
-    arq_redis: ArqRedis, settings: Settings, registry: TaskRegistry, monkeypatch: pytest.MonkeyPatch
-) -> MakeWorker:
-    async def no_info(*args: object) -> None:  # fakeredis has no INFO command
-        return None
-
-    monkeypatch.setattr("arq.worker.log_redis_info", no_info)
-
-    def make(**overrides: Any) -> Worker:
-        # fresh options (and so a fresh ctx) per worker: on_startup finds its Worker through the ctx
-        options = worker_options(settings, registry)
-        del options["redis_settings"]
-        options["poll_delay"] = 0.01
-        options.update(overrides)
-        return Worker(**options, redis_pool=arq_redis, handle_signals=False)
-
-    return make
-
-
-@pytest.fixture
-def run_worker(make_worker: MakeWorker) -> RunWorker:
-    """Run a burst worker until the queue is empty (or max_burst_jobs were started)."""
-
-    async def run(**overrides: Any) -> Worker:
-        worker = make_worker(burst=True, **overrides)
-        try:
-            await worker.main()
-        finally:
-            await worker.on_shutdown(worker.ctx)  # type: ignore[misc]
-        return worker
-
-    return run
 
 
 async def stopped(worker: Worker) -> None:
@@ -542,20 +502,12 @@ async def test_an_attempt_keeps_the_job_data_alive_past_its_enqueue_expiry(
 
 
 async def test_a_running_attempt_holds_a_lease_not_arqs_long_claim(
-    arq_redis: ArqRedis, registry: TaskRegistry, monkeypatch: pytest.MonkeyPatch
+    arq_redis: ArqRedis, registry: TaskRegistry, make_worker: MakeWorker
 ) -> None:
     settings = make_settings(lease_s=2)
     client = JobClient(arq_redis, settings, registry)
     job = await client.enqueue(reads_lease, In(n=1))
-
-    async def no_info(*args: object) -> None:
-        return None
-
-    monkeypatch.setattr("arq.worker.log_redis_info", no_info)
-    options = worker_options(settings, registry)
-    del options["redis_settings"]
-    options["poll_delay"] = 0.01
-    worker = Worker(**options, redis_pool=arq_redis, burst=True, handle_signals=False)
+    worker = make_worker(settings, burst=True)
     assert worker.in_progress_timeout_s == 300 + 300 + 10  # ARQ's own: longest time limit + 10 s
     try:
         await worker.main()
