@@ -88,6 +88,36 @@ class Settings(BaseSettings):
     api_host: str = Field(default="127.0.0.1", description="Interface the API listens on.")
     api_port: Port = Field(default=8000, description="Port the API listens on.")
     log_level: LogLevel = Field(default="INFO", description="Log level of API and workers.")
+    log_format: Literal["auto", "json", "console"] = Field(
+        default="auto",
+        description="Log line format: JSON, human-readable console, or auto (console on a terminal).",
+    )
+    heartbeat_s: Annotated[float, Field(ge=0.5, le=60)] = Field(
+        default=2.0,
+        description="How often a worker refreshes its entry in the worker registry; it counts as dead "
+        "after 3 missed beats.",
+    )
+    worker_history_s: PositiveInt = Field(
+        default=3600, description="How long a stopped or dead worker stays listed (as stale) by GET /workers."
+    )
+    events_maxlen: PositiveInt = Field(
+        default=1000, description="Events kept per job for GET /jobs/{id}/events (oldest trimmed first)."
+    )
+    sse_ping_s: PositiveFloat = Field(
+        default=15.0, description="How often an idle event stream sends a `: ping` comment."
+    )
+    worker_metrics_port: Annotated[int, Field(ge=0, le=65535)] = Field(
+        default=0,
+        description="Port on which each worker serves Prometheus /metrics; 0 turns it off.",
+    )
+    tracing_enabled: bool = Field(
+        default=False, description="Export OpenTelemetry traces (OTLP over HTTP) from API and workers."
+    )
+    otlp_endpoint: str | None = Field(
+        default=None,
+        description="OTLP/HTTP traces endpoint, e.g. http://collector:4318/v1/traces (default: the "
+        "OTEL_EXPORTER_OTLP_* environment variables, else http://localhost:4318/v1/traces).",
+    )
 
     @field_validator("task_packages", mode="before")
     @classmethod
