@@ -31,9 +31,11 @@ from jobcore.idempotency import IdempotencyClaim, fingerprint
 from jobcore.keys import Keys
 from jobcore.records import JobRecord, record_ttl_ms
 from jobcore.registry import InputT, Task, TaskRegistry
+from jobcore.scripts import run_script
 from jobcore.serializer import dumps, loads
 from jobcore.states import JobState
 from jobcore.status import JobStatus, build_status, ms_to_datetime
+from jobcore.transitions import TRANSITION_LUA, Phase, Transition, call_lua, unpack_lua
 
 
 @dataclass(frozen=True, slots=True)
@@ -213,6 +215,9 @@ class JobClient:
         pipe.zadd(self.keys.queue(job.queue), {job_id: job.run_at_ms})
         pipe.hset(self.keys.record(job_id), mapping=job.record.to_hash())
         pipe.pexpire(self.keys.record(job_id), job.record_ttl_ms)
+        event = JobState.PENDING if job.record.scheduled_ms is None else JobState.SCHEDULED
+        entered = Transition(job_id, event, Phase.QUEUED, job.record.enqueued_ms, created=True)
+        entered.queue_on(pipe, self.settings)
 
     async def enqueue_payload(
         self,
@@ -259,19 +264,8 @@ class JobClient:
         if current.is_terminal:
             raise JobNotCancellableError(job_id, current.status.value)
         queue = self.keys.queue(current.queue or self.settings.queue_name)
-        outcome = await self.redis.eval(  # type: ignore[misc]
-            CANCEL_SCRIPT,
-            6,
-            self.keys.record(job_id),
-            Keys.arq_result(job_id),
-            Keys.arq_in_progress(job_id),
-            Keys.arq_job(job_id),
-            Keys.arq_retry(job_id),
-            queue,
-            str(now_ms()),
-            job_id,
-            str(self.settings.result_ttl_s * 1000),
-        )
+        keys, args = cancel_call(self.settings, job_id, queue, now_ms())
+        outcome = await run_script(self.redis, CANCEL_SCRIPT, keys, args)
         if outcome == b"missing":
             raise JobNotFoundError(job_id)
         after = await self.status(job_id)
@@ -304,10 +298,13 @@ class JobClient:
         return prepared.accepted
 
 
-# Atomic cancel. KEYS: record, ARQ result, ARQ in-progress, ARQ job, ARQ retry, queue;
-# ARGV: now (ms), job id, how long to keep the record of a cancelled job (ms).
-# Answers missing | ended | running | cancelled.
-CANCEL_SCRIPT = f"""
+# Atomic cancel. KEYS: record, ARQ result, ARQ in-progress, ARQ job, ARQ retry, queue, events;
+# ARGV: now (ms), job id, how long to keep the record of a cancelled job (ms), the transition's
+# arguments. Answers missing | ended | running | cancelled.
+CANCEL_SCRIPT = (
+    TRANSITION_LUA
+    + unpack_lua(4)
+    + f"""
 if redis.call('EXISTS', KEYS[1]) == 0 then return 'missing' end
 local mark = redis.call('HGET', KEYS[1], '{records.MARK}')
 if mark == '{JobState.CANCELLED}' then return 'ended' end
@@ -325,8 +322,28 @@ redis.call('HSET', KEYS[1], '{records.MARK}', '{JobState.CANCELLED}', '{records.
   '{records.CANCEL_REQUESTED}', ARGV[1])
 redis.call('HDEL', KEYS[1], '{records.NEXT_ATTEMPT_AT}')
 redis.call('PEXPIRE', KEYS[1], ARGV[3])
+{call_lua(1, 7, 4)}
 return 'cancelled'
 """
+)
+
+
+def cancel_call(
+    settings: Settings, job_id: str, queue_key: str, now: int
+) -> tuple[list[str], list[str | int]]:
+    """CANCEL_SCRIPT's KEYS and ARGV for cancelling `job_id` (waiting in `queue_key`) at `now`."""
+    keys = Keys(settings.key_prefix)
+    cancelled = Transition(job_id, JobState.CANCELLED, Phase.CANCELLED, now)
+    script_keys = [
+        keys.record(job_id),
+        Keys.arq_result(job_id),
+        Keys.arq_in_progress(job_id),
+        Keys.arq_job(job_id),
+        Keys.arq_retry(job_id),
+        queue_key,
+        keys.events(job_id),
+    ]
+    return script_keys, [now, job_id, settings.result_ttl_s * 1000, *cancelled.args(settings)]
 
 
 def _read_result(raw: bytes | None) -> dict[str, Any] | None:

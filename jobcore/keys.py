@@ -38,6 +38,27 @@ class Keys:
         """Which job an Idempotency-Key created (`digest` is a hash of the key)."""
         return f"{self.prefix}:idempotency:{digest}"
 
+    def events(self, job_id: str) -> str:
+        """Stream of a job's state changes and progress updates (GET /jobs/{id}/events)."""
+        return f"{self.prefix}:events:{job_id}"
+
+    def index(self, kind: str, value: str | None = None) -> str:
+        """Sorted set of job ids by enqueue time (ms): `all`, one `queue:<q>`, one `task:<t>`, one
+        `phase:<p>` or one `phase:<p>:queue:<q>` (see jobcore.transitions)."""
+        return f"{self.prefix}:index:{kind}" if value is None else f"{self.prefix}:index:{kind}:{value}"
+
+    def retry_waits(self, queue: str) -> str:
+        """Sorted set of a queue's retrying jobs by when their backoff ends (ms)."""
+        return f"{self.prefix}:retry-waits:{queue}"
+
+    def workers(self) -> str:
+        """Sorted set of worker ids by last heartbeat (ms)."""
+        return f"{self.prefix}:workers"
+
+    def worker(self, worker_id: str) -> str:
+        """One worker's last heartbeat (JSON)."""
+        return f"{self.prefix}:worker:{worker_id}"
+
     def report(self, report_id: str) -> str:
         """Where `generate_report` stores the report it built."""
         return f"{self.prefix}:report:{report_id}"

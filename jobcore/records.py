@@ -26,6 +26,8 @@ DEAD_LETTERED = "dead_lettered"
 RETRY_OF = "retry_of"
 CANCEL_REQUESTED = "cancel_requested"
 FINISHED_AT = "finished_at"
+PHASE = "phase"  # which phase index holds the job (jobcore.transitions)
+TRACE = "trace"  # W3C trace context of the enqueue (jobcore.tracing)
 
 MARKABLE = frozenset({JobState.RETRYING, JobState.CANCELLED})
 
@@ -58,6 +60,7 @@ class JobRecord:
     retry_of: str | None = None
     cancel_requested_ms: int | None = None
     finished_ms: int | None = None
+    trace: str | None = None
 
     @property
     def run_at_ms(self) -> int:
@@ -76,6 +79,8 @@ class JobRecord:
             fields[SCHEDULED_FOR] = self.scheduled_ms
         if self.retry_of is not None:
             fields[RETRY_OF] = self.retry_of
+        if self.trace is not None:
+            fields[TRACE] = self.trace
         return fields
 
     @classmethod
@@ -104,6 +109,7 @@ class JobRecord:
             retry_of=data.get(RETRY_OF),
             cancel_requested_ms=_int_or_none(data.get(CANCEL_REQUESTED)),
             finished_ms=_int_or_none(data.get(FINISHED_AT)),
+            trace=data.get(TRACE),
         )
 
 

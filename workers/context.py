@@ -31,7 +31,7 @@ def worker_id() -> str:
 async def startup(ctx: dict[str, Any]) -> None:
     """ARQ on_startup: configure logging and build the shared HTTP client."""
     settings: Settings = ctx[SETTINGS_KEY]
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_format)
     http = httpx.AsyncClient(
         timeout=httpx.Timeout(settings.http_timeout_s),
         follow_redirects=False,
@@ -39,7 +39,8 @@ async def startup(ctx: dict[str, Any]) -> None:
     )
     resources = Resources(settings=settings, redis=ctx["redis"], http=http, worker_id=worker_id())
     ctx[RESOURCES_KEY] = resources
-    runtime = Runtime(resources, worker=adopt(ctx, resources))
+    runtime = Runtime(resources)
+    runtime.worker = adopt(ctx, resources, runtime.finishing)
     runtime.start()
     ctx[RUNTIME_KEY] = runtime
     log.info("worker %s started", resources.worker_id)

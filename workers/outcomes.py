@@ -23,6 +23,7 @@ from jobcore.keys import Keys
 from jobcore.records import (
     CANCEL_REQUESTED,
     DEAD_LETTERED,
+    FINISHED_AT,
     JobError,
     JobRecord,
     cancelled_fields,
@@ -30,8 +31,9 @@ from jobcore.records import (
     retrying_fields,
 )
 from jobcore.registry import Task
-from jobcore.serializer import encode_exception, exception_message, loads
+from jobcore.serializer import EXCEPTION_KEY, encode_exception, exception_message, loads
 from jobcore.states import JobState
+from jobcore.transitions import Phase, Transition
 
 log = logging.getLogger(__name__)
 
@@ -53,11 +55,14 @@ async def schedule_retry(
     info = JobError(type=type(error).__name__, message=exception_message(error))
     record = resources.keys.record(job_id)
     async with resources.redis.pipeline(transaction=True) as pipe:
-        pipe.hset(record, mapping=retrying_fields(now + delay_ms, info))
         # the job's data must outlive the wait (ARQ set its TTL at enqueue), and the record the data
         job_ttl_ms = delay_ms + settings.job_expires_s * 1000
         pipe.pexpire(Keys.arq_job(job_id), job_ttl_ms)
         pipe.pexpire(record, record_ttl_ms(job_ttl_ms, task.timeout_for(settings), settings.result_ttl_s))
+        retrying = Transition(
+            job_id, JobState.RETRYING, Phase.QUEUED, now, fields=retrying_fields(now + delay_ms, info)
+        )
+        retrying.queue_on(pipe, settings)
         pipe.hexists(record, CANCEL_REQUESTED)
         *_, cancel_requested = await pipe.execute()
     if cancel_requested:
@@ -102,10 +107,18 @@ async def dead_letter(
         # the worker of the last attempt (not this one, when it only found that attempt's worker dead)
         worker=record.worker if record and record.worker else resources.worker_id,
     )
+    failed_ms = round(letter.failed_at.timestamp() * 1000)
+    failed = Transition(
+        job_id,
+        JobState.FAILED,
+        Phase.FAILED,
+        failed_ms,
+        fields={DEAD_LETTERED: "1", FINISHED_AT: failed_ms},
+        extra={"s": False, "r": {EXCEPTION_KEY: error.model_dump(exclude={"traceback"})}, "ft": failed_ms},
+    )
     async with resources.redis.pipeline(transaction=True) as pipe:
-        store(resources).add(pipe, letter, now_ms())
-        if record is not None:  # (a job without one gets none: it would never expire)
-            pipe.hset(resources.keys.record(job_id), DEAD_LETTERED, "1")
+        store(resources).add(pipe, letter, failed_ms)
+        failed.queue_on(pipe, resources.settings)  # (a job without a record gets none)
         await pipe.execute()
     log.warning("job %s (%s) dead-lettered after %d attempt(s): %s", job_id, task, attempts, reason)
 
@@ -115,9 +128,9 @@ def exception_error(error: BaseException) -> DeadLetterError:
 
 
 async def mark_cancelled(resources: Resources, job_id: str) -> None:
-    await resources.redis.hset(  # type: ignore[misc]
-        resources.keys.record(job_id), mapping=cancelled_fields(now_ms())
-    )
+    now = now_ms()
+    cancelled = Transition(job_id, JobState.CANCELLED, Phase.CANCELLED, now, fields=cancelled_fields(now))
+    await cancelled.apply(resources.redis, resources.settings)
 
 
 def refusal_reason(error: DeadLetterError) -> str:

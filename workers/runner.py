@@ -21,12 +21,16 @@ from typing import Any
 
 from arq.worker import Function, func
 
+from jobcore.client import now_ms
 from jobcore.context import JobContext, Resources
 from jobcore.deadletters import FailureReason
 from jobcore.errors import JobCancelledError, TaskError, TimeLimitExceeded, WorkerLostError
 from jobcore.keys import Keys
-from jobcore.records import CANCEL_REQUESTED
+from jobcore.records import CANCEL_REQUESTED, FINISHED_AT
 from jobcore.registry import Task, TaskRegistry
+from jobcore.scripts import run_script
+from jobcore.states import JobState
+from jobcore.transitions import TRANSITION_LUA, Phase, Transition, call_lua, unpack_lua
 from workers.context import get_resources, get_runtime
 from workers.outcomes import dead_letter, exception_error, mark_cancelled, schedule_retry
 from workers.runtime import Runtime
@@ -39,11 +43,26 @@ ARQ_TIMEOUT_MARGIN_S = 300.0
 
 async def give_back_attempt(resources: Resources, job_id: str) -> None:
     """Undo ARQ's count of an attempt the worker's shutdown interrupted (if the counter still exists:
-    a DECR would otherwise create one without a TTL)."""
-    await resources.redis.eval(GIVE_BACK_SCRIPT, 1, Keys.arq_retry(job_id))  # type: ignore[misc]
+    a DECR would otherwise create one without a TTL), and show the job pending again."""
+    keys = resources.keys
+    back = Transition(job_id, JobState.PENDING, Phase.QUEUED, now_ms())
+    await run_script(
+        resources.redis,
+        GIVE_BACK_SCRIPT,
+        [Keys.arq_retry(job_id), keys.record(job_id), keys.events(job_id)],
+        back.args(resources.settings),
+    )
 
 
-GIVE_BACK_SCRIPT = "if redis.call('EXISTS', KEYS[1]) == 1 then return redis.call('DECR', KEYS[1]) end"
+# KEYS: ARQ retry counter, record, events; ARGV: the `pending` transition's arguments
+GIVE_BACK_SCRIPT = (
+    TRANSITION_LUA
+    + unpack_lua(1)
+    + f"""
+if redis.call('EXISTS', KEYS[1]) == 1 then redis.call('DECR', KEYS[1]) end
+return {call_lua(2, 3, 1)}
+"""
+)
 
 
 async def run_attempt(
@@ -69,7 +88,8 @@ async def run_attempt(
         )
         raise lost
     hard = task.timeout_for(settings)
-    if await runtime.begin(job_id, attempt, hard):
+    begun = await runtime.begin(job_id, attempt, hard)
+    if begun.cancelled:
         await mark_cancelled(resources, job_id)
         raise JobCancelledError("cancelled before this attempt started")
     soft = task.soft_timeout_for(settings)
@@ -106,7 +126,19 @@ async def run_attempt(
         await mark_cancelled(resources, job_id)
         raise JobCancelledError("cancelled while running") from None
     if failure is None:
-        return task.dump_result(result)
+        output = task.dump_result(result)
+        finished = now_ms()
+        await runtime.settle(
+            Transition(
+                job_id,
+                JobState.SUCCEEDED,
+                Phase.SUCCEEDED,
+                finished,
+                fields={FINISHED_AT: finished},
+                extra={"s": True, "r": output, "ft": finished},
+            )
+        )
+        return output
     if task.retry.should_retry(failure, attempt):
         raise await schedule_retry(resources, task, job_id, attempt, failure) from failure
     reason = FailureReason.EXHAUSTED if task.retry.is_transient(failure) else FailureReason.PERMANENT

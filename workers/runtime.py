@@ -26,26 +26,42 @@ from jobcore.records import (
     MARK,
     NEXT_ATTEMPT_AT,
     STARTED_AT,
+    TRACE,
     WORKER,
     record_ttl_ms,
 )
+from jobcore.scripts import run_script
+from jobcore.states import JobState
+from jobcore.transitions import TRANSITION_LUA, Phase, Transition, call_lua, unpack_lua
 
 log = logging.getLogger(__name__)
 
 BEAT_INTERVAL_S = 1.0
 
-# The start of an attempt in one round trip and one command. KEYS: record, ARQ in-progress, ARQ job;
-# ARGV: attempt, now (ms), worker id, record TTL, lease, job data TTL (ms). Answers 1, and records
-# nothing of this attempt, when the job was cancelled meanwhile.
-BEGIN_SCRIPT = f"""
-if redis.call('HEXISTS', KEYS[1], '{CANCEL_REQUESTED}') == 1 then return 1 end
-redis.call('HSET', KEYS[1], '{ATTEMPT}', ARGV[1], '{STARTED_AT}', ARGV[2], '{WORKER}', ARGV[3])
-redis.call('HDEL', KEYS[1], '{MARK}', '{NEXT_ATTEMPT_AT}')
-redis.call('PEXPIRE', KEYS[1], ARGV[4])
-redis.call('PEXPIRE', KEYS[2], ARGV[5])
-redis.call('PEXPIRE', KEYS[3], ARGV[6])
-return 0
+# The start of an attempt in one round trip and one command. KEYS: ARQ in-progress, ARQ job, record,
+# events; ARGV: lease, job data TTL, record TTL (ms), then the `running` transition's arguments.
+# Answers {1} and records nothing of this attempt when the job was cancelled meanwhile, else {0, the
+# record's trace context}.
+BEGIN_SCRIPT = (
+    TRANSITION_LUA
+    + unpack_lua(4)
+    + f"""
+if redis.call('HEXISTS', KEYS[3], '{CANCEL_REQUESTED}') == 1 then return {{1}} end
+redis.call('PEXPIRE', KEYS[1], ARGV[1])
+redis.call('PEXPIRE', KEYS[2], ARGV[2])
+redis.call('PEXPIRE', KEYS[3], ARGV[3])
+{call_lua(3, 4, 4)}
+return {{0, redis.call('HGET', KEYS[3], '{TRACE}')}}
 """
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Begun:
+    """What the start of an attempt found: whether the job was cancelled, and its trace context."""
+
+    cancelled: bool
+    trace: str | None = None
 
 
 @dataclass(slots=True)
@@ -61,30 +77,54 @@ class Runtime:
     worker: Worker | None = None
     interval_s: float = BEAT_INTERVAL_S
     running: dict[str, RunningAttempt] = field(default_factory=dict)
+    finishing: dict[str, Transition] = field(default_factory=dict)
     _loop_task: asyncio.Task[None] | None = None
-
-    def __post_init__(self) -> None:
-        self._begin = self.resources.redis.register_script(BEGIN_SCRIPT)
 
     @property
     def lease_ms(self) -> int:
         return round(self.resources.settings.lease_s * 1000)
 
-    async def begin(self, job_id: str, attempt: int, timeout_s: float) -> bool:
+    async def begin(self, job_id: str, attempt: int, timeout_s: float) -> Begun:
         """Record an attempt's start (clearing a retrying mark), take its lease, and keep the job's
-        data alive past it (whatever was left of ARQ's enqueue-time expiry); True, recording nothing,
-        when the job was cancelled meanwhile (its attempt count stays that of attempts that ran)."""
+        data alive past it (whatever was left of ARQ's enqueue-time expiry); `cancelled`, recording
+        nothing, when the job was cancelled meanwhile (its attempt count stays that of attempts that
+        ran)."""
         settings = self.resources.settings
-        keys = [self.resources.keys.record(job_id), Keys.arq_in_progress(job_id), Keys.arq_job(job_id)]
+        keys = self.resources.keys
+        now = now_ms()
+        running = Transition(
+            job_id,
+            JobState.RUNNING,
+            Phase.RUNNING,
+            now,
+            fields={ATTEMPT: attempt, STARTED_AT: now, WORKER: self.resources.worker_id},
+            drop=(MARK, NEXT_ATTEMPT_AT),
+        )
         args: list[str | int] = [
-            attempt,
-            now_ms(),
-            self.resources.worker_id,
-            record_ttl_ms(0, timeout_s, settings.result_ttl_s),
             self.lease_ms,
             round((timeout_s + settings.job_expires_s) * 1000),
+            record_ttl_ms(0, timeout_s, settings.result_ttl_s),
+            *running.args(settings),
         ]
-        return bool(await self._begin(keys=keys, args=args))
+        answer = await run_script(
+            self.resources.redis,
+            BEGIN_SCRIPT,
+            [Keys.arq_in_progress(job_id), Keys.arq_job(job_id), keys.record(job_id), keys.events(job_id)],
+            args,
+        )
+        if answer[0] == 1:
+            return Begun(cancelled=True)
+        trace = answer[1] if len(answer) > 1 else None
+        return Begun(cancelled=False, trace=trace.decode() if isinstance(trace, bytes) else None)
+
+    async def settle(self, transition: Transition) -> None:
+        """Write a finished attempt's transition: in the transaction where ARQ stores the result
+        (`workers.arq_worker`), so the event, the indexes and the result appear together; directly
+        when the ARQ worker could not be adopted."""
+        if self.worker is None:
+            await transition.apply(self.resources.redis, self.resources.settings)
+        else:
+            self.finishing[transition.job_id] = transition
 
     def track(self, job_id: str) -> RunningAttempt:
         """Register the attempt running in the current asyncio task."""

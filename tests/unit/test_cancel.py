@@ -8,11 +8,13 @@ from arq.connections import ArqRedis
 from arq.constants import abort_jobs_ss
 from arq.jobs import serialize_result
 
-from jobcore.client import CANCEL_SCRIPT, JobClient, now_ms
+from jobcore.client import CANCEL_SCRIPT, JobClient, cancel_call, now_ms
+from jobcore.config import Settings
 from jobcore.errors import JobNotCancellableError, JobNotFoundError
 from jobcore.keys import Keys
 from jobcore.records import JobError as RecordError
 from jobcore.records import retrying_fields
+from jobcore.scripts import run_script
 from jobcore.serializer import dumps
 from jobcore.states import JobState
 from workers.tasks.noop import NoopInput, noop
@@ -168,27 +170,21 @@ async def test_script_refuses_a_job_that_ended_after_the_status_read(
     job = await job_client.enqueue(noop, NoopInput(value=1))
     await arq_redis.set(Keys.arq_in_progress(job.job_id), b"1")
     await arq_redis.set(Keys.arq_result(job.job_id), b'{"s": true}')
-    keys = [
-        f"unit:job:{job.job_id}",
-        Keys.arq_result(job.job_id),
-        Keys.arq_in_progress(job.job_id),
-        Keys.arq_job(job.job_id),
-        Keys.arq_retry(job.job_id),
-        QUEUE,
-    ]
-    outcome = await arq_redis.eval(CANCEL_SCRIPT, 6, *keys, str(now_ms()), job.job_id)
+    outcome = await run_script(
+        arq_redis, CANCEL_SCRIPT, *cancel_call(job_client.settings, job.job_id, QUEUE, now_ms())
+    )
     assert outcome == b"ended"
     record = await arq_redis.hgetall(f"unit:job:{job.job_id}")
     assert b"cancel_requested" not in record and b"state" not in record
     assert await arq_redis.zscore(QUEUE, job.job_id) is not None
 
 
-async def test_script_answers_missing_without_writing(arq_redis: ArqRedis) -> None:
-    keys = ["unit:job:x", "arq:result:x", "arq:in-progress:x", "arq:job:x", "arq:retry:x", QUEUE]
-    assert await arq_redis.eval(CANCEL_SCRIPT, 6, *keys, "1", "x") == b"missing"
+async def test_script_answers_missing_without_writing(arq_redis: ArqRedis, settings: Settings) -> None:
+    call = cancel_call(settings, "x", QUEUE, 1)
+    assert await run_script(arq_redis, CANCEL_SCRIPT, *call) == b"missing"
     # a record without the job's data (ARQ already dropped it): missing, and the record is untouched
     await arq_redis.hset("unit:job:x", mapping={"task": "noop", "enqueued_at": 1})
-    assert await arq_redis.eval(CANCEL_SCRIPT, 6, *keys, "1", "x") == b"missing"
+    assert await run_script(arq_redis, CANCEL_SCRIPT, *call) == b"missing"
     assert await arq_redis.hgetall("unit:job:x") == {b"task": b"noop", b"enqueued_at": b"1"}
 
 
