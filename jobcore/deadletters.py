@@ -9,6 +9,7 @@ new ones arrive.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -18,6 +19,7 @@ from redis.asyncio.client import Pipeline
 
 from jobcore.errors import DeadLetterNotFoundError
 from jobcore.keys import Keys
+from jobcore.paging import walk
 from jobcore.records import JobRecord
 from jobcore.serializer import read_exception
 from jobcore.status import ms_to_datetime
@@ -100,11 +102,6 @@ def build_dead_letter(
     )
 
 
-def parse_cursor(cursor: str) -> tuple[int, str]:
-    score, _, job_id = cursor.partition(":")
-    return int(score), job_id
-
-
 class DeadLetterStore:
     """Read and write dead letters on one Redis."""
 
@@ -117,16 +114,23 @@ class DeadLetterStore:
         """Queue the commands that store `letter` on a MULTI pipeline."""
         score = round(letter.failed_at.timestamp() * 1000)
         pipe.set(self.keys.dead_letter(letter.job_id), letter.model_dump_json(), px=self.retention_ms)
-        for index in (self.keys.dead_letters(), self.keys.dead_letters(letter.task)):
+        for index in self.indexes(letter):
             pipe.zadd(index, {letter.job_id: score})
             pipe.zremrangebyscore(index, "-inf", f"({now_ms - self.retention_ms}")
             pipe.pexpire(index, self.retention_ms)  # every entry is stale by then
 
+    def indexes(self, letter: DeadLetter) -> list[str]:
+        """The indexes that list `letter`: all, its task's, its queue's."""
+        found = [self.keys.dead_letters(), self.keys.dead_letters(letter.task)]
+        if letter.queue:
+            found.append(self.keys.dead_letters_of_queue(letter.queue))
+        return found
+
     def remove(self, pipe: Pipeline, letter: DeadLetter) -> None:
         """Queue the commands that delete `letter` on a MULTI pipeline."""
         pipe.delete(self.keys.dead_letter(letter.job_id))
-        pipe.zrem(self.keys.dead_letters(), letter.job_id)
-        pipe.zrem(self.keys.dead_letters(letter.task), letter.job_id)
+        for index in self.indexes(letter):
+            pipe.zrem(index, letter.job_id)
 
     async def get(self, job_id: str) -> DeadLetter:
         letter = parse(await self.redis.get(self.keys.dead_letter(job_id)))
@@ -144,39 +148,13 @@ class DeadLetterStore:
         """Dead letters newest first: `limit` of them after `cursor`, optionally of one task."""
         index = self.keys.dead_letters(task)
         await self.redis.zremrangebyscore(index, "-inf", f"({now_ms - self.retention_ms}")
-        after = parse_cursor(cursor) if cursor else None
-        found: list[tuple[int, str, DeadLetter]] = []
-        offset = 0
-        while len(found) <= limit:
-            batch = await self.redis.zrevrangebyscore(
-                index, after[0] if after else "+inf", "-inf", start=offset, num=limit + 1, withscores=True
-            )
-            offset += len(batch)
-            # several ids may share the cursor's ms: skip those the cursor already passed
-            members = [
-                (m.decode(), int(s))
-                for m, s in batch
-                if not (after and int(s) == after[0] and m.decode() >= after[1])
-            ]
-            values = await self.redis.mget([self.keys.dead_letter(m) for m, _ in members]) if members else []
-            gone = []
-            for (member, score), raw in zip(members, values, strict=True):
-                letter = parse(raw)
-                if letter is None:
-                    gone.append(member)
-                else:
-                    found.append((score, member, letter))
-            if gone:  # deleted or expired: drop from the index (later entries move up by as many)
-                await self.redis.zrem(index, *gone)
-                offset -= len(gone)
-            if len(batch) < limit + 1:
-                break
-        page = found[:limit]
-        more = len(found) > limit
-        return DeadLetterPage(
-            items=[letter for _, _, letter in page],
-            next_cursor=f"{page[-1][0]}:{page[-1][1]}" if more else None,
-        )
+
+        async def load(members: Sequence[str]) -> list[DeadLetter | None]:
+            values = await self.redis.mget([self.keys.dead_letter(m) for m in members])
+            return [parse(raw) for raw in values]
+
+        found = await walk(self.redis, index, limit=limit, cursor=cursor, load=load)
+        return DeadLetterPage(items=found.items, next_cursor=found.next_cursor)
 
 
 def parse(raw: bytes | None) -> DeadLetter | None:

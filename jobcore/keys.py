@@ -34,6 +34,10 @@ class Keys:
         """Sorted set of dead-lettered job ids by failure time (ms): all, or one task's."""
         return f"{self.prefix}:dead-letters" if task is None else f"{self.prefix}:dead-letters:task:{task}"
 
+    def dead_letters_of_queue(self, queue: str) -> str:
+        """Sorted set of one queue's dead-lettered job ids by failure time (ms)."""
+        return f"{self.prefix}:dead-letters:queue:{queue}"
+
     def idempotency(self, digest: str) -> str:
         """Which job an Idempotency-Key created (`digest` is a hash of the key)."""
         return f"{self.prefix}:idempotency:{digest}"

@@ -1,21 +1,162 @@
-"""Logging set-up shared by the API and the workers."""
+"""Structured logging shared by the API and the workers: structlog over stdlib logging, one format.
+
+Our modules may log with `logging.getLogger(__name__)` (%-style args) or with `get_logger(__name__)`
+(an event name plus keyword fields); arq, uvicorn and httpx log through stdlib logging. Every line goes
+through the one handler on the root logger and comes out in the same format (JSON or console) with
+the context bound by `bind_job`.
+"""
 
 from __future__ import annotations
 
 import logging
+import sys
+from contextlib import AbstractContextManager
+from typing import Literal, TextIO
 
-FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+import structlog
+from structlog.typing import EventDict, Processor, WrappedLogger
+
+LogFormat = Literal["auto", "json", "console"]
+
+# arq.worker's per-job lines (arq 0.28 `Worker.run_job`): start, success, failure (with traceback),
+# retry, re-queue at shutdown.
+# Each job's state transitions are logged by our runner instead, with the job's fields.
+ARQ_PER_JOB_FORMATS = frozenset(
+    {
+        "%6.2fs → %s(%s)%s",
+        "%6.2fs ← %s ● %s",
+        "%6.2fs ! %s failed, %s: %s",
+        "%6.2fs ↻ %s retrying job in %0.2fs",
+        "%6.2fs ↻ %s cancelled, will be run again",
+    }
+)
+
+# Loggers whose own handlers (the arq CLI's, uvicorn's default config) would print lines a second time.
+PROPAGATING_LOGGERS = ("arq", "uvicorn", "uvicorn.error", "uvicorn.access")
+
+_JSON_FIRST_KEYS = ("timestamp", "level", "logger", "event")
 
 
-def configure_logging(level: str) -> None:
-    """Send all logs to stderr at `level` in one format.
+class DropArqJobLines(logging.Filter):
+    """Drops arq.worker's per-job start/finish/failure records (matched on the format string)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.msg not in ARQ_PER_JOB_FORMATS
+
+
+class _StderrHandler(logging.StreamHandler[TextIO]):
+    """Writes to whatever `sys.stderr` is at the time of each line (as logging's last resort does)."""
+
+    def __init__(self) -> None:
+        super().__init__(sys.stderr)
+
+    @property
+    def stream(self) -> TextIO:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: TextIO) -> None:
+        pass
+
+
+def _is_tty(stream: TextIO) -> bool:
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):  # no stream (pythonw) or a closed one
+        return False
+
+
+def _json_keys_first(_: WrappedLogger, __: str, event_dict: EventDict) -> EventDict:
+    """timestamp, level, logger, event first; then the bound context and keyword fields."""
+    ordered = {key: event_dict.pop(key) for key in _JSON_FIRST_KEYS if key in event_dict}
+    ordered.update(event_dict)
+    return ordered
+
+
+def configure_logging(level: str, fmt: LogFormat = "auto", *, stream: TextIO | None = None) -> None:
+    """Send every log line of the process to `stream` (default: stderr) at `level` in one format.
+
+    `json`: one JSON object per line (timestamp, level, logger, event, bound context, fields;
+    a traceback is the `exception` field); `console`: structlog's human-readable lines; `auto`:
+    console when the stream is a terminal, else JSON. Calling it again replaces the previous set-up.
 
     The arq CLI installs its own handler on the `arq` logger after importing the settings module;
-    it is removed here so that arq's lines are not printed twice in two formats.
+    it is removed here (uvicorn's too) so that those lines are not printed twice in two formats.
     """
-    logging.basicConfig(level=level, format=FORMAT, force=True)
-    arq_logger = logging.getLogger("arq")
-    for handler in list(arq_logger.handlers):
-        arq_logger.removeHandler(handler)
-    arq_logger.setLevel(level)
-    arq_logger.propagate = True
+    out = sys.stderr if stream is None else stream
+    tty = _is_tty(out)
+    if fmt == "auto":
+        fmt = "console" if tty else "json"
+
+    shared: list[Processor] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.stdlib.add_log_level,
+        structlog.stdlib.add_logger_name,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+    ]
+    rendering: list[Processor]
+    if fmt == "json":
+        rendering = [
+            structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+            structlog.processors.format_exc_info,
+            _json_keys_first,
+            structlog.processors.JSONRenderer(),
+        ]
+    else:
+        rendering = [
+            structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+            structlog.dev.ConsoleRenderer(colors=tty),
+        ]
+
+    handler: logging.Handler = _StderrHandler() if stream is None else logging.StreamHandler(stream)
+    handler.setFormatter(structlog.stdlib.ProcessorFormatter(foreign_pre_chain=shared, processors=rendering))
+    root = logging.getLogger()
+    for old in list(root.handlers):
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(level)
+
+    structlog.configure(
+        processors=[
+            structlog.stdlib.filter_by_level,
+            *shared,
+            structlog.stdlib.PositionalArgumentsFormatter(),
+            structlog.processors.StackInfoRenderer(),
+            structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
+        ],
+        context_class=dict,
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.stdlib.BoundLogger,
+        # Not cached, so that a later configure_logging (or structlog.reset_defaults) reaches loggers
+        # made at import time; the cost is one small object per call.
+        cache_logger_on_first_use=False,
+    )
+
+    for name in PROPAGATING_LOGGERS:
+        logger = logging.getLogger(name)
+        for old in list(logger.handlers):
+            logger.removeHandler(old)
+        logger.propagate = True
+    logging.getLogger("arq").setLevel(level)
+
+    arq_worker = logging.getLogger("arq.worker")
+    for old_filter in list(arq_worker.filters):
+        if isinstance(old_filter, DropArqJobLines):
+            arq_worker.removeFilter(old_filter)
+    arq_worker.addFilter(DropArqJobLines())
+
+    # One INFO line per webhook request is hot-path noise: keep httpx's warnings and errors only.
+    logging.getLogger("httpx").setLevel(max(logging.WARNING, root.level))
+
+
+def get_logger(name: str) -> structlog.stdlib.BoundLogger:
+    """A structlog logger named `name` (use `__name__`): `log.info("job.succeeded", duration_ms=12)`."""
+    return structlog.stdlib.get_logger(name)
+
+
+def bind_job(job_id: str, task: str, attempt: int, queue: str) -> AbstractContextManager[None]:
+    """Inside the `with` block every line (stdlib or structlog) carries job_id, task, attempt and queue.
+
+    Contextvars: ARQ runs each job in its own asyncio task, so one job's fields never reach another's.
+    """
+    return structlog.contextvars.bound_contextvars(job_id=job_id, task=task, attempt=attempt, queue=queue)

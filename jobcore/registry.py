@@ -6,8 +6,10 @@ A task is a module-level `async def (ctx: JobContext, data: SomeInputModel) -> R
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import inspect
+import json
 import pkgutil
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -163,6 +165,23 @@ class TaskRegistry:
     def discover_all(cls, packages: Iterable[str]) -> TaskRegistry:
         """Every task defined in the modules of each of `packages` (the `task_packages` setting)."""
         return cls(task for package in packages for task in cls.discover(package))
+
+    @property
+    def version(self) -> str:
+        """A fingerprint of the tasks (names, queues, limits, retry policies, input schemas): two
+        processes with the same version run the same task definitions."""
+        described = [
+            [
+                t.name,
+                t.queue,
+                t.timeout_s,
+                t.soft_timeout_s,
+                repr(t.retry),
+                t.input_model.model_json_schema(),
+            ]
+            for t in sorted(self._tasks.values(), key=lambda t: t.name)
+        ]
+        return hashlib.sha256(json.dumps(described, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
     def get(self, name: str) -> Task[Any, Any]:
         try:

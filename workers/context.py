@@ -13,10 +13,12 @@ import httpx
 from jobcore.config import Settings
 from jobcore.context import Resources
 from jobcore.logs import configure_logging
+from jobcore.registry import TaskRegistry
 from workers.arq_worker import adopt
 from workers.runtime import Runtime
 
 SETTINGS_KEY = "settings"
+REGISTRY_KEY = "registry"
 RESOURCES_KEY = "resources"
 RUNTIME_KEY = "runtime"
 
@@ -39,9 +41,10 @@ async def startup(ctx: dict[str, Any]) -> None:
     )
     resources = Resources(settings=settings, redis=ctx["redis"], http=http, worker_id=worker_id())
     ctx[RESOURCES_KEY] = resources
-    runtime = Runtime(resources)
+    registry: TaskRegistry = ctx[REGISTRY_KEY]
+    runtime = Runtime(resources, registry_version=registry.version)
     runtime.worker = adopt(ctx, resources, runtime.finishing)
-    runtime.start()
+    await runtime.start()
     ctx[RUNTIME_KEY] = runtime
     log.info("worker %s started", resources.worker_id)
 

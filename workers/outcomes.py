@@ -4,7 +4,6 @@ task code or hook runs (expired job data, unknown function, undecodable job, too
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 from arq.worker import Retry
@@ -20,6 +19,7 @@ from jobcore.deadletters import (
 )
 from jobcore.errors import JobCancelledError
 from jobcore.keys import Keys
+from jobcore.logs import get_logger
 from jobcore.records import (
     CANCEL_REQUESTED,
     DEAD_LETTERED,
@@ -35,7 +35,7 @@ from jobcore.serializer import EXCEPTION_KEY, encode_exception, exception_messag
 from jobcore.states import JobState
 from jobcore.transitions import Phase, Transition
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 
 def store(resources: Resources) -> DeadLetterStore:
@@ -68,15 +68,6 @@ async def schedule_retry(
     if cancel_requested:
         await mark_cancelled(resources, job_id)
         return JobCancelledError("cancelled while its attempt was failing")
-    log.info(
-        "job %s (%s) attempt %d/%d failed with %s; retrying in %.2f s",
-        job_id,
-        task.name,
-        attempt,
-        task.max_attempts,
-        info.type,
-        delay_s,
-    )
     return Retry(defer=delay_s)
 
 
@@ -120,7 +111,6 @@ async def dead_letter(
         store(resources).add(pipe, letter, failed_ms)
         failed.queue_on(pipe, resources.settings)  # (a job without a record gets none)
         await pipe.execute()
-    log.warning("job %s (%s) dead-lettered after %d attempt(s): %s", job_id, task, attempts, reason)
 
 
 def exception_error(error: BaseException) -> DeadLetterError:
@@ -162,15 +152,18 @@ async def dead_letter_refused(resources: Resources, job_id: str, result_data: by
     payload: Any = args[0] if isinstance(args, list) and args else None
     if payload is None and raw_job is not None:
         payload = raw_job_input(raw_job)
+    task = str(result.get("f") or "<unknown>")
+    reason = refusal_reason(error)
     await dead_letter(
         resources,
         job_id,
-        task=str(result.get("f") or "<unknown>"),
+        task=task,
         payload=payload,
         error=error,
-        reason=refusal_reason(error),
+        reason=reason,
         attempts=int(result.get("t") or 0),
     )
+    log.info("job.failed", job_id=job_id, task=task, reason=reason, error_type=error.type)
 
 
 def raw_job_input(raw: bytes) -> Any:

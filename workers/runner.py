@@ -17,23 +17,28 @@ Per attempt the wrapper
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
-from arq.worker import Function, func
+from arq.worker import Function, Retry, func
 
 from jobcore.client import now_ms
 from jobcore.context import JobContext, Resources
 from jobcore.deadletters import FailureReason
 from jobcore.errors import JobCancelledError, TaskError, TimeLimitExceeded, WorkerLostError
 from jobcore.keys import Keys
+from jobcore.logs import bind_job, get_logger
 from jobcore.records import CANCEL_REQUESTED, FINISHED_AT
 from jobcore.registry import Task, TaskRegistry
 from jobcore.scripts import run_script
 from jobcore.states import JobState
+from jobcore.tracing import attempt_span
 from jobcore.transitions import TRANSITION_LUA, Phase, Transition, call_lua, unpack_lua
 from workers.context import get_resources, get_runtime
 from workers.outcomes import dead_letter, exception_error, mark_cancelled, schedule_retry
 from workers.runtime import Runtime
+
+log = get_logger(__name__)
 
 # ARQ's own time limit is only a backstop behind ours (which decides retries): far enough behind that
 # ours always fires first, even when a blocked event loop delivers both late (beyond the longest lease,
@@ -66,33 +71,104 @@ return {call_lua(2, 3, 1)}
 
 
 async def run_attempt(
-    task: Task[Any, Any], resources: Resources, runtime: Runtime, job_id: str, attempt: int, payload: Any
+    task: Task[Any, Any],
+    resources: Resources,
+    runtime: Runtime,
+    job_id: str,
+    attempt: int,
+    payload: Any,
+    due_ms: int | None = None,
 ) -> Any:
-    settings = resources.settings
-    if attempt > task.max_attempts:
-        # the last allowed attempt's worker died: record nothing of this try, dead-letter the job
-        if await resources.redis.hexists(resources.keys.record(job_id), CANCEL_REQUESTED):  # type: ignore[misc]
+    """Run one attempt of `job_id` (ARQ's try number `attempt`; `due_ms`: when it was due to run)."""
+    queue = task.queue_for(resources.settings)
+    with bind_job(job_id, task.name, attempt, queue):
+        if attempt > task.max_attempts:
+            await give_up(task, resources, job_id, attempt, payload)
+        hard = task.timeout_for(resources.settings)
+        begun = await runtime.begin(job_id, attempt, hard)
+        if begun.cancelled:
             await mark_cancelled(resources, job_id)
+            log.info("job.cancelled", before_start=True)
             raise JobCancelledError("cancelled before this attempt started")
-        lost = WorkerLostError(
-            f"attempt {attempt - 1} of {task.max_attempts} did not finish: its worker stopped"
-        )
-        await dead_letter(
-            resources,
-            job_id,
-            task=task.name,
-            payload=payload,
-            error=exception_error(lost),
-            reason=FailureReason.EXHAUSTED,
-            attempts=attempt - 1,
-        )
-        raise lost
-    hard = task.timeout_for(settings)
-    begun = await runtime.begin(job_id, attempt, hard)
-    if begun.cancelled:
+        started = now_ms()
+        runtime.attempt_started(task.name, queue, due_ms or started, started)
+        log.info("job.running", wait_ms=max(0, started - (due_ms or started)))
+        clock = time.monotonic()
+        outcome: str | None = "failed"
+        details: dict[str, Any] = {}
+        try:
+            with attempt_span(begun.trace, task=task.name, queue=queue, job_id=job_id, attempt=attempt):
+                output = await attempt_body(task, resources, runtime, job_id, attempt, payload, hard)
+            outcome = "succeeded"
+            return output
+        except JobCancelledError:
+            outcome = "cancelled"
+            raise
+        except Retry as retry:
+            outcome = "retried"
+            details = {"retry_in_s": (retry.defer_score or 0) / 1000, "error_type": _cause(retry)}
+            raise
+        except asyncio.CancelledError:
+            outcome = None  # put back in its queue by the worker's shutdown
+            raise
+        except Exception as error:
+            details = {"error_type": type(error).__name__}
+            raise
+        finally:
+            duration_s = time.monotonic() - clock
+            runtime.attempt_ended(task.name, queue, outcome, duration_s)
+            log.info(f"job.{ENTERED[outcome]}", duration_ms=round(duration_s * 1000, 1), **details)
+
+
+def _cause(error: BaseException) -> str | None:
+    return type(error.__cause__).__name__ if error.__cause__ is not None else None
+
+
+# the state a job enters when an attempt ends with each outcome (None: re-queued at shutdown)
+ENTERED = {
+    "succeeded": "succeeded",
+    "failed": "failed",
+    "retried": "retrying",
+    "cancelled": "cancelled",
+    None: "pending",
+}
+
+
+async def give_up(
+    task: Task[Any, Any], resources: Resources, job_id: str, attempt: int, payload: Any
+) -> None:
+    """The try after the last allowed attempt (whose worker died): record nothing of it, dead-letter
+    the job (or end it cancelled, if that was asked meanwhile)."""
+    if await resources.redis.hexists(resources.keys.record(job_id), CANCEL_REQUESTED):  # type: ignore[misc]
         await mark_cancelled(resources, job_id)
+        log.info("job.cancelled", before_start=True)
         raise JobCancelledError("cancelled before this attempt started")
-    soft = task.soft_timeout_for(settings)
+    lost = WorkerLostError(f"attempt {attempt - 1} of {task.max_attempts} did not finish: its worker stopped")
+    await dead_letter(
+        resources,
+        job_id,
+        task=task.name,
+        payload=payload,
+        error=exception_error(lost),
+        reason=FailureReason.EXHAUSTED,
+        attempts=attempt - 1,
+    )
+    log.info("job.failed", reason=FailureReason.EXHAUSTED, error_type=type(lost).__name__)
+    raise lost
+
+
+async def attempt_body(
+    task: Task[Any, Any],
+    resources: Resources,
+    runtime: Runtime,
+    job_id: str,
+    attempt: int,
+    payload: Any,
+    hard: float,
+) -> Any:
+    """The attempt after its start was recorded: run the task under its limits, then record how it
+    ended (result, retry, dead letter, cancel)."""
+    soft = task.soft_timeout_for(resources.settings)
     ctx = JobContext(job_id, task.name, attempt, resources, soft_timeout_s=soft)
     limit = asyncio.timeout(hard)
     running = runtime.track(job_id)
@@ -151,6 +227,7 @@ async def run_attempt(
         reason=reason,
         attempts=attempt,
     )
+    runtime.metrics.dead_lettered.labels(task.name, task.queue_for(resources.settings)).inc()
     raise failure
 
 
@@ -159,7 +236,13 @@ def arq_function(task: Task[Any, Any]) -> Function:
 
     async def run(ctx: dict[str, Any], payload: Any) -> Any:
         return await run_attempt(
-            task, get_resources(ctx), get_runtime(ctx), ctx["job_id"], ctx["job_try"], payload
+            task,
+            get_resources(ctx),
+            get_runtime(ctx),
+            ctx["job_id"],
+            ctx["job_try"],
+            payload,
+            ctx.get("score"),
         )
 
     run.__qualname__ = run.__name__ = f"run_{task.name}"

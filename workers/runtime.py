@@ -1,4 +1,5 @@
-"""The attempts one worker process runs now: their leases and their cancel requests.
+"""The attempts one worker process runs now: their leases and their cancel requests; and the
+worker's heartbeat in the worker registry, its totals and metrics.
 
 Every second the worker renews the lease of each attempt it runs (ARQ's in-progress key, given a TTL
 of `lease_s` instead of ARQ's "longest time limit + 10 s") and reads their `cancel_requested` flags,
@@ -12,6 +13,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import socket
 from dataclasses import dataclass, field
 
 from arq.worker import Worker
@@ -32,7 +35,11 @@ from jobcore.records import (
 )
 from jobcore.scripts import run_script
 from jobcore.states import JobState
+from jobcore.status import ms_to_datetime
 from jobcore.transitions import TRANSITION_LUA, Phase, Transition, call_lua, unpack_lua
+from jobcore.version import PACKAGE_VERSION
+from jobcore.worker_registry import WorkerBeat, WorkerRegistry, WorkerTotals
+from workers.metrics import WorkerMetrics
 
 log = logging.getLogger(__name__)
 
@@ -76,9 +83,53 @@ class Runtime:
     resources: Resources
     worker: Worker | None = None
     interval_s: float = BEAT_INTERVAL_S
+    registry_version: str = ""
     running: dict[str, RunningAttempt] = field(default_factory=dict)
     finishing: dict[str, Transition] = field(default_factory=dict)
+    totals: WorkerTotals = field(default_factory=WorkerTotals)
+    metrics: WorkerMetrics = field(default_factory=WorkerMetrics)
+    started_ms: int = field(default_factory=now_ms)
+    _last_beat_ms: int = 0
     _loop_task: asyncio.Task[None] | None = None
+
+    @property
+    def registry(self) -> WorkerRegistry:
+        return WorkerRegistry(self.resources.redis, self.resources.settings)
+
+    def heartbeat(self, *, stopped: bool = False) -> WorkerBeat:
+        """What this worker reports about itself now."""
+        settings = self.resources.settings
+        started = ms_to_datetime(self.started_ms)
+        assert started is not None
+        return WorkerBeat(
+            worker_id=self.resources.worker_id,
+            host=socket.gethostname(),
+            pid=os.getpid(),
+            queues=[settings.queue_name],
+            concurrency=settings.worker_concurrency,
+            started_at=started,
+            running=len(self.running),
+            running_jobs=sorted(self.running),
+            totals=self.totals.model_copy(),
+            registry_version=self.registry_version,
+            version=PACKAGE_VERSION,
+            stopped=stopped,
+        )
+
+    def attempt_started(self, task: str, queue: str, due_ms: int, now: int) -> None:
+        self.metrics.started.labels(task, queue).inc()
+        self.metrics.running.labels(task, queue).inc()
+        self.metrics.wait.labels(task, queue).observe(max(0, now - due_ms) / 1000)
+
+    def attempt_ended(self, task: str, queue: str, outcome: str | None, duration_s: float) -> None:
+        """Count an attempt that ended: succeeded, failed, retried, cancelled; None when it was put
+        back in its queue by a shutdown (not an outcome)."""
+        self.metrics.running.labels(task, queue).dec()
+        if outcome is None:
+            return
+        self.metrics.ended[outcome].labels(task, queue).inc()
+        self.metrics.duration.labels(task, queue, outcome).observe(duration_s)
+        setattr(self.totals, outcome, getattr(self.totals, outcome) + 1)
 
     @property
     def lease_ms(self) -> int:
@@ -148,17 +199,24 @@ class Runtime:
         self.running.pop(job_id, None)
 
     async def beat(self) -> None:
-        """Renew every running attempt's lease and cancel those whose job was cancelled."""
+        """Renew every running attempt's lease, cancel those whose job was cancelled, and write the
+        worker's heartbeat when it is due."""
         attempts = list(self.running.values())
-        if not attempts:
+        now = now_ms()
+        due = now - self._last_beat_ms >= self.resources.settings.heartbeat_s * 1000 - 50
+        if not attempts and not due:
             return
         keys = self.resources.keys
         async with self.resources.redis.pipeline(transaction=False) as pipe:
             for attempt in attempts:
                 pipe.pexpire(Keys.arq_in_progress(attempt.job_id), self.lease_ms)
                 pipe.hexists(keys.record(attempt.job_id), CANCEL_REQUESTED)
+            if due:
+                self.registry.beat(pipe, self.heartbeat(), now)
             replies = await pipe.execute()
-        for attempt, flagged in zip(attempts, replies[1::2], strict=True):
+        if due:
+            self._last_beat_ms = now
+        for attempt, flagged in zip(attempts, replies[1 : 2 * len(attempts) : 2], strict=True):
             if flagged and not attempt.cancel_requested and self.running.get(attempt.job_id) is attempt:
                 log.info("job %s cancelled while running: stopping it", attempt.job_id)
                 attempt.cancel_requested = True
@@ -174,7 +232,12 @@ class Runtime:
             except Exception:  # never let the beat die: without it every lease runs out
                 log.exception("lease renewal failed")
 
-    def start(self) -> None:
+    async def start(self) -> None:
+        """Register the worker (first heartbeat), serve its metrics if a port is set, start beating."""
+        port = self.resources.settings.worker_metrics_port
+        if port:
+            self.metrics.serve(port)
+        await self.beat()
         self._loop_task = asyncio.create_task(self._run(), name="jobs-lease-renewal")
 
     async def stop(self) -> None:
@@ -183,3 +246,10 @@ class Runtime:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._loop_task
             self._loop_task = None
+        self.metrics.close()
+        try:  # listed as stopped (not stale) from now on
+            async with self.resources.redis.pipeline(transaction=False) as pipe:
+                self.registry.beat(pipe, self.heartbeat(stopped=True), now_ms())
+                await pipe.execute()
+        except RedisError as error:
+            log.warning("could not record the worker's stop: %r", error)

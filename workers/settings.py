@@ -12,7 +12,7 @@ from jobcore.config import Settings, load_settings
 from jobcore.keys import Keys
 from jobcore.registry import TaskRegistry, load_registry
 from jobcore.serializer import dumps, loads
-from workers.context import SETTINGS_KEY, shutdown, startup
+from workers.context import REGISTRY_KEY, SETTINGS_KEY, shutdown, startup
 from workers.runner import ARQ_TIMEOUT_MARGIN_S, arq_functions
 
 
@@ -51,7 +51,7 @@ def worker_options(settings: Settings, tasks: TaskRegistry) -> dict[str, Any]:
         "job_deserializer": loads,
         "on_startup": startup,
         "on_shutdown": shutdown,
-        "ctx": {SETTINGS_KEY: settings},
+        "ctx": {SETTINGS_KEY: settings, REGISTRY_KEY: tasks},
     }
 
 

@@ -8,6 +8,7 @@ from app.deps import JobsDep
 from app.schemas import EnqueuedJob, ErrorBody
 from jobcore.client import now_ms
 from jobcore.deadletters import DeadLetter, DeadLetterPage
+from jobcore.paging import CURSOR_PATTERN
 
 router = APIRouter(prefix="/dead-letters", tags=["dead letters"])
 
@@ -22,7 +23,7 @@ async def list_dead_letters(
     jobs: JobsDep,
     limit: Annotated[int, Query(ge=1, le=500, description="Page size.")] = 50,
     cursor: Annotated[
-        str | None, Query(pattern=r"^[0-9]{1,16}:.+$", description="`next_cursor` of the previous page.")
+        str | None, Query(pattern=CURSOR_PATTERN, description="`next_cursor` of the previous page.")
     ] = None,
     task: Annotated[str | None, Query(max_length=200, description="Only this task's dead letters.")] = None,
 ) -> DeadLetterPage:

@@ -105,7 +105,7 @@ async def test_untracked_attempts_are_left_alone(arq_redis: ArqRedis, resources:
 async def test_background_beat_runs_every_interval(arq_redis: ArqRedis, resources: Resources) -> None:
     runtime = Runtime(resources, interval_s=0.02)
     task = await attempt_task(runtime, "job-1")
-    runtime.start()
+    await runtime.start()
     try:
         await arq_redis.hset("unit:job:job-1", "cancel_requested", str(now_ms()))
         await asyncio.wait_for(asyncio.gather(task, return_exceptions=True), 1.0)
