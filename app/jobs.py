@@ -11,8 +11,13 @@ from app.schemas import EnqueuedJob
 from jobcore.client import Enqueued, JobClient
 from jobcore.deadletters import DeadLetterStore
 from jobcore.errors import JobNotFoundError
+from jobcore.events import EventReader
+from jobcore.listing import JobPage
+from jobcore.queues import QueueStats
 from jobcore.registry import InputT, Task
+from jobcore.states import JobState
 from jobcore.status import JobStatus
+from jobcore.worker_registry import WorkerInfo
 
 STATUS_ROUTE = "get_job"
 
@@ -83,6 +88,28 @@ class Jobs:
     @property
     def dead_letters(self) -> DeadLetterStore:
         return self.client.dead_letters
+
+    async def jobs(
+        self,
+        *,
+        state: JobState | None = None,
+        task: str | None = None,
+        queue: str | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> JobPage:
+        """Jobs newest first (by run time) matching the filters; see JobClient.jobs."""
+        return await self.client.jobs(state=state, task=task, queue=queue, limit=limit, cursor=cursor)
+
+    async def workers(self) -> list[WorkerInfo]:
+        return await self.client.workers()
+
+    async def queues(self) -> list[QueueStats]:
+        return await self.client.queues()
+
+    @property
+    def events(self) -> EventReader:
+        return self.client.events
 
     def status_url(self, job_id: str) -> str:
         return str(self.request.url_for(STATUS_ROUTE, job_id=job_id))

@@ -17,8 +17,9 @@ from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from app import metrics
 from app.deps import AppState
-from app.routes import deadletters, health, jobs, reports, tasks
+from app.routes import deadletters, events, health, jobs, queues, reports, tasks, workers
 from app.routes.jobs import TASK_ROUTE_EXTRA
 from jobcore.config import Settings, load_settings
 from jobcore.errors import ConflictError, InvalidScheduleError, JobsError, NotFoundError, TaskInputError
@@ -129,6 +130,10 @@ def create_app(settings: Settings | None = None, registry: TaskRegistry | None =
         lifespan=lifespan,
     )
     app.include_router(jobs.build_router(registry))
+    app.include_router(events.router)
+    metrics.install(app)
+    app.include_router(queues.router)
+    app.include_router(workers.router)
     app.include_router(deadletters.router)
     app.include_router(tasks.router)
     app.include_router(health.router)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
@@ -71,3 +71,17 @@ class ErrorBody(BaseModel):
 class Health(BaseModel):
     status: str
     redis: str | None = None
+
+
+class QueueHealth(BaseModel):
+    name: str
+    pending: int
+    workers: int = Field(description="Live workers serving the queue.")
+
+
+class WorkersHealth(BaseModel):
+    status: Literal["ok", "starved"]
+    starved_queues: list[str] = Field(description="Queues with pending jobs and no live worker.")
+    queues: list[QueueHealth]
+    error: str | None = Field(default=None, description="`starved_queues` when status is starved.")
+    message: str | None = None

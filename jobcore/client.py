@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import time
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -27,8 +28,11 @@ from jobcore.errors import (
     TaskInputError,
     UnknownTaskError,
 )
+from jobcore.events import EventReader
 from jobcore.idempotency import IdempotencyClaim, fingerprint
 from jobcore.keys import Keys
+from jobcore.listing import JobPage, list_jobs
+from jobcore.queues import QueueStats, queue_stats
 from jobcore.records import JobRecord, record_ttl_ms
 from jobcore.registry import InputT, Task, TaskRegistry
 from jobcore.scripts import run_script
@@ -36,6 +40,7 @@ from jobcore.serializer import dumps, loads
 from jobcore.states import JobState
 from jobcore.status import JobStatus, build_status, ms_to_datetime
 from jobcore.transitions import TRANSITION_LUA, Phase, Transition, call_lua, unpack_lua
+from jobcore.worker_registry import WorkerInfo, WorkerRegistry
 
 
 @dataclass(frozen=True, slots=True)
@@ -236,24 +241,57 @@ class JobClient:
 
     async def status(self, job_id: str) -> JobStatus:
         """Everything known about a job; raises JobNotFoundError for an unknown or expired id."""
-        # MULTI/EXEC: one consistent snapshot, even while ARQ finishes the job between our reads
-        async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.hgetall(self.keys.record(job_id))
-            pipe.get(Keys.arq_result(job_id))
-            pipe.exists(Keys.arq_in_progress(job_id))
-            pipe.exists(Keys.arq_job(job_id))
-            raw_record, raw_result, in_progress, queued = await pipe.execute()
-        status = build_status(
-            job_id,
-            JobRecord.from_hash(raw_record),
-            _read_result(raw_result),
-            in_progress=bool(in_progress),
-            queued=bool(queued),
-            now_ms=now_ms(),
-        )
+        status = (await self.statuses([job_id]))[0]
         if status is None:
             raise JobNotFoundError(job_id)
         return status
+
+    async def statuses(self, job_ids: Sequence[str]) -> list[JobStatus | None]:
+        """The status of each job (None for an unknown or expired id), read in one round trip."""
+        # MULTI/EXEC: one consistent snapshot, even while ARQ finishes a job between our reads
+        async with self.redis.pipeline(transaction=True) as pipe:
+            for job_id in job_ids:
+                pipe.hgetall(self.keys.record(job_id))
+                pipe.get(Keys.arq_result(job_id))
+                pipe.exists(Keys.arq_in_progress(job_id))
+                pipe.exists(Keys.arq_job(job_id))
+            replies = await pipe.execute()
+        now = now_ms()
+        found = []
+        for n, job_id in enumerate(job_ids):
+            raw_record, raw_result, in_progress, queued = replies[4 * n : 4 * n + 4]
+            found.append(
+                build_status(
+                    job_id,
+                    JobRecord.from_hash(raw_record),
+                    _read_result(raw_result),
+                    in_progress=bool(in_progress),
+                    queued=bool(queued),
+                    now_ms=now,
+                )
+            )
+        return found
+
+    async def jobs(
+        self,
+        *,
+        state: JobState | None = None,
+        task: str | None = None,
+        queue: str | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> JobPage:
+        """Jobs newest first (by run time) matching every filter given, `limit` after `cursor`."""
+        return await list_jobs(
+            self.redis,
+            self.keys,
+            self.statuses,
+            state=state,
+            task=task,
+            queue=queue,
+            limit=limit,
+            cursor=cursor,
+        )
 
     async def cancel(self, job_id: str) -> JobStatus:
         """Cancel a job. Waiting (pending, scheduled, retrying): removed from its queue at once, it
@@ -272,6 +310,33 @@ class JobClient:
         if outcome == b"ended":
             raise JobNotCancellableError(job_id, after.status.value)
         return after
+
+    @property
+    def events(self) -> EventReader:
+        return EventReader(self.redis, self.keys)
+
+    @property
+    def worker_registry(self) -> WorkerRegistry:
+        return WorkerRegistry(self.redis, self.settings)
+
+    async def workers(self) -> list[WorkerInfo]:
+        """Live workers, then recently stale or stopped ones."""
+        return await self.worker_registry.workers(now_ms())
+
+    def queue_names(self, workers: Sequence[WorkerInfo] = ()) -> list[str]:
+        """Every queue known: the default one, each task's, and those live workers serve."""
+        names = {self.settings.queue_name, *(task.queue_for(self.settings) for task in self.registry)}
+        names.update(q for w in workers if w.state == "alive" for q in w.queues)
+        return sorted(names)
+
+    async def queues(self) -> list[QueueStats]:
+        """Counts by state of every known queue, with its live workers."""
+        now = now_ms()
+        alive = await self.worker_registry.alive(now)
+        return [
+            await queue_stats(self.redis, self.keys, name, now, sum(name in w.queues for w in alive))
+            for name in self.queue_names(alive)
+        ]
 
     @property
     def dead_letters(self) -> DeadLetterStore:

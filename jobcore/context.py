@@ -13,6 +13,7 @@ from jobcore.errors import SoftTimeLimitExceeded
 from jobcore.keys import Keys
 from jobcore.progress import Progress
 from jobcore.records import PROGRESS
+from jobcore.transitions import PROGRESS_EVENT, Transition
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,8 +68,11 @@ class JobContext:
     async def progress(self, step: int, total: int, message: str = "") -> Progress:
         """Record that the job is at `step` of `total`; visible at `GET /jobs/{id}` at once."""
         progress = Progress.at(step, total, message)
-        # redis-py 5 types async commands as `Awaitable[int] | int`
-        await self.redis.hset(  # type: ignore[misc]
-            self.keys.record(self.job_id), PROGRESS, progress.model_dump_json()
+        update = Transition(
+            self.job_id,
+            PROGRESS_EVENT,
+            now_ms=round(progress.updated_at.timestamp() * 1000),
+            fields={PROGRESS: progress.model_dump_json()},
         )
+        await update.apply(self.redis, self.resources.settings)
         return progress

@@ -1,9 +1,5 @@
-"""OpenTelemetry tracing, off unless `tracing_enabled`: a PRODUCER span per enqueue whose W3C trace
-context is stored with the job, and a CONSUMER span per attempt that continues that trace.
-
-The provider is ours, not the global one (which can be set only once per process), so that tests
-can configure tracing again and again; everything traced here is handed that provider explicitly.
-"""
+"""OpenTelemetry tracing, off unless `tracing_enabled`: a span per enqueue, whose trace context is
+stored with the job, and a span per attempt that continues that trace."""
 
 from __future__ import annotations
 
@@ -31,6 +27,8 @@ TRACER_NAME = "jobcore"
 MESSAGING_SYSTEM = "arq"
 
 _propagator = TraceContextTextMapPropagator()
+# our own provider, not the global one (settable once per process): tests configure tracing again and
+# again, and everything traced here is handed this provider explicitly
 _provider: TracerProvider | None = None
 _tracer: Tracer | None = None
 

@@ -16,7 +16,10 @@ from app.schemas import EnqueuedJob, ErrorBody
 from jobcore.client import MAX_DELAY_S
 from jobcore.errors import UnknownTaskError
 from jobcore.idempotency import KEY_PATTERN
+from jobcore.listing import JobPage
+from jobcore.paging import CURSOR_PATTERN
 from jobcore.registry import Task, TaskRegistry
+from jobcore.states import JobState
 from jobcore.status import JobStatus
 
 TASK_ROUTE_EXTRA = "x-task"
@@ -129,8 +132,31 @@ async def cancel_job(job_id: str, jobs: JobsDep, response: Response) -> JobStatu
     return status
 
 
+async def list_jobs(
+    jobs: JobsDep,
+    state: Annotated[JobState | None, Query(description="Only jobs in this state.")] = None,
+    task: Annotated[str | None, Query(max_length=200, description="Only this task's jobs.")] = None,
+    queue: Annotated[str | None, Query(max_length=200, description="Only this queue's jobs.")] = None,
+    limit: Annotated[int, Query(ge=1, le=500, description="Page size.")] = 50,
+    cursor: Annotated[
+        str | None, Query(pattern=CURSOR_PATTERN, description="`next_cursor` of the previous page.")
+    ] = None,
+) -> JobPage:
+    """Jobs newest first (by run time: scheduled time, else enqueue time), each shaped like
+    `GET /jobs/{id}` (a result over 1 KiB is left out: `result_omitted`). Kept as long as records."""
+    return await jobs.jobs(state=state, task=task, queue=queue, limit=limit, cursor=cursor)
+
+
 def build_router(registry: TaskRegistry) -> APIRouter:
     router = APIRouter(prefix="/jobs", tags=["jobs"])
+    router.add_api_route(
+        "",
+        list_jobs,
+        methods=["GET"],
+        name="list_jobs",
+        response_model=JobPage,
+        responses={422: {"model": ErrorBody, "description": "Invalid state, limit or cursor"}},
+    )
     for task in registry:
         router.add_api_route(
             f"/{task.name}",

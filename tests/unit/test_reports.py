@@ -42,6 +42,8 @@ async def test_reports_each_step_and_returns_a_reference(
         return progress
 
     monkeypatch.setattr(JobContext, "progress", spy)
+    # the job's record, as enqueue writes it (progress is written only to a job that has one)
+    await arq_redis.hset("unit:job:rep-1", mapping={"task": "generate_report", "queue": "q", "enqueued_at": 1})
     async with httpx.AsyncClient() as http:
         ctx = job_context(arq_redis, settings, http, job_id="rep-1")
         result = await generate_report(ctx, ReportInput(rows=1000, seed=1, step_delay_s=0))
@@ -67,3 +69,5 @@ async def test_reports_each_step_and_returns_a_reference(
     assert await arq_redis.ttl("unit:report:rep-1") == settings.result_ttl_s
     last = await arq_redis.hget("unit:job:rep-1", "progress")
     assert last is not None and Progress.model_validate_json(last).percent == 100.0
+    events = await arq_redis.xrange("unit:events:rep-1")
+    assert [fields[b"event"] for _, fields in events] == [b"progress"] * 5

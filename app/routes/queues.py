@@ -1,0 +1,17 @@
+"""`GET /queues`: every queue's counts by state, oldest pending age and live workers."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from app.deps import JobsDep
+from jobcore.queues import QueueStats
+
+router = APIRouter(tags=["queues"])
+
+
+@router.get("/queues")
+async def list_queues(jobs: JobsDep) -> list[QueueStats]:
+    """Each known queue (the default one, each task's, each live worker's): pending, scheduled,
+    running, retrying, kept succeeded/failed/cancelled, dead-lettered, oldest pending age, workers."""
+    return await jobs.queues()

@@ -1,0 +1,18 @@
+"""`GET /workers`: the worker registry — live workers, and recently stale or stopped ones."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from app.deps import JobsDep
+from jobcore.worker_registry import WorkerInfo
+
+router = APIRouter(tags=["workers"])
+
+
+@router.get("/workers")
+async def list_workers(jobs: JobsDep) -> list[WorkerInfo]:
+    """Every worker seen within `JOBS_WORKER_HISTORY_S`: alive ones first (a heartbeat within 3
+    beats), then `stale` (stopped beating: killed or unreachable) and `stopped` (shut down cleanly),
+    with host, pid, queues, concurrency, the jobs it runs now and its totals."""
+    return await jobs.workers()
