@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -26,6 +27,7 @@ from jobcore.errors import ConflictError, InvalidScheduleError, JobsError, NotFo
 from jobcore.keys import Keys
 from jobcore.registry import TaskRegistry, load_registry
 from jobcore.serializer import dumps, loads
+from jobcore.tracing import configure_tracing, instrument_app, shutdown_tracing
 
 log = logging.getLogger(__name__)
 
@@ -122,6 +124,7 @@ def create_app(settings: Settings | None = None, registry: TaskRegistry | None =
         finally:
             await arq.aclose()
             await arq.connection_pool.disconnect()
+            await asyncio.to_thread(shutdown_tracing)
 
     app = FastAPI(
         title="arq-jobs",
@@ -132,6 +135,8 @@ def create_app(settings: Settings | None = None, registry: TaskRegistry | None =
     app.include_router(jobs.build_router(registry))
     app.include_router(events.router)
     metrics.install(app)
+    configure_tracing(settings, "jobs-api")
+    instrument_app(app)
     app.include_router(queues.router)
     app.include_router(workers.router)
     app.include_router(deadletters.router)

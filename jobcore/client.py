@@ -6,7 +6,7 @@ import math
 import time
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -32,6 +32,7 @@ from jobcore.events import EventReader
 from jobcore.idempotency import IdempotencyClaim, fingerprint
 from jobcore.keys import Keys
 from jobcore.listing import JobPage, list_jobs
+from jobcore.logs import get_logger
 from jobcore.queues import QueueStats, queue_stats
 from jobcore.records import JobRecord, record_ttl_ms
 from jobcore.registry import InputT, Task, TaskRegistry
@@ -39,8 +40,11 @@ from jobcore.scripts import run_script
 from jobcore.serializer import dumps, loads
 from jobcore.states import JobState
 from jobcore.status import JobStatus, build_status, ms_to_datetime
+from jobcore.tracing import enqueue_span
 from jobcore.transitions import TRANSITION_LUA, Phase, Transition, call_lua, unpack_lua
 from jobcore.worker_registry import WorkerInfo, WorkerRegistry
+
+log = get_logger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,6 +132,22 @@ class JobClient:
         Concurrent identical requests still make exactly one job (WATCH/MULTI on the key).
         """
         prepared = self._prepare(task, data, delay, run_at)
+        with enqueue_span(task.name, prepared.queue, prepared.accepted.job_id) as trace:
+            if trace is not None:
+                prepared = replace(prepared, record=replace(prepared.record, trace=trace))
+            accepted = await self._store(task, prepared, delay, run_at, idempotency_key)
+        if not accepted.replayed:
+            log.info(f"job.{accepted.status}", job_id=accepted.job_id, task=task.name, queue=prepared.queue)
+        return accepted
+
+    async def _store(
+        self,
+        task: Task[Any, Any],
+        prepared: PreparedJob,
+        delay: float | timedelta | None,
+        run_at: datetime | None,
+        idempotency_key: str | None,
+    ) -> Enqueued:
         if idempotency_key is None:
             async with self.redis.pipeline(transaction=True) as pipe:
                 self._write(pipe, prepared)
@@ -309,6 +329,8 @@ class JobClient:
         after = await self.status(job_id)
         if outcome == b"ended":
             raise JobNotCancellableError(job_id, after.status.value)
+        if outcome == b"cancelled":
+            log.info("job.cancelled", job_id=job_id, task=after.task, queue=after.queue, waiting=True)
         return after
 
     @property

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import socket
@@ -14,6 +15,7 @@ from jobcore.config import Settings
 from jobcore.context import Resources
 from jobcore.logs import configure_logging
 from jobcore.registry import TaskRegistry
+from jobcore.tracing import configure_tracing, shutdown_tracing
 from workers.arq_worker import adopt
 from workers.runtime import Runtime
 
@@ -39,6 +41,7 @@ async def startup(ctx: dict[str, Any]) -> None:
         follow_redirects=False,
         headers={"user-agent": "arq-jobs-worker"},
     )
+    configure_tracing(settings, "jobs-worker")
     resources = Resources(settings=settings, redis=ctx["redis"], http=http, worker_id=worker_id())
     ctx[RESOURCES_KEY] = resources
     registry: TaskRegistry = ctx[REGISTRY_KEY]
@@ -58,6 +61,7 @@ async def shutdown(ctx: dict[str, Any]) -> None:
     if resources is not None:
         await resources.http.aclose()
         log.info("worker %s stopped", resources.worker_id)
+    await asyncio.to_thread(shutdown_tracing)
 
 
 def get_runtime(ctx: dict[str, Any]) -> Runtime:

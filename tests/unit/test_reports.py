@@ -43,7 +43,9 @@ async def test_reports_each_step_and_returns_a_reference(
 
     monkeypatch.setattr(JobContext, "progress", spy)
     # the job's record, as enqueue writes it (progress is written only to a job that has one)
-    await arq_redis.hset("unit:job:rep-1", mapping={"task": "generate_report", "queue": "q", "enqueued_at": 1})
+    await arq_redis.hset(
+        "unit:job:rep-1", mapping={"task": "generate_report", "queue": "q", "enqueued_at": 1}
+    )
     async with httpx.AsyncClient() as http:
         ctx = job_context(arq_redis, settings, http, job_id="rep-1")
         result = await generate_report(ctx, ReportInput(rows=1000, seed=1, step_delay_s=0))

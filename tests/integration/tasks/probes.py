@@ -8,6 +8,7 @@ import time
 from pydantic import BaseModel, Field
 
 from jobcore.context import JobContext
+from jobcore.errors import PermanentError, TransientError
 from jobcore.registry import TaskInput, task
 from jobcore.retry import RetryPolicy
 
@@ -59,3 +60,16 @@ async def overrun(ctx: JobContext, data: OverrunInput) -> Overrun:
                 return Overrun(stopped_early=True, elapsed_s=round(time.monotonic() - started, 3))
             await asyncio.sleep(data.seconds)
     return Overrun(stopped_early=False, elapsed_s=round(time.monotonic() - started, 3))
+
+
+class FailInput(TaskInput):
+    permanent: bool
+    retry_after_s: float = Field(default=120, ge=0, le=3600)
+
+
+@task(retry=RetryPolicy(max_attempts=2))
+async def fail(ctx: JobContext, data: FailInput) -> None:
+    """Fail for good, or transiently with a fixed wait before the next attempt."""
+    if data.permanent:
+        raise PermanentError("refused for good")
+    raise TransientError("not now", retry_after_s=data.retry_after_s)
