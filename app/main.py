@@ -131,6 +131,7 @@ def create_app(settings: Settings | None = None, registry: TaskRegistry | None =
         summary="Typed background jobs on ARQ: enqueue over HTTP, poll for status, progress and results.",
         version="0.1.0",
         lifespan=lifespan,
+        redirect_slashes=False,  # DELETE /jobs/ is a missing id (404), not a redirect to GET /jobs
     )
     app.include_router(jobs.build_router(registry))
     app.include_router(events.router)

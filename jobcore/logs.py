@@ -150,7 +150,17 @@ def configure_logging(level: str, fmt: LogFormat = "auto", *, stream: TextIO | N
 
 
 def get_logger(name: str) -> structlog.stdlib.BoundLogger:
-    """A structlog logger named `name` (use `__name__`): `log.info("job.succeeded", duration_ms=12)`."""
+    """A structlog logger named `name` (use `__name__`): `log.info("job.succeeded", duration_ms=12)`.
+
+    Until configure_logging runs (the core used as a library, a script), lines go to stdlib logging
+    like any library's (silent below WARNING by default), not to structlog's default of stdout."""
+    if not structlog.is_configured():
+        structlog.configure(
+            processors=[structlog.contextvars.merge_contextvars, structlog.stdlib.render_to_log_kwargs],
+            logger_factory=structlog.stdlib.LoggerFactory(),
+            wrapper_class=structlog.stdlib.BoundLogger,
+            cache_logger_on_first_use=False,
+        )
     return structlog.stdlib.get_logger(name)
 
 

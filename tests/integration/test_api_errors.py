@@ -56,7 +56,7 @@ async def test_tasks_and_openapi(http: httpx.AsyncClient) -> None:
     tasks = (await http.get("/tasks")).json()["tasks"]
     # the shipped tasks plus the probes the tests load through JOBS_TASK_PACKAGES
     assert sorted(t["name"] for t in tasks) == [
-        "generate_report", "hold", "nap", "noop", "overrun", "send_webhook"
+        "fail", "generate_report", "hold", "nap", "noop", "overrun", "send_webhook"
     ]  # fmt: skip
     spec = (await http.get("/openapi.json")).json()
     assert {"/jobs/noop", "/jobs/send_webhook", "/jobs/generate_report", "/jobs/{job_id}", "/tasks"} <= set(
