@@ -95,7 +95,7 @@ async def test_untracked_attempts_are_left_alone(arq_redis: ArqRedis, resources:
     runtime.untrack("job-1")  # twice is fine
     await arq_redis.hset("unit:job:job-1", "cancel_requested", str(now_ms()))
     await arq_redis.set(Keys.arq_in_progress("job-1"), b"1", px=600_000)
-    await runtime.beat()  # nothing running: no Redis calls at all
+    await runtime.beat()  # nothing running: only the heartbeat, no lease is touched
     assert not task.done()
     assert await arq_redis.pttl(Keys.arq_in_progress("job-1")) > 500_000
     task.cancel()
