@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import signal
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -379,3 +380,20 @@ async def test_metrics_of_api_and_worker_count_the_jobs_run_and_logs_are_json(st
         assert "duration_ms" in mine[1] and "wait_ms" in mine[0]
     mine = [line for line in lines if line.get("job_id") == failed]
     assert [line["event"] for line in mine] == ["job.running", "job.failed"], mine
+
+
+async def test_an_open_event_stream_does_not_hold_up_api_shutdown(stack: Stack) -> None:
+    api = stack.services[0]
+    async with httpx.AsyncClient(base_url=stack.base, timeout=30) as http:
+        job = await enqueue(http, "noop", {"value": 1}, delay=3600)
+        async with http.stream("GET", f"/jobs/{job}/events") as response:
+            lines = response.aiter_lines()
+            assert (await anext(lines)).startswith("id: ")
+            started = time.monotonic()
+            api.process.terminate()  # SIGTERM while the stream is open and idle
+            await asyncio.to_thread(api.process.wait, 15)
+            stopped_in = time.monotonic() - started
+    # uvicorn re-raises the SIGTERM it handled once it has shut down
+    assert api.process.returncode in (0, -signal.SIGTERM), api.log()
+    assert "Application shutdown complete" in api.log()
+    assert stopped_in < 7.0  # uvicorn's 5 s graceful-shutdown timeout, plus start-up slack
