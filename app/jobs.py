@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -104,8 +105,8 @@ class Jobs:
     async def workers(self) -> list[WorkerInfo]:
         return await self.client.workers()
 
-    async def queues(self) -> list[QueueStats]:
-        return await self.client.queues()
+    async def queues(self, alive: Sequence[WorkerInfo] | None = None) -> list[QueueStats]:
+        return await self.client.queues(alive)
 
     @property
     def events(self) -> EventReader:

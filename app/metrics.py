@@ -91,8 +91,8 @@ router = APIRouter(tags=["health"])
 async def metrics(request: Request, jobs: JobsDep) -> Response:
     """Prometheus text format: HTTP metrics, and queue gauges read from Redis now."""
     found: ApiMetrics = request.app.state.metrics
-    queues = await jobs.queues()
-    alive = await jobs.client.worker_registry.alive(int(time.time() * 1000))
+    alive = [w for w in await jobs.workers() if w.state == "alive"]
+    queues = await jobs.queues(alive)
     for gauge in (found.jobs, found.oldest, found.dead, found.workers):
         gauge.clear()
     for queue in queues:

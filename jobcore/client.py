@@ -351,10 +351,11 @@ class JobClient:
         names.update(q for w in workers if w.state == "alive" for q in w.queues)
         return sorted(names)
 
-    async def queues(self) -> list[QueueStats]:
-        """Counts by state of every known queue, with its live workers."""
+    async def queues(self, alive: Sequence[WorkerInfo] | None = None) -> list[QueueStats]:
+        """Counts by state of every known queue, with its live workers (`alive`: when already read)."""
         now = now_ms()
-        alive = await self.worker_registry.alive(now)
+        if alive is None:
+            alive = await self.worker_registry.alive(now)
         return [
             await queue_stats(self.redis, self.keys, name, now, sum(name in w.queues for w in alive))
             for name in self.queue_names(alive)

@@ -47,7 +47,7 @@ class Keys:
         return f"{self.prefix}:events:{job_id}"
 
     def index(self, kind: str, value: str | None = None) -> str:
-        """Sorted set of job ids by enqueue time (ms): `all`, one `queue:<q>`, one `task:<t>`, one
+        """Sorted set of job ids by run time (ms): `all`, one `queue:<q>`, one `task:<t>`, one
         `phase:<p>` or one `phase:<p>:queue:<q>` (see jobcore.transitions)."""
         return f"{self.prefix}:index:{kind}" if value is None else f"{self.prefix}:index:{kind}:{value}"
 

@@ -22,10 +22,9 @@ from arq.constants import abort_jobs_ss
 from arq.utils import to_ms
 from arq.worker import Worker
 
-from jobcore.context import Resources
 from jobcore.keys import Keys
-from jobcore.transitions import Transition
 from workers.outcomes import dead_letter_refused
+from workers.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
@@ -44,9 +43,11 @@ def find_worker(ctx: dict[str, Any]) -> Worker | None:
     return None
 
 
-def adopt(ctx: dict[str, Any], resources: Resources, finishing: dict[str, Transition]) -> Worker | None:
-    """Adjust the ARQ Worker running `ctx`; `finishing` holds the transitions of attempts that ended,
-    by job id, for `finish_job` to write."""
+def adopt(ctx: dict[str, Any], runtime: Runtime) -> Worker | None:
+    """Adjust the ARQ Worker running `ctx`; `runtime.finishing` holds the transitions of attempts that
+    ended, by job id, for `finish_job` to write."""
+    resources = runtime.resources
+    finishing = runtime.finishing
     worker = find_worker(ctx)
     if worker is None:
         log.warning("ARQ worker not found: leases fall back to ARQ's, early failures are not dead-lettered")
@@ -92,7 +93,7 @@ def adopt(ctx: dict[str, Any], resources: Resources, finishing: dict[str, Transi
 
     async def finish_failed_job(job_id: str, result_data: bytes | None) -> None:
         try:
-            await dead_letter_refused(resources, job_id, result_data)
+            await dead_letter_refused(runtime, job_id, result_data)
         except Exception:  # never keep ARQ from cleaning up the job
             log.exception("could not dead-letter job %s", job_id)
         await original(job_id, result_data)

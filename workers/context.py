@@ -46,7 +46,7 @@ async def startup(ctx: dict[str, Any]) -> None:
     ctx[RESOURCES_KEY] = resources
     registry: TaskRegistry = ctx[REGISTRY_KEY]
     runtime = Runtime(resources, registry_version=registry.version)
-    runtime.worker = adopt(ctx, resources, runtime.finishing)
+    runtime.worker = adopt(ctx, runtime)
     await runtime.start()
     ctx[RUNTIME_KEY] = runtime
     log.info("worker %s started", resources.worker_id)

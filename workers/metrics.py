@@ -16,7 +16,8 @@ log = logging.getLogger(__name__)
 DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600)
 WAIT_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300)
 
-OUTCOMES = ("succeeded", "failed", "retried", "dead_lettered", "cancelled")
+# how an attempt can end (a job's being dead-lettered is counted apart: it is not an attempt's end)
+OUTCOMES = ("succeeded", "failed", "retried", "cancelled")
 
 
 class WorkerMetrics:
@@ -31,7 +32,6 @@ class WorkerMetrics:
                 f"jobs_{outcome}_total", f"Attempts that ended {outcome}.", labels, registry=self.registry
             )
             for outcome in OUTCOMES
-            if outcome != "dead_lettered"
         }
         self.dead_lettered = Counter(
             "jobs_dead_lettered_total",

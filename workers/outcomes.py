@@ -34,6 +34,7 @@ from jobcore.registry import Task
 from jobcore.serializer import EXCEPTION_KEY, encode_exception, exception_message, loads
 from jobcore.states import JobState
 from jobcore.transitions import Phase, Transition
+from workers.runtime import Runtime
 
 log = get_logger(__name__)
 
@@ -72,7 +73,7 @@ async def schedule_retry(
 
 
 async def dead_letter(
-    resources: Resources,
+    runtime: Runtime,
     job_id: str,
     *,
     task: str,
@@ -80,12 +81,14 @@ async def dead_letter(
     error: DeadLetterError,
     reason: str,
     attempts: int,
-) -> None:
-    """Record a job that failed for good in the dead-letter store (and flag its record)."""
+) -> bool:
+    """Record a job that failed for good in the dead-letter store (flag its record, enter `failed`,
+    count it); False, writing nothing, for a job that was cancelled meanwhile."""
+    resources = runtime.resources
     raw = await resources.redis.hgetall(resources.keys.record(job_id))  # type: ignore[misc]
     record = JobRecord.from_hash(raw)
     if record is not None and record.mark is JobState.CANCELLED:
-        return  # cancelled jobs are not failures
+        return False  # cancelled jobs are not failures
     letter = build_dead_letter(
         job_id,
         record,
@@ -111,6 +114,8 @@ async def dead_letter(
         store(resources).add(pipe, letter, failed_ms)
         failed.queue_on(pipe, resources.settings)  # (a job without a record gets none)
         await pipe.execute()
+    runtime.metrics.dead_lettered.labels(letter.task, letter.queue or resources.settings.queue_name).inc()
+    return True
 
 
 def exception_error(error: BaseException) -> DeadLetterError:
@@ -136,9 +141,10 @@ def refusal_reason(error: DeadLetterError) -> str:
     return FailureReason.REFUSED
 
 
-async def dead_letter_refused(resources: Resources, job_id: str, result_data: bytes | None) -> None:
+async def dead_letter_refused(runtime: Runtime, job_id: str, result_data: bytes | None) -> None:
     """Dead-letter a job ARQ failed before running it, from the result ARQ is about to store and
     the job's data (read now, before ARQ deletes it)."""
+    resources = runtime.resources
     raw_job = await resources.redis.get(Keys.arq_job(job_id))
     result: dict[str, Any] = {}
     if result_data is not None:
@@ -154,8 +160,8 @@ async def dead_letter_refused(resources: Resources, job_id: str, result_data: by
         payload = raw_job_input(raw_job)
     task = str(result.get("f") or "<unknown>")
     reason = refusal_reason(error)
-    await dead_letter(
-        resources,
+    written = await dead_letter(
+        runtime,
         job_id,
         task=task,
         payload=payload,
@@ -163,7 +169,8 @@ async def dead_letter_refused(resources: Resources, job_id: str, result_data: by
         reason=reason,
         attempts=int(result.get("t") or 0),
     )
-    log.info("job.failed", job_id=job_id, task=task, reason=reason, error_type=error.type)
+    if written:
+        log.info("job.failed", job_id=job_id, task=task, reason=reason, error_type=error.type)
 
 
 def raw_job_input(raw: bytes) -> Any:

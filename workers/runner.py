@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Any
+from typing import Any, NoReturn
 
 from arq.worker import Function, Retry, func
 
@@ -83,7 +83,7 @@ async def run_attempt(
     queue = task.queue_for(resources.settings)
     with bind_job(job_id, task.name, attempt, queue):
         if attempt > task.max_attempts:
-            await give_up(task, resources, job_id, attempt, payload)
+            await give_up(task, runtime, job_id, attempt, payload)
         hard = task.timeout_for(resources.settings)
         begun = await runtime.begin(job_id, attempt, hard)
         if begun.cancelled:
@@ -135,17 +135,18 @@ ENTERED = {
 
 
 async def give_up(
-    task: Task[Any, Any], resources: Resources, job_id: str, attempt: int, payload: Any
-) -> None:
+    task: Task[Any, Any], runtime: Runtime, job_id: str, attempt: int, payload: Any
+) -> NoReturn:
     """The try after the last allowed attempt (whose worker died): record nothing of it, dead-letter
     the job (or end it cancelled, if that was asked meanwhile)."""
+    resources = runtime.resources
     if await resources.redis.hexists(resources.keys.record(job_id), CANCEL_REQUESTED):  # type: ignore[misc]
         await mark_cancelled(resources, job_id)
         log.info("job.cancelled", before_start=True)
         raise JobCancelledError("cancelled before this attempt started")
     lost = WorkerLostError(f"attempt {attempt - 1} of {task.max_attempts} did not finish: its worker stopped")
     await dead_letter(
-        resources,
+        runtime,
         job_id,
         task=task.name,
         payload=payload,
@@ -219,7 +220,7 @@ async def attempt_body(
         raise await schedule_retry(resources, task, job_id, attempt, failure) from failure
     reason = FailureReason.EXHAUSTED if task.retry.is_transient(failure) else FailureReason.PERMANENT
     await dead_letter(
-        resources,
+        runtime,
         job_id,
         task=task.name,
         payload=payload,
@@ -227,7 +228,6 @@ async def attempt_body(
         reason=reason,
         attempts=attempt,
     )
-    runtime.metrics.dead_lettered.labels(task.name, task.queue_for(resources.settings)).inc()
     raise failure
 
 
