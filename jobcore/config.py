@@ -5,7 +5,15 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Annotated, Literal
 
-from pydantic import Field, PositiveFloat, PositiveInt, RedisDsn, ValidationError, field_validator
+from pydantic import (
+    Field,
+    PositiveFloat,
+    PositiveInt,
+    RedisDsn,
+    SecretStr,
+    ValidationError,
+    field_validator,
+)
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 ENV_PREFIX = "JOBS_"
@@ -117,6 +125,23 @@ class Settings(BaseSettings):
         default=None,
         description="OTLP/HTTP traces endpoint, e.g. http://collector:4318/v1/traces (default: the "
         "OTEL_EXPORTER_OTLP_* environment variables, else http://localhost:4318/v1/traces).",
+    )
+    admin_token: SecretStr | None = Field(
+        default=None,
+        description="When set, the dashboard (and later other admin routes) require it: "
+        "`Authorization: Bearer <token>` or HTTP Basic with any user and the token as password.",
+    )
+    dashboard_enabled: bool = Field(default=True, description="Serve the operator dashboard.")
+    dashboard_prefix: str = Field(
+        default="/dashboard",
+        pattern=r"^/[A-Za-z0-9_./-]*[A-Za-z0-9_-]$",
+        description="Path the dashboard is mounted under.",
+    )
+    dashboard_read_only: bool = Field(
+        default=False, description="Dashboard shows everything but hides and refuses (403) every action."
+    )
+    dashboard_refresh_s: Annotated[float, Field(ge=0, le=3600)] = Field(
+        default=5.0, description="Dashboard live refresh period; 0 turns live refresh off."
     )
 
     @field_validator("task_packages", mode="before")
