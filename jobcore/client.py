@@ -243,6 +243,8 @@ class JobClient:
         event = JobState.PENDING if job.record.scheduled_ms is None else JobState.SCHEDULED
         entered = Transition(job_id, event, Phase.QUEUED, job.record.enqueued_ms, created=True)
         entered.queue_on(pipe, self.settings)
+        if job.record.scheduled_ms is None:
+            pipe.publish(Keys.wake_channel(self.keys.queue(job.queue)), b"")
 
     async def enqueue_payload(
         self,

@@ -68,6 +68,12 @@ class Keys:
         return f"{self.prefix}:report:{report_id}"
 
     @staticmethod
+    def wake_channel(queue_key: str) -> str:
+        """Pub/sub channel told of every job enqueued to run now on the queue `queue_key`: its
+        workers poll at once instead of at their next poll."""
+        return f"{queue_key}:wake"
+
+    @staticmethod
     def arq_job(job_id: str) -> str:
         return job_key_prefix + job_id
 

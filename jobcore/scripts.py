@@ -17,11 +17,11 @@ def sha1(source: str) -> str:
 
 
 async def run_script(
-    redis: Redis, source: str, keys: Sequence[str], args: Sequence[str | int | float]
+    redis: Redis, source: str, keys: Sequence[str], args: Sequence[str | int | float | bytes]
 ) -> Any:
     """EVALSHA `source`, or EVAL it when this Redis has not cached it yet (e.g. after a restart)."""
-    argv = [str(arg) for arg in args]
+    argv = [arg if isinstance(arg, bytes) else str(arg) for arg in args]
     try:
-        return await redis.evalsha(sha1(source), len(keys), *keys, *argv)  # type: ignore[misc]
+        return await redis.evalsha(sha1(source), len(keys), *keys, *argv)  # type: ignore[misc, arg-type]
     except NoScriptError:
-        return await redis.eval(source, len(keys), *keys, *argv)  # type: ignore[misc]
+        return await redis.eval(source, len(keys), *keys, *argv)  # type: ignore[misc, arg-type]

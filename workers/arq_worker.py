@@ -6,9 +6,12 @@ layer, what it does not do.
   ARQ's claim and the start of our wrapper is still recovered within the lease.
 - Failures ARQ handles before any task code or hook runs (job data expired, unknown function,
   undecodable job, max tries) are dead-lettered instead of only logged.
-- A finished attempt's transition (event, indexes) is written in the same transaction as ARQ's
-  result (`finish_job` is ARQ 0.28's own, plus that one command): no extra round trip per job, and
-  no moment where the event says `succeeded` while the result is missing.
+- Claims: one script per poll claims a batch (`workers.claims`), and the sleep between polls ends
+  early when a job is enqueued or a slot frees up while jobs wait (`workers.wakeup`).
+- A finished attempt's transition (event, indexes) is written in the same script as ARQ's result
+  (`workers.finish`: ARQ 0.28's `finish_job` transaction plus ours): no extra round trip per job, no
+  moment where the event says `succeeded` while the result is missing, and the ends of jobs that
+  finish together go to Redis in one batch.
 """
 
 from __future__ import annotations
@@ -18,13 +21,15 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from arq.constants import abort_jobs_ss
-from arq.utils import to_ms
+import arq.worker
 from arq.worker import Worker
 
 from jobcore.keys import Keys
+from workers.claims import poll_iteration
+from workers.finish import FINISH_SCRIPT, finish_call
 from workers.outcomes import dead_letter_refused
 from workers.runtime import Runtime
+from workers.wakeup import Wakeup
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +60,11 @@ def adopt(ctx: dict[str, Any], runtime: Runtime) -> Worker | None:
     worker.in_progress_timeout_s = resources.settings.lease_s
     pool = worker.pool
     queue_name = worker.queue_name
+    wakeup = Wakeup(pool, Keys.wake_channel(queue_name))
+    runtime.wakeup = wakeup
+    worker._poll_iteration = poll_iteration(worker, wakeup)  # type: ignore[method-assign]
+    # Worker.main() enters its poll loop after on_startup, reading this module global then.
+    arq.worker.poll = wakeup.poll  # type: ignore[attr-defined]
 
     async def finish_job(
         job_id: str,
@@ -65,28 +75,19 @@ def adopt(ctx: dict[str, Any], runtime: Runtime) -> Worker | None:
         incr_score: int | None,
         keep_in_progress: float | None,
     ) -> None:
-        transition = finishing.pop(job_id, None)
-        async with pool.pipeline(transaction=True) as tr:  # ARQ 0.28's Worker.finish_job, plus ours
-            delete_keys = []
-            in_progress_key = Keys.arq_in_progress(job_id)
-            if keep_in_progress is None:
-                delete_keys += [in_progress_key]
-            else:
-                tr.pexpire(in_progress_key, to_ms(keep_in_progress) or 0)
-            if finish:
-                if result_data:
-                    expire = None if keep_result_forever else result_timeout_s
-                    tr.set(Keys.arq_result(job_id), result_data, px=to_ms(expire))
-                delete_keys += [Keys.arq_retry(job_id), Keys.arq_job(job_id)]
-                tr.zrem(abort_jobs_ss, job_id)
-                tr.zrem(queue_name, job_id)
-            elif incr_score:
-                tr.zincrby(queue_name, incr_score, job_id)
-            if delete_keys:
-                tr.delete(*delete_keys)
-            if transition is not None:
-                transition.queue_on(tr, resources.settings)
-            await tr.execute()
+        keys, args = finish_call(
+            resources.settings,
+            queue_name,
+            job_id,
+            finish=finish,
+            result_data=result_data,
+            result_timeout_s=result_timeout_s,
+            keep_result_forever=keep_result_forever,
+            incr_score=incr_score,
+            keep_in_progress=keep_in_progress,
+            transition=finishing.pop(job_id, None),
+        )
+        await runtime.batch.call(FINISH_SCRIPT, keys, args)
 
     worker.finish_job = finish_job  # type: ignore[method-assign]
     original: FinishFailed = worker.finish_failed_job

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from arq.worker import Worker
 from redis.exceptions import RedisError
 
+from jobcore.batching import ScriptBatch
 from jobcore.client import now_ms
 from jobcore.context import Resources
 from jobcore.keys import Keys
@@ -33,13 +34,13 @@ from jobcore.records import (
     WORKER,
     record_ttl_ms,
 )
-from jobcore.scripts import run_script
 from jobcore.states import JobState
 from jobcore.status import ms_to_datetime
 from jobcore.transitions import TRANSITION_LUA, Phase, Transition, call_lua, unpack_lua
 from jobcore.version import PACKAGE_VERSION
 from jobcore.worker_registry import WorkerBeat, WorkerRegistry, WorkerTotals
 from workers.metrics import WorkerMetrics
+from workers.wakeup import Wakeup
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +83,7 @@ class RunningAttempt:
 class Runtime:
     resources: Resources
     worker: Worker | None = None
+    wakeup: Wakeup | None = None
     interval_s: float = BEAT_INTERVAL_S
     registry_version: str = ""
     running: dict[str, RunningAttempt] = field(default_factory=dict)
@@ -89,8 +91,12 @@ class Runtime:
     totals: WorkerTotals = field(default_factory=WorkerTotals)
     metrics: WorkerMetrics = field(default_factory=WorkerMetrics)
     started_ms: int = field(default_factory=now_ms)
+    batch: ScriptBatch = field(init=False)
     _last_beat_ms: int = 0
     _loop_task: asyncio.Task[None] | None = None
+
+    def __post_init__(self) -> None:
+        self.batch = ScriptBatch(self.resources.redis)
 
     @property
     def registry(self) -> WorkerRegistry:
@@ -157,8 +163,7 @@ class Runtime:
             record_ttl_ms(0, timeout_s, settings.result_ttl_s),
             *running.args(settings),
         ]
-        answer = await run_script(
-            self.resources.redis,
+        answer = await self.batch.call(
             BEGIN_SCRIPT,
             [Keys.arq_in_progress(job_id), Keys.arq_job(job_id), keys.record(job_id), keys.events(job_id)],
             args,
@@ -239,8 +244,12 @@ class Runtime:
             self.metrics.serve(port)
         await self.beat()
         self._loop_task = asyncio.create_task(self._run(), name="jobs-lease-renewal")
+        if self.wakeup is not None:
+            self.wakeup.start()
 
     async def stop(self) -> None:
+        if self.wakeup is not None:
+            await self.wakeup.stop()
         if self._loop_task is not None:
             self._loop_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
