@@ -18,6 +18,7 @@ def main() -> None:
         port=settings.api_port,
         log_level=settings.log_level.lower(),
         log_config=None,
+        access_log=settings.access_log,
         timeout_graceful_shutdown=5,
     )
 

@@ -1,4 +1,7 @@
-"""Dependency providers and their `Annotated` aliases; tests replace them via dependency_overrides."""
+"""Dependency providers and their `Annotated` aliases; tests replace them via dependency_overrides.
+
+They are `async def` although they do not await: FastAPI runs a plain `def` dependency in a thread
+pool, a thread hop per dependency per request."""
 
 from __future__ import annotations
 
@@ -9,6 +12,7 @@ from arq.connections import ArqRedis
 from fastapi import Depends, Request
 
 from app.jobs import Jobs
+from jobcore.batching import ScriptBatch
 from jobcore.client import JobClient
 from jobcore.config import Settings
 from jobcore.registry import TaskRegistry
@@ -21,9 +25,10 @@ class AppState:
     settings: Settings
     registry: TaskRegistry
     arq: ArqRedis
+    batch: ScriptBatch | None = None  # shared by the requests' clients: concurrent enqueues go together
 
 
-def get_state(request: Request) -> AppState:
+async def get_state(request: Request) -> AppState:
     state: AppState = request.state.app_state
     return state
 
@@ -31,17 +36,17 @@ def get_state(request: Request) -> AppState:
 StateDep = Annotated[AppState, Depends(get_state)]
 
 
-def get_settings(state: StateDep) -> Settings:
+async def get_settings(state: StateDep) -> Settings:
     """The app's settings."""
     return state.settings
 
 
-def get_registry(state: StateDep) -> TaskRegistry:
+async def get_registry(state: StateDep) -> TaskRegistry:
     """The task registry the app was built with."""
     return state.registry
 
 
-def get_arq(state: StateDep) -> ArqRedis:
+async def get_arq(state: StateDep) -> ArqRedis:
     """The pooled ArqRedis created in the lifespan."""
     return state.arq
 
@@ -51,9 +56,10 @@ RegistryDep = Annotated[TaskRegistry, Depends(get_registry)]
 ArqDep = Annotated[ArqRedis, Depends(get_arq)]
 
 
-def get_jobs(request: Request, arq: ArqDep, settings: SettingsDep, registry: RegistryDep) -> Jobs:
-    """The typed job facade for this request."""
-    return Jobs(JobClient(arq, settings, registry), request)
+async def get_jobs(request: Request, state: StateDep) -> Jobs:
+    """The typed job facade for this request (from the state directly: each dependency FastAPI
+    resolves costs time on every request)."""
+    return Jobs(JobClient(state.arq, state.settings, state.registry, state.batch), request)
 
 
 JobsDep = Annotated[Jobs, Depends(get_jobs)]

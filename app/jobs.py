@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
+from urllib.parse import quote
 
 from fastapi import Request
 
@@ -113,4 +114,5 @@ class Jobs:
         return self.client.events
 
     def status_url(self, job_id: str) -> str:
-        return str(self.request.url_for(STATUS_ROUTE, job_id=job_id))
+        """`request.url_for(STATUS_ROUTE, job_id=...)` without its search through every route."""
+        return f"{self.request.base_url}jobs/{quote(job_id, safe='')}"

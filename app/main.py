@@ -22,6 +22,7 @@ from app import metrics
 from app.deps import AppState
 from app.routes import deadletters, events, health, jobs, queues, reports, tasks, workers
 from app.routes.jobs import TASK_ROUTE_EXTRA
+from jobcore.batching import ScriptBatch
 from jobcore.config import Settings, load_settings
 from jobcore.errors import ConflictError, InvalidScheduleError, JobsError, NotFoundError, TaskInputError
 from jobcore.keys import Keys
@@ -119,9 +120,11 @@ def create_app(settings: Settings | None = None, registry: TaskRegistry | None =
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, AppState]]:
         arq = create_arq(settings)
+        batch = ScriptBatch(arq)
         try:
-            yield {"app_state": AppState(settings=settings, registry=registry, arq=arq)}
+            yield {"app_state": AppState(settings=settings, registry=registry, arq=arq, batch=batch)}
         finally:
+            await batch.drain()
             await arq.aclose()
             await arq.connection_pool.disconnect()
             await asyncio.to_thread(shutdown_tracing)

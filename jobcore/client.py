@@ -16,9 +16,11 @@ from redis.asyncio.client import Pipeline
 from redis.exceptions import WatchError
 
 from jobcore import records
+from jobcore.batching import ScriptBatch
 from jobcore.config import Settings
 from jobcore.deadletters import DeadLetterStore
 from jobcore.deadletters import parse as parse_dead_letter
+from jobcore.enqueue_script import ENQUEUE_SCRIPT, EnqueueWrite
 from jobcore.errors import (
     DeadLetterNotFoundError,
     IdempotencyConflictError,
@@ -109,11 +111,20 @@ def run_time_ms(now: int, delay: float | timedelta | None, run_at: datetime | No
 class JobClient:
     """Enqueues typed jobs and reads their status, on the API's pooled ArqRedis."""
 
-    def __init__(self, redis: ArqRedis, settings: Settings, registry: TaskRegistry) -> None:
+    def __init__(
+        self,
+        redis: ArqRedis,
+        settings: Settings,
+        registry: TaskRegistry,
+        batch: ScriptBatch | None = None,
+    ) -> None:
+        """`batch`: share one between the clients of one process (the API's requests) so that
+        concurrent enqueues go to Redis together."""
         self.redis = redis
         self.settings = settings
         self.registry = registry
         self.keys = Keys(settings.key_prefix)
+        self.batch = batch or ScriptBatch(redis)
 
     async def enqueue(
         self,
@@ -137,7 +148,7 @@ class JobClient:
                 prepared = replace(prepared, record=replace(prepared.record, trace=trace))
             accepted = await self._store(task, prepared, delay, run_at, idempotency_key)
         if not accepted.replayed:
-            log.info(f"job.{accepted.status}", job_id=accepted.job_id, task=task.name, queue=prepared.queue)
+            log.debug(f"job.{accepted.status}", job_id=accepted.job_id, task=task.name, queue=prepared.queue)
         return accepted
 
     async def _store(
@@ -149,9 +160,8 @@ class JobClient:
         idempotency_key: str | None,
     ) -> Enqueued:
         if idempotency_key is None:
-            async with self.redis.pipeline(transaction=True) as pipe:
-                self._write(pipe, prepared)
-                await pipe.execute()
+            keys, args = self._enqueue_write(prepared).call(self.settings)
+            await self.batch.call(ENQUEUE_SCRIPT, keys, args)
             return prepared.accepted
         request = fingerprint(task.name, prepared.payload, delay, run_at)
         claim = IdempotencyClaim(idempotency_key, request, task.name, prepared.accepted.job_id)
@@ -233,18 +243,28 @@ class JobClient:
         )
 
     def _write(self, pipe: Pipeline, job: PreparedJob) -> None:
-        """Queue the commands that store `job` on a MULTI pipeline: ARQ's job key and queue entry,
-        and our record, so the job and its record appear together or not at all."""
+        """Queue the script that stores `job` on a MULTI pipeline (EVAL: a script missing from the
+        cache would fail inside the transaction)."""
+        keys, args = self._enqueue_write(job).call(self.settings)
+        pipe.eval(ENQUEUE_SCRIPT, len(keys), *keys, *args)  # type: ignore[arg-type]
+
+    def _enqueue_write(self, job: PreparedJob) -> EnqueueWrite:
+        """ARQ's job key and queue entry, our record and its first transition: they appear together
+        or not at all."""
         job_id = job.accepted.job_id
-        pipe.psetex(Keys.arq_job(job_id), job.expires_ms, job.job)
-        pipe.zadd(self.keys.queue(job.queue), {job_id: job.run_at_ms})
-        pipe.hset(self.keys.record(job_id), mapping=job.record.to_hash())
-        pipe.pexpire(self.keys.record(job_id), job.record_ttl_ms)
-        event = JobState.PENDING if job.record.scheduled_ms is None else JobState.SCHEDULED
-        entered = Transition(job_id, event, Phase.QUEUED, job.record.enqueued_ms, created=True)
-        entered.queue_on(pipe, self.settings)
-        if job.record.scheduled_ms is None:
-            pipe.publish(Keys.wake_channel(self.keys.queue(job.queue)), b"")
+        due_now = job.record.scheduled_ms is None
+        event = JobState.PENDING if due_now else JobState.SCHEDULED
+        return EnqueueWrite(
+            job_id=job_id,
+            queue_key=self.keys.queue(job.queue),
+            job=job.job,
+            expires_ms=job.expires_ms,
+            run_at_ms=job.run_at_ms,
+            record=job.record.to_hash(),
+            record_ttl_ms=job.record_ttl_ms,
+            entered=Transition(job_id, event, Phase.QUEUED, job.record.enqueued_ms, created=True),
+            wake=due_now,
+        )
 
     async def enqueue_payload(
         self,

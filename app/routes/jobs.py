@@ -39,7 +39,7 @@ class Schedule:
     run_at: AwareDatetime | None
 
 
-def get_schedule(
+async def get_schedule(
     delay: Annotated[
         float | None,
         Query(ge=0, le=MAX_DELAY_S, allow_inf_nan=False, description="Run after this many seconds."),
@@ -56,7 +56,7 @@ def get_schedule(
 ScheduleDep = Annotated[Schedule, Depends(get_schedule)]
 
 
-def get_idempotency_key(
+async def get_idempotency_key(
     request: Request,
     key: Annotated[
         str | None,
