@@ -38,7 +38,8 @@ class ScriptBatch:
 
     def call(self, source: str, keys: Sequence[str], args: Sequence[Arg]) -> asyncio.Future[Any]:
         """Run `source` with `keys` and `args` in the next batch; the future gets its answer (or its
-        error). Cancelling the future does not take the call back once it was sent."""
+        error). A call whose future is cancelled before the batch goes out is dropped; once sent,
+        cancelling does not take it back."""
         loop = asyncio.get_running_loop()
         answer: asyncio.Future[Any] = loop.create_future()
         if not self._queued:
@@ -59,6 +60,9 @@ class ScriptBatch:
         task.add_done_callback(self._sending.discard)
 
     async def _send(self, calls: list[ScriptCall]) -> None:
+        calls = [call for call in calls if not call.answer.done()]  # callers cancelled meanwhile
+        if not calls:
+            return
         try:
             async with self.redis.pipeline(transaction=False) as pipe:
                 for call in calls:

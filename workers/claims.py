@@ -28,8 +28,8 @@ local want = tonumber(ARGV[3])
 local scan = tonumber(ARGV[4])
 local claimed = {{0}}
 local offset = 0
-local page = math.min(scan, 200)
 while offset < scan do
+  local page = math.min(200, scan - offset)
   local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'WITHSCORES', 'LIMIT', offset, page)
   for i = 1, #due, 2 do
     local lease = '{in_progress_key_prefix}' .. due[i]
@@ -56,7 +56,9 @@ def poll_iteration(worker: Worker, wakeup: Wakeup) -> Callable[[], Coroutine[Any
 
     async def iteration() -> None:
         free = worker.max_jobs - worker.job_counter
-        if worker.allow_pick_jobs and free > 0:
+        if free <= 0:  # jobs may be due (a wake-up brought us here): look again when a slot frees
+            wakeup.claimed(True)
+        elif worker.allow_pick_jobs:
             lease_ms = round(worker.in_progress_timeout_s * 1000)
             scan = worker.queue_read_limit + worker.max_jobs
             answer = await run_script(
