@@ -19,6 +19,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app import metrics
+from app.dashboard import build_router as build_dashboard
 from app.deps import AppState
 from app.routes import deadletters, events, health, jobs, queues, reports, tasks, workers
 from app.routes.jobs import TASK_ROUTE_EXTRA
@@ -147,6 +148,8 @@ def create_app(settings: Settings | None = None, registry: TaskRegistry | None =
     app.include_router(tasks.router)
     app.include_router(health.router)
     app.include_router(reports.router)
+    if settings.dashboard_enabled:
+        app.include_router(build_dashboard(settings))
     app.add_exception_handler(JobsError, on_jobs_error)
     app.add_exception_handler(RequestValidationError, on_validation_error)
     app.add_exception_handler(RedisError, on_redis_error)

@@ -20,6 +20,7 @@ from jobcore.batching import ScriptBatch
 from jobcore.config import Settings
 from jobcore.deadletters import DeadLetterStore
 from jobcore.deadletters import parse as parse_dead_letter
+from jobcore.details import JobDetails, parse_details
 from jobcore.enqueue_script import ENQUEUE_SCRIPT, EnqueueWrite
 from jobcore.errors import (
     DeadLetterNotFoundError,
@@ -313,6 +314,11 @@ class JobClient:
                 )
             )
         return found
+
+    async def details(self, job_id: str) -> JobDetails:
+        """The input a job was given and its error's traceback, as far as ARQ still keeps them."""
+        raw_job, raw_result = await self.redis.mget([Keys.arq_job(job_id), Keys.arq_result(job_id)])
+        return parse_details(raw_job, raw_result)
 
     async def jobs(
         self,
