@@ -1,6 +1,7 @@
 # One image for the API and the workers.
 #   api:    python -m app
 #   worker: arq workers.WorkerSettings
+#   cli:    python -m cli --help
 FROM python:3.11-slim AS build
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1
 RUN python -m venv /opt/venv
@@ -14,6 +15,7 @@ WORKDIR /app
 COPY jobcore ./jobcore
 COPY app ./app
 COPY workers ./workers
+COPY cli ./cli
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \

@@ -11,6 +11,7 @@ $(STAMP): requirements-dev.lock pyproject.toml
 		|| { echo "make: needs Python 3.11 or 3.12 as $(PYTHON) (set PYTHON=...)"; exit 1; }
 	test -x $(BIN)/pip || { rm -rf $(VENV); $(PYTHON) -m venv $(VENV); }
 	$(BIN)/python -m pip install --quiet --require-hashes -r requirements-dev.lock
+	$(BIN)/python -m pip install --quiet --no-deps -e .   # the `arq-jobs` console script
 	touch $@
 
 ## run: the API and one worker (embedded Redis if none is reachable; EMBEDDED_REDIS=1 forces it)

@@ -8,11 +8,9 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from arq.connections import ArqRedis
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from redis.asyncio import ConnectionPool
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -25,10 +23,9 @@ from app.routes import deadletters, events, health, jobs, queues, reports, tasks
 from app.routes.jobs import TASK_ROUTE_EXTRA
 from jobcore.batching import ScriptBatch
 from jobcore.config import Settings, load_settings
+from jobcore.connection import create_arq
 from jobcore.errors import ConflictError, InvalidScheduleError, JobsError, NotFoundError, TaskInputError
-from jobcore.keys import Keys
 from jobcore.registry import TaskRegistry, load_registry
-from jobcore.serializer import dumps, loads
 from jobcore.tracing import configure_tracing, instrument_app, shutdown_tracing
 
 log = logging.getLogger(__name__)
@@ -39,23 +36,6 @@ STATUS_BY_ERROR: dict[type[JobsError], int] = {
     InvalidScheduleError: 422,
     TaskInputError: 422,
 }
-
-
-def create_arq(settings: Settings) -> ArqRedis:
-    """A pooled ArqRedis with our JSON serializer; it connects on first use, so the app starts even
-    while Redis is down (and answers 503 until it is back)."""
-    pool = ConnectionPool.from_url(
-        str(settings.redis_url),
-        socket_connect_timeout=settings.redis_timeout_s,
-        socket_timeout=settings.redis_timeout_s,
-    )
-    return ArqRedis(
-        pool,
-        job_serializer=dumps,
-        job_deserializer=loads,
-        default_queue_name=Keys(settings.key_prefix).queue(settings.queue_name),
-        expires_extra_ms=settings.job_expires_s * 1000,
-    )
 
 
 def error_response(status: int, code: str, message: str, /, **details: Any) -> JSONResponse:

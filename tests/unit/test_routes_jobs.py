@@ -9,9 +9,9 @@ from fastapi import FastAPI
 from redis.exceptions import OutOfMemoryError
 
 from app.deps import AppState, get_state
-from app.main import create_arq
 from jobcore.client import JobClient
 from jobcore.config import Settings
+from jobcore.connection import create_arq
 from jobcore.keys import Keys
 from jobcore.registry import TaskRegistry
 from jobcore.serializer import loads
