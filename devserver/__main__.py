@@ -101,7 +101,8 @@ def main() -> int:
         processes.append(spawn([arq, "workers.WorkerSettings"], env))
         base = f"http://{settings.api_host}:{settings.api_port}"
         wait_ready(f"{base}/health/ready", processes)
-        print(f"devserver: API docs at {base}/docs  (Ctrl-C stops everything)", flush=True)
+        dashboard = f", dashboard at {base}{settings.dashboard_prefix}/" if settings.dashboard_enabled else ""
+        print(f"devserver: API docs at {base}/docs{dashboard}  (Ctrl-C stops everything)", flush=True)
         while all(p.poll() is None for p in processes):
             time.sleep(0.5)
         print("devserver: a process exited; stopping the others", file=sys.stderr, flush=True)
