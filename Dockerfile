@@ -1,6 +1,6 @@
 # One image for the API and the workers.
 #   api:    python -m app
-#   worker: arq workers.WorkerSettings
+#   worker: arq workers.WorkerSettings (default queue), arq workers.HighWorkerSettings, ... (one pool per queue)
 #   cli:    python -m cli --help
 FROM python:3.11-slim AS build
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1

@@ -39,13 +39,15 @@ class Jobs:
         delay: float | timedelta | None = None,
         run_at: datetime | None = None,
         idempotency_key: str | None = None,
+        queue: str | None = None,
     ) -> EnqueuedJob:
-        """Enqueue `task` with `data` (an instance of the task's input model). With an
+        """Enqueue `task` with `data` (an instance of the task's input model), on its own queue or
+        on `queue` (one of the configured queues, else UnknownQueueError). With an
         `idempotency_key`, a repeat of the same request answers with the first one's job
         (`idempotent_replay`, its current status) and a different request raises
         IdempotencyConflictError."""
         job = await self.client.enqueue(
-            task, data, delay=delay, run_at=run_at, idempotency_key=idempotency_key
+            task, data, delay=delay, run_at=run_at, idempotency_key=idempotency_key, queue=queue
         )
         return await self.replay(job) if job.replayed else self.answer(job)
 

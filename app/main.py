@@ -24,7 +24,14 @@ from app.routes.jobs import TASK_ROUTE_EXTRA
 from jobcore.batching import ScriptBatch
 from jobcore.config import Settings, load_settings
 from jobcore.connection import create_arq
-from jobcore.errors import ConflictError, InvalidScheduleError, JobsError, NotFoundError, TaskInputError
+from jobcore.errors import (
+    ConflictError,
+    InvalidScheduleError,
+    JobsError,
+    NotFoundError,
+    TaskInputError,
+    UnknownQueueError,
+)
 from jobcore.registry import TaskRegistry, load_registry
 from jobcore.tracing import configure_tracing, instrument_app, shutdown_tracing
 
@@ -35,6 +42,7 @@ STATUS_BY_ERROR: dict[type[JobsError], int] = {
     ConflictError: 409,
     InvalidScheduleError: 422,
     TaskInputError: 422,
+    UnknownQueueError: 422,
 }
 
 
@@ -97,6 +105,8 @@ def create_app(settings: Settings | None = None, registry: TaskRegistry | None =
     settings = settings or load_settings()
     if registry is None:
         registry = load_registry(settings)
+    else:
+        registry.check_queues(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, AppState]]:
@@ -117,7 +127,7 @@ def create_app(settings: Settings | None = None, registry: TaskRegistry | None =
         lifespan=lifespan,
         redirect_slashes=False,  # DELETE /jobs/ is a missing id (404), not a redirect to GET /jobs
     )
-    app.include_router(jobs.build_router(registry))
+    app.include_router(jobs.build_router(registry, settings))
     app.include_router(events.router)
     metrics.install(app)
     configure_tracing(settings, "jobs-api")

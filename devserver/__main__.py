@@ -1,8 +1,10 @@
-"""`python -m devserver [--embedded-redis]` (what `make run` runs): the API and one worker.
+"""`python -m devserver [--embedded-redis]` (what `make run` runs): the API and one worker per queue
+(`arq workers.WorkerSettings` for the default queue, `arq workers.HighWorkerSettings`, ... for the
+others in `JOBS_QUEUES`).
 
 Redis: `JOBS_REDIS_URL` when set; else 127.0.0.1:6379 when it answers; else (or with
 `--embedded-redis`) an embedded redis-server on a free port. Ctrl-C (or SIGTERM) stops the API and
-the worker, then the embedded Redis, and leaves no process behind.
+the workers, then the embedded Redis, and leaves no process behind.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from types import FrameType
 import httpx
 
 from devserver.redis_server import EmbeddedRedis, is_reachable
-from jobcore.config import Settings, load_settings
+from jobcore.config import Settings, load_settings, pool_class_name
 
 LOCAL_REDIS = "redis://127.0.0.1:6379/0"
 STOP_TIMEOUT_S = 20
@@ -51,7 +53,7 @@ def wait_ready(url: str, processes: list[subprocess.Popen[bytes]], timeout_s: fl
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if any(p.poll() is not None for p in processes):
-            raise SystemExit("the API or the worker exited during start-up (see the lines above)")
+            raise SystemExit("the API or a worker exited during start-up (see the lines above)")
         try:
             if httpx.get(url, timeout=1).status_code == 200:
                 return
@@ -59,6 +61,15 @@ def wait_ready(url: str, processes: list[subprocess.Popen[bytes]], timeout_s: fl
             pass
         time.sleep(0.2)
     raise SystemExit(f"the API did not become ready at {url} within {timeout_s:.0f}s")
+
+
+def worker_commands(settings: Settings, arq: str) -> list[tuple[str, list[str]]]:
+    """Each queue's pool: its queue and the arq command that runs it."""
+    found = []
+    for queue in settings.queues:
+        pool = "WorkerSettings" if queue == settings.queue_name else pool_class_name(queue)
+        found.append((queue, [arq, f"workers.{pool}"]))
+    return found
 
 
 def stop_all(processes: list[subprocess.Popen[bytes]]) -> None:
@@ -98,7 +109,12 @@ def main() -> int:
         env = {**os.environ, "JOBS_REDIS_URL": redis_url}
         arq = str(Path(sys.executable).with_name("arq"))
         processes.append(spawn([sys.executable, "-m", "app"], env))
-        processes.append(spawn([arq, "workers.WorkerSettings"], env))
+        for n, (queue, command) in enumerate(worker_commands(settings, arq)):
+            worker_env = env
+            if settings.worker_metrics_port:  # one port per pool: they share this host
+                worker_env = {**env, "JOBS_WORKER_METRICS_PORT": str(settings.worker_metrics_port + n)}
+            print(f"devserver: queue {queue}: {' '.join([Path(command[0]).name, *command[1:]])}", flush=True)
+            processes.append(spawn(command, worker_env))
         base = f"http://{settings.api_host}:{settings.api_port}"
         wait_ready(f"{base}/health/ready", processes)
         dashboard = f", dashboard at {base}{settings.dashboard_prefix}/" if settings.dashboard_enabled else ""

@@ -29,6 +29,7 @@ from jobcore.errors import (
     JobNotCancellableError,
     JobNotFoundError,
     TaskInputError,
+    UnknownQueueError,
     UnknownTaskError,
 )
 from jobcore.events import EventReader
@@ -135,15 +136,17 @@ class JobClient:
         delay: float | timedelta | None = None,
         run_at: datetime | None = None,
         idempotency_key: str | None = None,
+        queue: str | None = None,
     ) -> Enqueued:
-        """Put a job for `task` on its queue; it runs after `delay` seconds or at `run_at`.
+        """Put a job for `task` on its queue (or on `queue`, one of the settings' `queues`, else
+        UnknownQueueError); it runs after `delay` seconds or at `run_at`.
 
         With an `idempotency_key`, the first request makes the job and every later one with the same
-        key and the same request (task, input, delay/run_at) within `idempotency_ttl_s` gets that
-        job back (`replayed`); the same key with another request raises IdempotencyConflictError.
+        key and the same request (task, input, delay/run_at, queue) within `idempotency_ttl_s` gets
+        that job back (`replayed`); the same key with another request raises IdempotencyConflictError.
         Concurrent identical requests still make exactly one job (WATCH/MULTI on the key).
         """
-        prepared = self._prepare(task, data, delay, run_at)
+        prepared = self._prepare(task, data, delay, run_at, queue=queue)
         with enqueue_span(task.name, prepared.queue, prepared.accepted.job_id) as trace:
             if trace is not None:
                 prepared = replace(prepared, record=replace(prepared.record, trace=trace))
@@ -164,7 +167,10 @@ class JobClient:
             keys, args = self._enqueue_write(prepared).call(self.settings)
             await self.batch.call(ENQUEUE_SCRIPT, keys, args)
             return prepared.accepted
-        request = fingerprint(task.name, prepared.payload, delay, run_at)
+        # the queue counts only when it is not the task's own: fingerprints stored before queues
+        # could be chosen still match
+        chosen = None if prepared.queue == task.queue_for(self.settings) else prepared.queue
+        request = fingerprint(task.name, prepared.payload, delay, run_at, chosen)
         claim = IdempotencyClaim(idempotency_key, request, task.name, prepared.accepted.job_id)
         key = self.keys.idempotency(claim.digest)
         while True:
@@ -193,16 +199,17 @@ class JobClient:
         delay: float | timedelta | None,
         run_at: datetime | None,
         retry_of: str | None = None,
+        queue: str | None = None,
     ) -> PreparedJob:
         if self.registry.get(task.name) is not task:
             raise UnknownTaskError(task.name)
+        queue = self.queue_for(task, queue)
         if not isinstance(data, task.input_model):
             data = task.parse_input(data)
         now = now_ms()
         scheduled = run_time_ms(now, delay, run_at)
         run_at_ms = now if scheduled is None else scheduled
         job_id = uuid.uuid4().hex
-        queue = task.queue_for(self.settings)
         record = JobRecord(
             task=task.name,
             queue=queue,
@@ -243,6 +250,14 @@ class JobClient:
             ),
         )
 
+    def queue_for(self, task: Task[Any, Any], queue: str | None = None) -> str:
+        """The queue a job of `task` goes to: `queue` if given, else the task's own; UnknownQueueError
+        unless it is one of the settings' `queues`."""
+        chosen = task.queue_for(self.settings) if queue is None else queue
+        if chosen not in self.settings.queues:
+            raise UnknownQueueError(chosen, self.settings.queues, task.name)
+        return chosen
+
     def _write(self, pipe: Pipeline, job: PreparedJob) -> None:
         """Queue the script that stores `job` on a MULTI pipeline (EVAL: a script missing from the
         cache would fail inside the transaction)."""
@@ -275,11 +290,18 @@ class JobClient:
         delay: float | timedelta | None = None,
         run_at: datetime | None = None,
         idempotency_key: str | None = None,
+        queue: str | None = None,
     ) -> Enqueued:
         """Enqueue by task name with an unvalidated payload (dict or JSON-able data)."""
         task = self.registry.get(task_name)
+        self.queue_for(task, queue)  # an unknown queue is refused before the payload is looked at
         return await self.enqueue(
-            task, task.parse_input(payload), delay=delay, run_at=run_at, idempotency_key=idempotency_key
+            task,
+            task.parse_input(payload),
+            delay=delay,
+            run_at=run_at,
+            idempotency_key=idempotency_key,
+            queue=queue,
         )
 
     async def status(self, job_id: str) -> JobStatus:
@@ -374,10 +396,11 @@ class JobClient:
         return await self.worker_registry.workers(now_ms())
 
     def queue_names(self, workers: Sequence[WorkerInfo] = ()) -> list[str]:
-        """Every queue known: the default one, each task's, and those live workers serve."""
-        names = {self.settings.queue_name, *(task.queue_for(self.settings) for task in self.registry)}
-        names.update(q for w in workers if w.state == "alive" for q in w.queues)
-        return sorted(names)
+        """Every queue known: the configured ones in their order, then any other that a task names
+        or a live worker serves (a worker started with other settings), sorted."""
+        others = {task.queue_for(self.settings) for task in self.registry}
+        others.update(q for w in workers if w.state == "alive" for q in w.queues)
+        return [*self.settings.queues, *sorted(others.difference(self.settings.queues))]
 
     async def queues(self, alive: Sequence[WorkerInfo] | None = None) -> list[QueueStats]:
         """Counts by state of every known queue, with its live workers (`alive`: when already read)."""
@@ -394,8 +417,9 @@ class JobClient:
         return DeadLetterStore(self.redis, self.keys, self.settings.dead_letter_ttl_s)
 
     async def retry_dead_letter(self, job_id: str) -> Enqueued:
-        """Enqueue a dead letter's task and input again as a new job that links back (`retry_of`),
-        and remove the dead letter, in one transaction (two concurrent retries make one job)."""
+        """Enqueue a dead letter's task and input again, on the queue the failed job was on, as a new
+        job that links back (`retry_of`), and remove the dead letter, in one transaction (two
+        concurrent retries make one job). UnknownQueueError when that queue is no longer configured."""
         key = self.keys.dead_letter(job_id)
         async with self.redis.pipeline(transaction=True) as pipe:
             await pipe.watch(key)
@@ -403,7 +427,9 @@ class JobClient:
             if letter is None:
                 raise DeadLetterNotFoundError(job_id)
             task = self.registry.get(letter.task)
-            prepared = self._prepare(task, task.parse_input(letter.input), None, None, retry_of=job_id)
+            prepared = self._prepare(
+                task, task.parse_input(letter.input), None, None, retry_of=job_id, queue=letter.queue
+            )
             pipe.multi()  # type: ignore[no-untyped-call]
             self._write(pipe, prepared)
             self.dead_letters.remove(pipe, letter)

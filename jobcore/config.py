@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 from typing import Annotated, Literal
 
@@ -13,10 +14,13 @@ from pydantic import (
     SecretStr,
     ValidationError,
     field_validator,
+    model_validator,
 )
+from pydantic_core import PydanticCustomError
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 ENV_PREFIX = "JOBS_"
+QUEUE_PATTERN = r"^[A-Za-z0-9_.-]+$"
 
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
 Port = Annotated[int, Field(ge=1, le=65535)]
@@ -48,11 +52,22 @@ class Settings(BaseSettings):
     queue_name: str = Field(
         default="default",
         min_length=1,
-        pattern=r"^[A-Za-z0-9_.-]+$",
-        description="Queue that tasks without a queue of their own go to, and that a worker serves.",
+        pattern=QUEUE_PATTERN,
+        description="Queue that tasks without a queue of their own go to, and that "
+        "`arq workers.WorkerSettings` serves; one of `queues`.",
+    )
+    queues: Annotated[tuple[str, ...], NoDecode] = Field(
+        default=("high", "default", "low"),
+        description="Comma-separated names of the queues jobs may go to; each is served by its own "
+        "worker pool (`arq workers.<Name>WorkerSettings`, e.g. HighWorkerSettings).",
     )
     worker_concurrency: PositiveInt = Field(
         default=100, description="Jobs one worker process runs at once (ARQ max_jobs)."
+    )
+    queue_concurrency: Annotated[dict[str, PositiveInt], NoDecode] = Field(
+        default_factory=dict,
+        description="Per-queue worker concurrency as `queue=jobs` pairs, e.g. `high=20,low=10`; "
+        "a queue not named here uses `worker_concurrency`.",
     )
     poll_delay_s: PositiveFloat = Field(
         default=0.05, description="How long a worker sleeps between polls of an empty queue."
@@ -163,12 +178,81 @@ class Settings(BaseSettings):
             raise ValueError("name at least one package")
         return value
 
+    @field_validator("queues", mode="before")
+    @classmethod
+    def split_queues(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(part.strip() for part in value.split(",") if part.strip())
+        return value
+
+    @field_validator("queues")
+    @classmethod
+    def valid_queues(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if not value:
+            raise ValueError("name at least one queue")
+        seen: dict[str, str] = {}
+        for name in value:
+            if not re.fullmatch(QUEUE_PATTERN, name):
+                raise ValueError(f"{name!r} is not a valid queue name (use letters, digits, '_', '.', '-')")
+            if name in seen.values():
+                raise ValueError(f"{name!r} is listed more than once")
+            pool = pool_class_name(name)
+            if pool in seen:
+                raise ValueError(f"{seen[pool]!r} and {name!r} would share the worker settings name {pool}")
+            seen[pool] = name
+        return value
+
+    @field_validator("queue_concurrency", mode="before")
+    @classmethod
+    def parse_queue_concurrency(cls, value: object) -> object:
+        """`high=20,low=10` → {"high": 20, "low": 10}."""
+        if not isinstance(value, str):
+            return value
+        found: dict[str, int] = {}
+        for item in (part.strip() for part in value.split(",")):
+            if not item:
+                continue
+            name, equals, jobs = (part.strip() for part in item.partition("="))
+            if not (equals and name):
+                raise ValueError(f"expected queue=jobs pairs such as high=20,low=10, got {item!r}")
+            if name in found:
+                raise ValueError(f"queue {name!r} is given more than once")
+            if not (re.fullmatch("[0-9]+", jobs) and int(jobs) > 0):
+                raise ValueError(f"{item!r}: the concurrency must be a whole number above 0")
+            found[name] = int(jobs)
+        return found
+
+    @model_validator(mode="after")
+    def queues_are_configured(self) -> Settings:
+        configured = f"{ENV_PREFIX}QUEUES ({', '.join(self.queues)})"
+        problems = []
+        if self.queue_name not in self.queues:
+            problems.append(f"{ENV_PREFIX}QUEUE_NAME: {self.queue_name!r} is not one of {configured}")
+        unknown = [name for name in self.queue_concurrency if name not in self.queues]
+        if unknown:
+            names = ", ".join(repr(name) for name in unknown)
+            verb = "is not one of" if len(unknown) == 1 else "are not among"
+            problems.append(f"{ENV_PREFIX}QUEUE_CONCURRENCY: {names} {verb} {configured}")
+        if problems:
+            raise PydanticCustomError("queue_not_configured", "; ".join(problems))
+        return self
+
+    def concurrency_for(self, queue: str) -> int:
+        """How many jobs at once one worker process of `queue`'s pool runs."""
+        return self.queue_concurrency.get(queue, self.worker_concurrency)
+
     @field_validator("key_prefix")
     @classmethod
     def not_arq_namespace(cls, prefix: str) -> str:
         if prefix == "arq" or prefix.startswith("arq:"):
             raise ValueError("must not be 'arq' or start with 'arq:' (ARQ's own keys live there)")
         return prefix
+
+
+def pool_class_name(queue: str) -> str:
+    """The name under which `workers` offers a queue's worker settings: `high` → HighWorkerSettings,
+    `bulk-email` → BulkEmailWorkerSettings."""
+    return "".join(part[:1].upper() + part[1:] for part in re.split(r"[-_.]", queue)) + "WorkerSettings"
 
 
 @lru_cache
@@ -182,7 +266,8 @@ def describe_error(error: ValidationError) -> str:
     problems = []
     for item in error.errors(include_url=False):
         field = ".".join(str(part) for part in item["loc"])
-        problems.append(f"{ENV_PREFIX}{field.upper()}: {item['msg']}")
+        # a check across fields (no loc) names its variables itself
+        problems.append(f"{ENV_PREFIX}{field.upper()}: {item['msg']}" if field else item["msg"])
     return "invalid settings: " + "; ".join(problems)
 
 

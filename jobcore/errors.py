@@ -9,6 +9,7 @@ JobsError                        root: anything this project raises on purpose
 │   ├── IdempotencyConflictError an Idempotency-Key was reused with another request
 │   └── JobNotCancellableError   the job has already ended
 ├── InvalidScheduleError         delay / run_at given wrongly
+├── UnknownQueueError            a job was sent to a queue that is not configured
 ├── TaskInputError               a payload does not validate against the task's input model
 └── TaskError                    raised inside a job: the attempt fails with this error
     ├── PermanentError           retrying cannot help: the job fails at once
@@ -116,6 +117,22 @@ class InvalidScheduleError(JobsError):
 
     def details(self) -> dict[str, Any]:
         return {"fields": self.fields}
+
+
+class UnknownQueueError(JobsError):
+    code = "unknown_queue"
+
+    def __init__(self, queue: str, queues: tuple[str, ...] | list[str], task: str | None = None) -> None:
+        super().__init__(f"no queue named {queue!r} is configured; the queues are {', '.join(queues)}")
+        self.queue = queue
+        self.queues = list(queues)
+        self.task = task
+
+    def details(self) -> dict[str, Any]:
+        found: dict[str, Any] = {"queue": self.queue, "queues": self.queues}
+        if self.task is not None:
+            found["task"] = self.task
+        return found
 
 
 class TaskInputError(JobsError):

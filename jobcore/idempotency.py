@@ -2,7 +2,7 @@
 
 The first request with a key creates the job and stores `{job_id, task, fingerprint}` under a hash
 of the key for `idempotency_ttl_s`; a later request with the same key and the same fingerprint (task,
-validated input, delay/run_at) gets that job back; with another fingerprint it is a conflict.
+validated input, delay/run_at, queue) gets that job back; with another fingerprint it is a conflict.
 """
 
 from __future__ import annotations
@@ -17,16 +17,25 @@ import orjson
 KEY_PATTERN = r"^[\x21-\x7e]{1,255}$"
 
 
-def fingerprint(task: str, payload: Any, delay: float | timedelta | None, run_at: datetime | None) -> str:
-    """A stable hash of what a request asks for (key order in the input does not matter)."""
+def fingerprint(
+    task: str,
+    payload: Any,
+    delay: float | timedelta | None,
+    run_at: datetime | None,
+    queue: str | None = None,
+) -> str:
+    """A stable hash of what a request asks for (key order in the input does not matter); `queue`
+    only when the request chose another queue than the task's own."""
     if isinstance(delay, timedelta):
         delay = delay.total_seconds()
-    request = {
+    request: dict[str, Any] = {
         "task": task,
         "input": payload,
         "delay": None if delay is None else float(delay),  # 60, 60.0 and 1 minute are one delay
         "run_at": round(run_at.timestamp() * 1000) if run_at else None,  # one instant, any offset
     }
+    if queue is not None:  # absent otherwise: the fingerprints of requests without one stay the same
+        request["queue"] = queue
     return hashlib.sha256(orjson.dumps(request, option=orjson.OPT_SORT_KEYS)).hexdigest()
 
 

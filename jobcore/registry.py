@@ -17,7 +17,7 @@ from typing import Any, Generic, TypeVar, cast, get_type_hints
 
 from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
 
-from jobcore.config import Settings
+from jobcore.config import ENV_PREFIX, Settings
 from jobcore.context import JobContext
 from jobcore.errors import TaskInputError, UnknownTaskError
 from jobcore.retry import RetryPolicy
@@ -103,7 +103,8 @@ def task(
 
     `timeout_s` is the hard time limit (default: the settings' `job_timeout_s`), `soft_timeout_s`
     when the task is told first (default 80 % of the hard limit); `retry` the retry policy, or just
-    `max_attempts` with the default backoff. `queue` defaults to the settings' queue.
+    `max_attempts` with the default backoff. `queue` defaults to the settings' queue; it must be one of
+    the settings' `queues` (checked when the registry is loaded); an enqueue may override it.
     """
     if retry is not None and max_attempts is not None and retry.max_attempts != max_attempts:
         raise ValueError("give max_attempts in the RetryPolicy or as max_attempts, not both")
@@ -183,6 +184,15 @@ class TaskRegistry:
         ]
         return hashlib.sha256(json.dumps(described, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
+    def check_queues(self, settings: Settings) -> None:
+        """Raise ValueError naming the first task whose own queue is not one of `settings.queues`."""
+        for t in self._tasks.values():
+            if t.queue is not None and t.queue not in settings.queues:
+                raise ValueError(
+                    f"task {t.name!r} has queue {t.queue!r}, which is not one of "
+                    f"{ENV_PREFIX}QUEUES ({', '.join(settings.queues)})"
+                )
+
     def get(self, name: str) -> Task[Any, Any]:
         try:
             return self._tasks[name]
@@ -201,11 +211,16 @@ class TaskRegistry:
 
 def load_registry(settings: Settings) -> TaskRegistry:
     """The tasks of `settings.task_packages`, or stop the process with one line naming the package
-    that cannot be imported."""
+    that cannot be imported, or the task whose queue is not configured."""
     try:
-        return TaskRegistry.discover_all(settings.task_packages)
+        registry = TaskRegistry.discover_all(settings.task_packages)
     except ModuleNotFoundError as error:
         raise SystemExit(f"invalid settings: JOBS_TASK_PACKAGES: cannot import {error.name!r}") from None
+    try:
+        registry.check_queues(settings)
+    except ValueError as error:
+        raise SystemExit(f"invalid settings: {error}") from None
+    return registry
 
 
 def _tasks_defined_in(namespace: Mapping[str, Any], module: str) -> Iterator[Task[Any, Any]]:

@@ -80,7 +80,7 @@ async def run_attempt(
     due_ms: int | None = None,
 ) -> Any:
     """Run one attempt of `job_id` (ARQ's try number `attempt`; `due_ms`: when it was due to run)."""
-    queue = task.queue_for(resources.settings)
+    queue = resources.settings.queue_name  # the pool's: where the job was taken from
     with bind_job(job_id, task.name, attempt, queue):
         if attempt > task.max_attempts:
             await give_up(task, runtime, job_id, attempt, payload)

@@ -1,4 +1,12 @@
-"""`WorkerSettings`, the class `arq workers.WorkerSettings` runs, built from our Settings."""
+"""The classes the arq CLI runs, built from our Settings: one worker pool per queue.
+
+- `arq workers.WorkerSettings` serves `JOBS_QUEUE_NAME` (`default`);
+- `arq workers.<Queue>WorkerSettings` serves any other configured queue (`JOBS_QUEUES`): `high` →
+  `HighWorkerSettings`, `low` → `LowWorkerSettings`, `bulk-email` → `BulkEmailWorkerSettings`
+  (`workers.settings.<Queue>WorkerSettings` works too). They are made on first access (PEP 562).
+
+A pool runs `JOBS_QUEUE_CONCURRENCY`'s number for its queue at once, else `JOBS_WORKER_CONCURRENCY`.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +16,7 @@ from urllib.parse import unquote
 
 from arq.connections import RedisSettings
 
-from jobcore.config import Settings, load_settings
+from jobcore.config import Settings, load_settings, pool_class_name
 from jobcore.keys import Keys
 from jobcore.registry import TaskRegistry, load_registry
 from jobcore.serializer import dumps, loads
@@ -32,8 +40,22 @@ def health_check_key(queue: str) -> str:
     return f"{queue}:health-check:{socket.gethostname()}"
 
 
-def worker_options(settings: Settings, tasks: TaskRegistry) -> dict[str, Any]:
-    """ARQ `Worker` keyword arguments: every task, JSON serialization, our hooks, tuned polling."""
+def pool_settings(settings: Settings, queue: str | None = None) -> Settings:
+    """The settings of `queue`'s pool (default: `settings.queue_name`): everything in the worker that
+    reads `queue_name` or `worker_concurrency` (heartbeat, metrics, logs) then sees that pool's."""
+    queue = settings.queue_name if queue is None else queue
+    if queue not in settings.queues:
+        raise ValueError(f"queue {queue!r} is not one of JOBS_QUEUES ({', '.join(settings.queues)})")
+    return settings.model_copy(
+        update={"queue_name": queue, "worker_concurrency": settings.concurrency_for(queue)}
+    )
+
+
+def worker_options(settings: Settings, tasks: TaskRegistry, queue: str | None = None) -> dict[str, Any]:
+    """ARQ `Worker` keyword arguments for the pool of `queue` (default: `settings.queue_name`): every
+    task, JSON serialization, our hooks, tuned polling."""
+    tasks.check_queues(settings)
+    settings = pool_settings(settings, queue)
     queue = Keys(settings.key_prefix).queue(settings.queue_name)
     return {
         "functions": arq_functions(tasks),
@@ -55,6 +77,47 @@ def worker_options(settings: Settings, tasks: TaskRegistry) -> dict[str, Any]:
     }
 
 
-# arq reads a settings class's attributes; this one's come from JOBS_* variables and .env.
+def settings_class(name: str, settings: Settings, tasks: TaskRegistry, queue: str) -> type:
+    """A class whose attributes are the Worker options of `queue`'s pool (what arq reads)."""
+    options = worker_options(settings, tasks, queue)
+    return type(name, (), {**options, "__module__": __name__, "__doc__": f"The pool of queue {queue!r}."})
+
+
+# arq reads a settings class's attributes; these come from JOBS_* variables and .env.
 _settings = load_settings()
-WorkerSettings = type("WorkerSettings", (), worker_options(_settings, load_registry(_settings)))
+_registry = load_registry(_settings)
+WorkerSettings = settings_class("WorkerSettings", _settings, _registry, _settings.queue_name)
+_pools: dict[str, type] = {pool_class_name(_settings.queue_name): WorkerSettings}
+
+
+def pool_names(settings: Settings) -> dict[str, str]:
+    """`<Queue>WorkerSettings` → queue, for every configured queue."""
+    return {pool_class_name(queue): queue for queue in settings.queues}
+
+
+def describe_pools(settings: Settings) -> list[str]:
+    """`WorkerSettings (default)`, `HighWorkerSettings (high)`, ...: each class and the queue it serves."""
+    return [
+        f"{'WorkerSettings' if queue == settings.queue_name else pool} ({queue})"
+        for pool, queue in pool_names(settings).items()
+    ]
+
+
+def __getattr__(name: str) -> type:
+    """`HighWorkerSettings` and the like: the pool of each configured queue, made once."""
+    if name in _pools:
+        return _pools[name]
+    queue = pool_names(_settings).get(name)
+    if queue is None:
+        if not name.endswith("WorkerSettings"):
+            raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+        raise AttributeError(
+            f"{name} serves no queue of JOBS_QUEUES ({', '.join(_settings.queues)}); "
+            f"the pools are {', '.join(describe_pools(_settings))}"
+        )
+    _pools[name] = settings_class(name, _settings, _registry, queue)
+    return _pools[name]
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), "WorkerSettings", *pool_names(_settings)})

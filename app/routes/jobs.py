@@ -1,5 +1,5 @@
-"""`POST /jobs/{task}` (one route per registered task, each with its own schema), `GET /jobs/{id}` and
-`DELETE /jobs/{id}` (cancel)."""
+"""`POST /jobs/{task}` (one route per registered task, each with its own schema; `?queue=` picks another
+configured queue), `GET /jobs/{id}` and `DELETE /jobs/{id}` (cancel)."""
 
 import inspect
 from collections.abc import Awaitable, Callable
@@ -14,6 +14,7 @@ from app.deps import JobsDep
 from app.jobs import STATUS_ROUTE
 from app.schemas import EnqueuedJob, ErrorBody
 from jobcore.client import MAX_DELAY_S
+from jobcore.config import Settings
 from jobcore.errors import UnknownTaskError
 from jobcore.idempotency import KEY_PATTERN
 from jobcore.listing import JobPage
@@ -28,7 +29,7 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     200: {"model": EnqueuedJob, "description": "Idempotency-Key replay: the earlier request's job"},
     404: {"model": ErrorBody, "description": "Unknown task"},
     409: {"model": ErrorBody, "description": "Idempotency-Key already used with a different request"},
-    422: {"model": ErrorBody, "description": "Invalid body, delay or run_at"},
+    422: {"model": ErrorBody, "description": "Invalid body, delay or run_at; unknown queue"},
     503: {"model": ErrorBody, "description": "Redis is unreachable; the job was not accepted"},
 }
 
@@ -85,7 +86,18 @@ async def get_idempotency_key(
 IdempotencyKey = Annotated[str | None, Depends(get_idempotency_key)]
 
 
-def enqueue_endpoint(task: Task[Any, Any]) -> Callable[..., Awaitable[EnqueuedJob]]:
+def queue_query(task: Task[Any, Any], settings: Settings) -> Any:
+    """The `queue` query parameter of `task`'s enqueue route; any name reaches the client, which
+    answers an unknown one with 422 `unknown_queue` (the schema lists the configured ones)."""
+    own = task.queue_for(settings)
+    return Query(
+        max_length=200,
+        description=f"Run the job on this queue instead of the task's own ({own}).",
+        json_schema_extra={"enum": list(settings.queues)},
+    )
+
+
+def enqueue_endpoint(task: Task[Any, Any], settings: Settings) -> Callable[..., Awaitable[EnqueuedJob]]:
     """An endpoint whose body is `task`'s input model, so OpenAPI shows each task's schema."""
 
     async def enqueue(
@@ -94,9 +106,15 @@ def enqueue_endpoint(task: Task[Any, Any]) -> Callable[..., Awaitable[EnqueuedJo
         schedule: ScheduleDep,
         response: Response,
         idempotency_key: IdempotencyKey,
+        queue: str | None = None,
     ) -> EnqueuedJob:
         job = await jobs.enqueue(
-            task, data, delay=schedule.delay, run_at=schedule.run_at, idempotency_key=idempotency_key
+            task,
+            data,
+            delay=schedule.delay,
+            run_at=schedule.run_at,
+            idempotency_key=idempotency_key,
+            queue=queue,
         )
         response.headers["Location"] = job.status_url
         if job.idempotent_replay:
@@ -105,10 +123,15 @@ def enqueue_endpoint(task: Task[Any, Any]) -> Callable[..., Awaitable[EnqueuedJo
         return job
 
     signature = inspect.signature(enqueue)
-    body = Annotated[task.input_model, Body()]  # type: ignore[name-defined]
+    annotations = {
+        "data": Annotated[task.input_model, Body()],
+        # `str` with a None default: the schema is one string with the queues as its enum
+        "queue": Annotated[str, queue_query(task, settings)],
+    }
     enqueue.__signature__ = signature.replace(  # type: ignore[attr-defined]
         parameters=[
-            p.replace(annotation=body) if p.name == "data" else p for p in signature.parameters.values()
+            p.replace(annotation=annotations[p.name]) if p.name in annotations else p
+            for p in signature.parameters.values()
         ]
     )
     return enqueue
@@ -147,7 +170,7 @@ async def list_jobs(
     return await jobs.jobs(state=state, task=task, queue=queue, limit=limit, cursor=cursor)
 
 
-def build_router(registry: TaskRegistry) -> APIRouter:
+def build_router(registry: TaskRegistry, settings: Settings) -> APIRouter:
     router = APIRouter(prefix="/jobs", tags=["jobs"])
     router.add_api_route(
         "",
@@ -160,7 +183,7 @@ def build_router(registry: TaskRegistry) -> APIRouter:
     for task in registry:
         router.add_api_route(
             f"/{task.name}",
-            enqueue_endpoint(task),
+            enqueue_endpoint(task, settings),
             methods=["POST"],
             status_code=202,
             response_model=EnqueuedJob,

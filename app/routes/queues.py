@@ -12,6 +12,7 @@ router = APIRouter(tags=["queues"])
 
 @router.get("/queues")
 async def list_queues(jobs: JobsDep) -> list[QueueStats]:
-    """Each known queue (the default one, each task's, each live worker's): pending, scheduled,
-    running, retrying, kept succeeded/failed/cancelled, dead-lettered, oldest pending age, workers."""
+    """Each queue (the configured ones, `JOBS_QUEUES`, then any other a live worker serves): pending,
+    scheduled, running, retrying, kept succeeded/failed/cancelled, dead-lettered, oldest pending age,
+    workers."""
     return await jobs.queues()

@@ -35,6 +35,8 @@ ROOT = Path(__file__).resolve().parents[2]
 ARQ = str(Path(sys.executable).with_name("arq"))
 LOCAL_TEST_REDIS = "redis://127.0.0.1:6379/9"
 TASK_PACKAGES = "workers.tasks,tests.integration.tasks"
+# the shipped queues plus the one the probes' `hold` task uses (served only by workers a test starts)
+QUEUES = "high,default,low,lifecycle"
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -99,6 +101,7 @@ def service_env(redis_url: str, prefix: str, **extra: str) -> dict[str, str]:
         "JOBS_HEALTH_CHECK_INTERVAL_S": "1",
         "JOBS_SHUTDOWN_GRACE_S": "2",
         "JOBS_TASK_PACKAGES": TASK_PACKAGES,
+        "JOBS_QUEUES": QUEUES,
         **extra,
     }
 
@@ -196,12 +199,18 @@ def worker(
 
 
 def start_worker(
-    redis_url: str, key_prefix: str, log_dir: Path, name: str, **extra_env: str
+    redis_url: str,
+    key_prefix: str,
+    log_dir: Path,
+    name: str,
+    settings_class: str = "workers.WorkerSettings",
+    **extra_env: str,
 ) -> tuple[Service, str]:
-    """Another `arq workers.WorkerSettings` process; returns it and its worker id once started."""
+    """Another `arq workers.WorkerSettings` process (or another pool's `settings_class`, e.g.
+    `workers.HighWorkerSettings`); returns it and its worker id once started."""
     service = Service(
         name,
-        [ARQ, "workers.WorkerSettings"],
+        [ARQ, settings_class],
         service_env(redis_url, key_prefix, **extra_env),
         log_dir / f"{name}.log",
     ).start()

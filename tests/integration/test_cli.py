@@ -240,7 +240,7 @@ def test_jobs_by_state_and_queue_counts(cli: Run, job_worker: Any) -> None:
     assert row.rstrip().endswith("PermanentError: refused for good")
 
     queues = {q["name"]: q for q in ok_json(cli("queues", "--json"))}
-    assert set(queues) == {"default", "lifecycle"}
+    assert list(queues) == ["high", "default", "low", "lifecycle"]  # the configured queues, in order
     default = queues["default"]
     assert default == {
         "name": "default",
@@ -258,7 +258,9 @@ def test_jobs_by_state_and_queue_counts(cli: Run, job_worker: Any) -> None:
     assert queues["lifecycle"]["workers"] == 0
     table = cli("queues")
     assert [line.split() for line in table.stdout.splitlines()[2:]] == [
+        ["high", "0", "0", "0", "0", "0", "0", "0", "0", "0"],
         ["default", "0", "1", "0", "0", "2", "1", "0", "1", "1"],
+        ["low", "0", "0", "0", "0", "0", "0", "0", "0", "0"],
         ["lifecycle", "0", "0", "0", "0", "0", "0", "0", "0", "0"],
     ]
 

@@ -61,13 +61,18 @@ async def test_serves_jobs_on_embedded_redis_and_stops_cleanly(
 
     children = psutil.Process(process.pid).children(recursive=True)
     names = sorted(" ".join(c.cmdline()[:3]) for c in children)
-    assert len(children) == 3, names  # redis-server, the API, the worker
+    assert len(children) == 5, names  # redis-server, the API, a worker per queue (high, default, low)
+    for pool in ("workers.HighWorkerSettings", "workers.WorkerSettings", "workers.LowWorkerSettings"):
+        assert f"arq {pool}" in output
 
     async with httpx.AsyncClient(base_url=base, timeout=10) as http:
         noop = await http.post("/jobs/noop", json={"value": 1})
         report = await http.post("/jobs/generate_report", json={"rows": 1000, "step_delay_s": 0.1})
-        assert (noop.status_code, report.status_code) == (202, 202)
+        high = await http.post("/jobs/noop?queue=high", json={"value": 2})
+        assert (noop.status_code, report.status_code, high.status_code) == (202, 202, 202)
         assert (await wait_for_status(http, noop.json()["status_url"], terminal))["status"] == "succeeded"
+        done = await wait_for_status(http, high.json()["status_url"], terminal)
+        assert (done["status"], done["queue"]) == ("succeeded", "high")
         assert (await wait_for_status(http, report.json()["status_url"], terminal))["status"] == "succeeded"
 
     process.send_signal(signal.SIGINT)  # what Ctrl-C sends to the foreground process

@@ -31,6 +31,31 @@ from .conftest import ARQ, ROOT, service_env
             "fast",
             "invalid settings: JOBS_POLL_DELAY_S: Input should be a valid number",
         ),
+        (
+            [ARQ, "workers.HighWorkerSettings"],
+            "JOBS_QUEUE_CONCURRENCY",
+            "urgent=5",
+            "invalid settings: JOBS_QUEUE_CONCURRENCY: 'urgent' is not one of JOBS_QUEUES (high, default, low, lifecycle)",
+        ),
+        (
+            [sys.executable, "-m", "app"],
+            "JOBS_QUEUE_NAME",
+            "reports",
+            "invalid settings: JOBS_QUEUE_NAME: 'reports' is not one of JOBS_QUEUES (high, default, low, lifecycle)",
+        ),
+        # the probes' `hold` task declares the queue `lifecycle`
+        (
+            [sys.executable, "-m", "app"],
+            "JOBS_QUEUES",
+            "high,default,low",
+            "invalid settings: task 'hold' has queue 'lifecycle', which is not one of JOBS_QUEUES (high, default, low)",
+        ),
+        (
+            [ARQ, "workers.WorkerSettings"],
+            "JOBS_QUEUES",
+            "high,default,low",
+            "invalid settings: task 'hold' has queue 'lifecycle', which is not one of JOBS_QUEUES (high, default, low)",
+        ),
     ],
 )
 def test_bad_setting_stops_start_up_with_one_line(

@@ -25,7 +25,7 @@ from tests.integration.tasks.probes import HoldInput, nap
 from workers.tasks import registry as shipped
 from workers.tasks.noop import NoopInput, noop
 
-from .conftest import Service, start_worker
+from .conftest import QUEUES, Service, start_worker
 
 QUEUE = "wakeup"  # served only by the workers these tests start
 POLL_DELAY_S = "5"
@@ -34,7 +34,9 @@ WOKEN_WITHIN_S = 2.0  # well under the poll delay: the wake-up worked (not a spe
 
 @pytest.fixture
 async def jobs(redis_url: str, key_prefix: str) -> AsyncIterator[JobClient]:
-    settings = Settings(_env_file=None, redis_url=redis_url, key_prefix=key_prefix, queue_name=QUEUE)  # type: ignore[call-arg]
+    settings = Settings(  # type: ignore[call-arg]
+        _env_file=None, redis_url=redis_url, key_prefix=key_prefix, queues=(QUEUE,), queue_name=QUEUE
+    )
     pool = ConnectionPool.from_url(redis_url)
     arq_redis = ArqRedis(pool, job_serializer=dumps, job_deserializer=loads)
     yield JobClient(arq_redis, settings, TaskRegistry([*shipped, nap]))
@@ -48,7 +50,14 @@ def sleeping_worker(
     """A worker on QUEUE polling every 5 s, once it listens on the wake channel and has made its
     first poll (it sleeps until the next one)."""
     service, _ = start_worker(
-        redis_url, key_prefix, log_dir, "wakeup", JOBS_QUEUE_NAME=QUEUE, JOBS_POLL_DELAY_S=POLL_DELAY_S, **env
+        redis_url,
+        key_prefix,
+        log_dir,
+        "wakeup",
+        JOBS_QUEUES=f"{QUEUES},{QUEUE}",
+        JOBS_QUEUE_NAME=QUEUE,
+        JOBS_POLL_DELAY_S=POLL_DELAY_S,
+        **env,
     )
     channel = Keys.wake_channel(Keys(key_prefix).queue(QUEUE))
 

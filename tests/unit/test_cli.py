@@ -267,8 +267,8 @@ async def test_queues_counts_by_state(invoke: Invoke, job_client: JobClient, run
     await job_client.enqueue(noop, NoopInput(value=2))
     await job_client.enqueue(noop, NoopInput(value=3), delay=600)
     queues = output_json(await invoke("queues", "--json"))
-    assert len(queues) == 1
-    default = queues[0]
+    assert [q["name"] for q in queues] == ["high", "default", "low"]  # every configured queue, in order
+    default = queues[1]
     oldest = default.pop("oldest_pending_age_s")
     assert oldest is not None and 0 <= oldest < 5
     assert default == {
@@ -284,7 +284,7 @@ async def test_queues_counts_by_state(invoke: Invoke, job_client: JobClient, run
         "workers": 0,
     }
     table = await invoke("queues")
-    row = table.stdout.splitlines()[2].split()
+    row = table.stdout.splitlines()[3].split()
     assert row[:10] == ["default", "1", "1", "0", "0", "1", "0", "0", "0", row[9]]
     assert row[10] == "0"
 

@@ -10,11 +10,18 @@ from pydantic import Field, SecretStr
 from jobcore.client import JobClient, now_ms
 from jobcore.config import Settings
 from jobcore.context import JobContext
-from jobcore.errors import InvalidScheduleError, JobNotFoundError, TaskInputError, UnknownTaskError
+from jobcore.errors import (
+    InvalidScheduleError,
+    JobNotFoundError,
+    TaskInputError,
+    UnknownQueueError,
+    UnknownTaskError,
+)
 from jobcore.keys import Keys
 from jobcore.registry import TaskInput, TaskRegistry, task
 from jobcore.serializer import dumps, loads
 from jobcore.states import JobState
+from jobcore.worker_registry import WorkerInfo, WorkerTotals
 from workers.tasks.noop import NoopInput, noop
 from workers.tasks.reports import ReportInput, generate_report
 
@@ -281,3 +288,63 @@ async def test_aliased_input_round_trips_and_secrets_are_refused(
             "type": "json_round_trip",
         }
     ]
+
+
+async def test_a_job_can_be_sent_to_another_configured_queue(
+    job_client: JobClient, arq_redis: ArqRedis
+) -> None:
+    urgent = await job_client.enqueue(noop, NoopInput(value=1), queue="high")
+    later = await job_client.enqueue_payload("generate_report", {"rows": 5}, queue="low")
+    plain = await job_client.enqueue(noop, NoopInput(value=2))
+    for job, queue in ((urgent, "high"), (later, "low"), (plain, "default")):
+        assert await arq_redis.zscore(f"unit:queue:{queue}", job.job_id) is not None
+        assert (await job_client.status(job.job_id)).queue == queue
+    assert await arq_redis.zcard("unit:queue:default") == 1
+    page = await job_client.jobs(queue="high")
+    assert [(item.job_id, item.queue) for item in page.items] == [(urgent.job_id, "high")]
+    counts = {q.name: q.pending for q in await job_client.queues()}
+    assert counts == {"high": 1, "default": 1, "low": 1}
+
+
+async def test_an_unknown_queue_is_refused_naming_the_configured_ones(
+    job_client: JobClient, arq_redis: ArqRedis
+) -> None:
+    for attempt in (
+        job_client.enqueue(noop, NoopInput(), queue="urgent"),
+        job_client.enqueue_payload("noop", {"value": float("nan")}, queue="urgent"),  # before the input
+    ):
+        with pytest.raises(UnknownQueueError) as refused:
+            await attempt
+        assert (
+            str(refused.value) == "no queue named 'urgent' is configured; the queues are high, default, low"
+        )
+        assert refused.value.details() == {
+            "queue": "urgent",
+            "queues": ["high", "default", "low"],
+            "task": "noop",
+        }
+    assert await arq_redis.dbsize() == 0
+
+
+def test_queue_names_are_the_configured_ones_then_those_live_workers_serve(job_client: JobClient) -> None:
+    assert job_client.queue_names() == ["high", "default", "low"]
+    beat = {
+        "worker_id": "h:1:a",
+        "host": "h",
+        "pid": 1,
+        "concurrency": 1,
+        "started_at": datetime(2026, 1, 1, tzinfo=UTC),
+        "running": 0,
+        "running_jobs": [],
+        "totals": WorkerTotals(),
+        "registry_version": "x",
+        "version": "0",
+        "last_seen": datetime(2026, 1, 1, tzinfo=UTC),
+        "last_seen_age_s": 0.1,
+    }
+    workers = [
+        WorkerInfo(**beat, queues=["reports"], state="alive"),
+        WorkerInfo(**beat, queues=["archive"], state="alive"),
+        WorkerInfo(**beat, queues=["gone"], state="stale"),
+    ]
+    assert job_client.queue_names(workers) == ["high", "default", "low", "archive", "reports"]

@@ -41,7 +41,7 @@ def test_environment_variables_override_defaults(monkeypatch: pytest.MonkeyPatch
 
 def test_dotenv_file_is_read(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.chdir(tmp_path)
-    (tmp_path / ".env").write_text("JOBS_QUEUE_NAME=reports\n")
+    (tmp_path / ".env").write_text("JOBS_QUEUES=reports,default\nJOBS_QUEUE_NAME=reports\n")
     assert Settings().queue_name == "reports"
 
 
@@ -77,3 +77,73 @@ def test_bad_value_stops_with_one_line_naming_the_variable(
     message = str(stopped.value.code)
     assert message.startswith(expected)
     assert "\n" not in message
+
+
+def test_queues_and_their_concurrency_come_from_comma_separated_variables(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert (Settings().queues, Settings().queue_concurrency) == (("high", "default", "low"), {})
+    monkeypatch.setenv("JOBS_QUEUES", " high, default ,low,bulk-email,")
+    monkeypatch.setenv("JOBS_QUEUE_CONCURRENCY", "high=20, bulk-email=2")
+    monkeypatch.setenv("JOBS_WORKER_CONCURRENCY", "50")
+    settings = load_settings()
+    assert settings.queues == ("high", "default", "low", "bulk-email")
+    assert settings.queue_concurrency == {"high": 20, "bulk-email": 2}
+    assert [settings.concurrency_for(q) for q in settings.queues] == [20, 50, 50, 2]
+
+
+@pytest.mark.parametrize(
+    ("variables", "expected"),
+    [
+        (
+            {"JOBS_QUEUE_NAME": "reports"},
+            "invalid settings: JOBS_QUEUE_NAME: 'reports' is not one of JOBS_QUEUES (high, default, low)",
+        ),
+        (
+            {"JOBS_QUEUES": "high,low"},
+            "invalid settings: JOBS_QUEUE_NAME: 'default' is not one of JOBS_QUEUES (high, low)",
+        ),
+        (
+            {"JOBS_QUEUE_CONCURRENCY": "high=20,urgent=5"},
+            "invalid settings: JOBS_QUEUE_CONCURRENCY: 'urgent' is not one of JOBS_QUEUES (high, default, low)",
+        ),
+        (
+            {"JOBS_QUEUE_NAME": "reports", "JOBS_QUEUE_CONCURRENCY": "urgent=5,bulk=1"},
+            "invalid settings: JOBS_QUEUE_NAME: 'reports' is not one of JOBS_QUEUES (high, default, low); "
+            "JOBS_QUEUE_CONCURRENCY: 'urgent', 'bulk' are not among JOBS_QUEUES (high, default, low)",
+        ),
+        (
+            {"JOBS_QUEUE_CONCURRENCY": "high"},
+            "invalid settings: JOBS_QUEUE_CONCURRENCY: Value error, expected queue=jobs pairs such as high=20,low=10, got 'high'",
+        ),
+        (
+            {"JOBS_QUEUE_CONCURRENCY": "high=0"},
+            "invalid settings: JOBS_QUEUE_CONCURRENCY: Value error, 'high=0': the concurrency must be a whole number above 0",
+        ),
+        (
+            {"JOBS_QUEUE_CONCURRENCY": "high=1,high=2"},
+            "invalid settings: JOBS_QUEUE_CONCURRENCY: Value error, queue 'high' is given more than once",
+        ),
+        (
+            {"JOBS_QUEUES": "high,default,high"},
+            "invalid settings: JOBS_QUEUES: Value error, 'high' is listed more than once",
+        ),
+        (
+            {"JOBS_QUEUES": "default,bulk email"},
+            "invalid settings: JOBS_QUEUES: Value error, 'bulk email' is not a valid queue name (use letters, digits, '_', '.', '-')",
+        ),
+        (
+            {"JOBS_QUEUES": "default,bulk-email,bulk_email"},
+            "invalid settings: JOBS_QUEUES: Value error, 'bulk-email' and 'bulk_email' would share the worker settings name BulkEmailWorkerSettings",
+        ),
+        ({"JOBS_QUEUES": " , "}, "invalid settings: JOBS_QUEUES: Value error, name at least one queue"),
+    ],
+)
+def test_bad_queue_settings_stop_with_one_exact_line(
+    monkeypatch: pytest.MonkeyPatch, variables: dict[str, str], expected: str
+) -> None:
+    for name, value in variables.items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(SystemExit) as stopped:
+        load_settings()
+    assert stopped.value.code == expected

@@ -506,3 +506,31 @@ async def test_indexes_expire_with_the_retention_after_their_last_entry(
     retention_ms = settings.dead_letter_ttl_s * 1000
     for index in ("unit:dead-letters", "unit:dead-letters:task:noop"):
         assert retention_ms - 5_000 < await arq_redis.pttl(index) <= retention_ms
+
+
+def on_queue(queue: str) -> JobRecord:
+    return JobRecord(
+        task="noop", queue=queue, enqueued_ms=now_ms() - 5_000, scheduled_ms=None, max_attempts=3
+    )
+
+
+async def test_a_retried_dead_letter_goes_back_to_the_queue_its_job_was_on(
+    client: httpx.AsyncClient, job_client: JobClient, arq_redis: ArqRedis, store: DeadLetterStore
+) -> None:
+    await add(arq_redis, store, letter("urgent", now_ms(), record=on_queue("high")))
+    job = await job_client.retry_dead_letter("urgent")
+    assert await arq_redis.zscore("unit:queue:high", job.job_id) is not None
+    assert (await job_client.status(job.job_id)).queue == "high"
+    assert await arq_redis.zcard("unit:queue:default") == 0
+
+    await add(arq_redis, store, letter("retired", now_ms(), record=on_queue("nightly")))
+    response = await client.post("/dead-letters/retired/retry")
+    assert response.status_code == 422
+    assert response.json() == {
+        "error": "unknown_queue",
+        "message": "no queue named 'nightly' is configured; the queues are high, default, low",
+        "queue": "nightly",
+        "queues": ["high", "default", "low"],
+        "task": "noop",
+    }
+    assert (await client.get("/dead-letters/retired")).status_code == 200  # kept

@@ -84,6 +84,29 @@ def test_fingerprint_ignores_key_order() -> None:
     assert fingerprint("t", {}, 60.0, None) != fingerprint("t", {}, 61.0, None)
 
 
+async def test_the_queue_is_part_of_the_request(job_client: JobClient, arq_redis: ArqRedis) -> None:
+    first = await job_client.enqueue(noop, NoopInput(value=1), idempotency_key="q")
+    # naming the task's own queue is the same request; another queue is not
+    same = await job_client.enqueue(noop, NoopInput(value=1), idempotency_key="q", queue="default")
+    assert same.replayed is True and same.job_id == first.job_id
+    with pytest.raises(IdempotencyConflictError):
+        await job_client.enqueue(noop, NoopInput(value=1), idempotency_key="q", queue="high")
+    urgent = await job_client.enqueue(noop, NoopInput(value=1), idempotency_key="q-high", queue="high")
+    again = await job_client.enqueue_payload("noop", {"value": 1}, idempotency_key="q-high", queue="high")
+    assert again.replayed is True and again.job_id == urgent.job_id
+    with pytest.raises(IdempotencyConflictError):
+        await job_client.enqueue(noop, NoopInput(value=1), idempotency_key="q-high")
+    assert (await arq_redis.zcard("unit:queue:default"), await arq_redis.zcard("unit:queue:high")) == (1, 1)
+    # fingerprints stored before queues could be chosen (no queue in them) still match
+    assert (
+        fingerprint("noop", {"value": 1}, None, None)
+        == hashlib.sha256(b'{"delay":null,"input":{"value":1},"run_at":null,"task":"noop"}').hexdigest()
+    )
+    assert fingerprint("noop", {"value": 1}, None, None, "high") != fingerprint(
+        "noop", {"value": 1}, None, None
+    )
+
+
 async def test_the_same_delay_written_differently_is_the_same_request(job_client: JobClient) -> None:
     first = await job_client.enqueue(noop, NoopInput(), delay=60, idempotency_key="delay")
     for same in (60.0, timedelta(minutes=1)):

@@ -1,15 +1,22 @@
 from __future__ import annotations
 
+import sys
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 from pydantic import BaseModel
 
+from app.main import create_app
 from jobcore.context import JobContext
 from jobcore.errors import TaskInputError, UnknownTaskError
-from jobcore.registry import Task, TaskRegistry, task
+from jobcore.registry import Task, TaskRegistry, load_registry, task
+from workers.settings import worker_options
 from workers.tasks.noop import NoopInput
 from workers.tasks.reports import ReportInput, ReportResult
+
+from .conftest import make_settings
 
 
 class In(BaseModel):
@@ -106,12 +113,49 @@ def test_unknown_name_raises_unknown_task(registry: TaskRegistry) -> None:
 
 
 def test_task_packages_setting_loads_each_package_and_names_a_missing_one() -> None:
-    from jobcore.registry import load_registry
-
-    from .conftest import make_settings
-
     loaded = load_registry(make_settings(task_packages="workers.tasks"))
     assert sorted(t.name for t in loaded) == ["generate_report", "noop", "send_webhook"]
     with pytest.raises(SystemExit) as stopped:
         load_registry(make_settings(task_packages="workers.tasks, no_such_tasks"))
     assert str(stopped.value) == "invalid settings: JOBS_TASK_PACKAGES: cannot import 'no_such_tasks'"
+
+
+@pytest.fixture
+def probe_package(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """A task package whose one task declares the queue `math`."""
+    name = "queue_probe_tasks"
+    (tmp_path / name).mkdir()
+    (tmp_path / name / "__init__.py").write_text("")
+    (tmp_path / name / "maths.py").write_text(
+        "from pydantic import BaseModel\n"
+        "from jobcore.registry import task\n\n\n"
+        "class In(BaseModel):\n    n: int\n\n\n"
+        "@task(queue='math')\n"
+        "async def double(ctx, data: In) -> int:\n    return 2 * data.n\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    yield name
+    for module in [m for m in sys.modules if m == name or m.startswith(f"{name}.")]:
+        del sys.modules[module]
+
+
+def test_a_task_on_an_unconfigured_queue_stops_start_up_with_one_line(probe_package: str) -> None:
+    settings = make_settings(task_packages=(probe_package,))
+    with pytest.raises(SystemExit) as stopped:
+        load_registry(settings)
+    assert stopped.value.code == (
+        "invalid settings: task 'double' has queue 'math', which is not one of JOBS_QUEUES (high, default, low)"
+    )
+    configured = make_settings(task_packages=(probe_package,), queues=("default", "math"))
+    assert [t.queue for t in load_registry(configured)] == ["math"]
+
+
+def test_the_app_and_the_workers_refuse_a_registry_with_an_unconfigured_queue() -> None:
+    registry = TaskRegistry([double])
+    message = "task 'double' has queue 'math', which is not one of JOBS_QUEUES (high, default, low)"
+    with pytest.raises(ValueError) as refused:
+        create_app(make_settings(), registry)
+    assert str(refused.value) == message
+    with pytest.raises(ValueError) as refused:
+        worker_options(make_settings(), registry)
+    assert str(refused.value) == message

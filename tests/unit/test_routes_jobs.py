@@ -8,13 +8,15 @@ from arq.connections import ArqRedis
 from fastapi import FastAPI
 from redis.exceptions import OutOfMemoryError
 
-from app.deps import AppState, get_state
+from app.deps import AppState, JobsDep, get_state
+from app.schemas import EnqueuedJob
 from jobcore.client import JobClient
 from jobcore.config import Settings
 from jobcore.connection import create_arq
 from jobcore.keys import Keys
 from jobcore.registry import TaskRegistry
 from jobcore.serializer import loads
+from workers.tasks.noop import NoopInput, noop
 
 
 async def test_enqueue_answers_202_with_status_url_and_location(
@@ -240,3 +242,56 @@ async def test_run_at_too_far_ahead_is_422(client: httpx.AsyncClient) -> None:
         "message": "run_at must be at most 315360000 seconds ahead",
         "fields": ["run_at"],
     }
+
+
+async def test_queue_query_sends_the_job_to_that_queue(
+    client: httpx.AsyncClient, arq_redis: ArqRedis
+) -> None:
+    response = await client.post("/jobs/noop", params={"queue": "high"}, json={"value": 1})
+    assert response.status_code == 202
+    job_id = response.json()["job_id"]
+    assert await arq_redis.zscore("unit:queue:high", job_id) is not None
+    assert (await client.get(f"/jobs/{job_id}")).json()["queue"] == "high"
+    listed = (await client.get("/jobs", params={"queue": "high"})).json()["items"]
+    assert [(item["job_id"], item["queue"]) for item in listed] == [(job_id, "high")]
+    assert (await client.get("/jobs", params={"queue": "default"})).json()["items"] == []
+    queues = {q["name"]: q["pending"] for q in (await client.get("/queues")).json()}
+    assert queues == {"high": 1, "default": 0, "low": 0}
+
+
+async def test_unknown_queue_is_422_naming_the_known_ones(
+    client: httpx.AsyncClient, arq_redis: ArqRedis
+) -> None:
+    response = await client.post("/jobs/noop", params={"queue": "urgent"}, json={"value": 1})
+    assert response.status_code == 422
+    assert response.json() == {
+        "error": "unknown_queue",
+        "message": "no queue named 'urgent' is configured; the queues are high, default, low",
+        "queue": "urgent",
+        "queues": ["high", "default", "low"],
+        "task": "noop",
+    }
+    assert await arq_redis.dbsize() == 0
+
+
+async def test_openapi_documents_the_queue_query(client: httpx.AsyncClient) -> None:
+    spec = (await client.get("/openapi.json")).json()
+    parameters = {p["name"]: p for p in spec["paths"]["/jobs/noop"]["post"]["parameters"]}
+    queue = parameters["queue"]
+    assert (queue["in"], queue["required"]) == ("query", False)
+    assert queue["description"] == "Run the job on this queue instead of the task's own (default)."
+    assert {k: queue["schema"][k] for k in ("type", "maxLength", "enum")} == {
+        "type": "string",
+        "maxLength": 200,
+        "enum": ["high", "default", "low"],
+    }
+    assert {"delay", "run_at", "queue", "Idempotency-Key"} <= set(parameters)
+
+
+async def test_the_jobs_facade_takes_a_queue(app: FastAPI, client: httpx.AsyncClient) -> None:
+    async def urgent_noop(jobs: JobsDep) -> EnqueuedJob:
+        return await jobs.enqueue(noop, NoopInput(value="now"), queue="high")
+
+    app.add_api_route("/urgent", urgent_noop, methods=["POST"])
+    job = (await client.post("/urgent")).json()
+    assert (await client.get(f"/jobs/{job['job_id']}")).json()["queue"] == "high"

@@ -2,12 +2,20 @@ from __future__ import annotations
 
 import socket
 
-from jobcore.serializer import dumps, loads
-from workers.context import shutdown, startup
-from workers.settings import worker_options
-from workers.tasks import registry
+import pytest
+from arq.utils import import_string
 
-from .conftest import make_settings
+from jobcore.client import JobClient
+from jobcore.config import Settings
+from jobcore.serializer import dumps, loads
+from jobcore.states import JobState
+from workers import settings as worker_settings
+from workers.context import SETTINGS_KEY, shutdown, startup
+from workers.settings import pool_settings, worker_options
+from workers.tasks import registry
+from workers.tasks.noop import NoopInput, noop
+
+from .conftest import RunWorker, make_settings
 
 
 def test_worker_options_come_from_settings() -> None:
@@ -17,6 +25,7 @@ def test_worker_options_come_from_settings() -> None:
         poll_delay_s=0.01,
         job_timeout_s=60,
         result_ttl_s=600,
+        queues=("high", "reports"),
         queue_name="reports",
         shutdown_grace_s=7,
     )
@@ -34,3 +43,76 @@ def test_worker_options_come_from_settings() -> None:
     timeouts = {f.name: (f.timeout_s, f.max_tries) for f in options["functions"]}
     # ARQ's limits only back ours up: 300 s later, one try more (run_attempt dead-letters that one)
     assert timeouts == {"generate_report": (420, 4), "noop": (310, 4), "send_webhook": (330, 6)}
+
+
+def test_each_queue_gets_a_pool_with_its_own_queue_key_health_check_and_concurrency() -> None:
+    settings = make_settings(worker_concurrency=40, queue_concurrency={"high": 7})
+    for queue, jobs in (("high", 7), ("default", 40), ("low", 40)):
+        options = worker_options(settings, registry, queue)
+        assert options["queue_name"] == f"unit:queue:{queue}"
+        assert options["health_check_key"] == f"unit:queue:{queue}:health-check:{socket.gethostname()}"
+        assert options["max_jobs"] == jobs
+        pool = options["ctx"][SETTINGS_KEY]  # what the heartbeat, metrics and logs read
+        assert (pool.queue_name, pool.worker_concurrency, pool.queues) == (queue, jobs, settings.queues)
+    assert worker_options(settings, registry)["queue_name"] == "unit:queue:default"
+    with pytest.raises(ValueError) as refused:
+        worker_options(settings, registry, "urgent")
+    assert str(refused.value) == "queue 'urgent' is not one of JOBS_QUEUES (high, default, low)"
+
+
+@pytest.fixture
+def configured(monkeypatch: pytest.MonkeyPatch) -> Settings:
+    """workers.settings as if started with JOBS_QUEUES=high,default,low,bulk-email."""
+    settings = make_settings(queues=("high", "default", "low", "bulk-email"), queue_concurrency={"high": 5})
+    monkeypatch.setattr(worker_settings, "_settings", settings)
+    monkeypatch.setattr(worker_settings, "_registry", registry)
+    monkeypatch.setattr(worker_settings, "_pools", {"DefaultWorkerSettings": worker_settings.WorkerSettings})
+    return settings
+
+
+def test_arq_finds_a_pool_class_per_configured_queue(configured: Settings) -> None:
+    for path, queue in (
+        ("workers.HighWorkerSettings", "high"),
+        ("workers.settings.HighWorkerSettings", "high"),
+        ("workers.LowWorkerSettings", "low"),
+        ("workers.BulkEmailWorkerSettings", "bulk-email"),
+    ):
+        pool = import_string(path)  # how `arq <path>` loads it
+        assert pool.__name__ == path.rsplit(".", 1)[1]
+        assert pool.queue_name == f"unit:queue:{queue}"
+        assert pool.max_jobs == (5 if queue == "high" else 100)
+    assert import_string("workers.HighWorkerSettings") is import_string("workers.settings.HighWorkerSettings")
+    assert import_string("workers.DefaultWorkerSettings") is import_string("workers.WorkerSettings")
+    assert "BulkEmailWorkerSettings" in dir(worker_settings)
+
+
+def test_a_pool_name_without_a_configured_queue_is_an_attribute_error_naming_the_pools(
+    configured: Settings,
+) -> None:
+    with pytest.raises(AttributeError) as missing:
+        worker_settings.UrgentWorkerSettings  # noqa: B018
+    assert str(missing.value) == (
+        "UrgentWorkerSettings serves no queue of JOBS_QUEUES (high, default, low, bulk-email); the pools are "
+        "HighWorkerSettings (high), WorkerSettings (default), LowWorkerSettings (low), "
+        "BulkEmailWorkerSettings (bulk-email)"
+    )
+    with pytest.raises(ImportError):
+        import_string("workers.UrgentWorkerSettings")
+    with pytest.raises(AttributeError):
+        worker_settings.something_else  # noqa: B018
+
+
+async def test_a_pool_runs_only_the_jobs_of_its_queue(
+    job_client: JobClient, run_worker: RunWorker, settings: Settings
+) -> None:
+    plain = await job_client.enqueue(noop, NoopInput(value=1))
+    urgent = await job_client.enqueue(noop, NoopInput(value=2), queue="high")
+    await run_worker(settings=pool_settings(settings, "high"))
+    assert (await job_client.status(urgent.job_id)).status is JobState.SUCCEEDED
+    assert (await job_client.status(plain.job_id)).status is JobState.PENDING
+    await run_worker()
+    done = await job_client.statuses([plain.job_id, urgent.job_id])
+    assert [(s.status, s.queue) for s in done if s] == [
+        (JobState.SUCCEEDED, "default"),
+        (JobState.SUCCEEDED, "high"),
+    ]
