@@ -1,0 +1,43 @@
+"""One measured run of one workload on one system, and the throughput read off job records."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from bench.systems import JobTiming
+
+
+@dataclass
+class RunResult:
+    workload: str
+    system: str
+    run: int
+    metrics: dict[str, float | None] = field(default_factory=dict)
+    counts: dict[str, int] = field(default_factory=dict)
+    details: dict[str, Any] = field(default_factory=dict)
+    error: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True, slots=True)
+class Throughput:
+    """Jobs per second from the first job's start to the last job's finish, as recorded."""
+
+    jobs: int
+    succeeded: int
+    seconds: float
+
+    @property
+    def jobs_per_s(self) -> float | None:
+        return self.jobs / self.seconds if self.seconds > 0 else None
+
+
+def throughput(timings: Sequence[JobTiming]) -> Throughput:
+    starts = [t.started_ms for t in timings if t.started_ms is not None]
+    ends = [t.finished_ms for t in timings if t.finished_ms is not None]
+    seconds = (max(ends) - min(starts)) / 1000 if starts and ends else 0.0
+    return Throughput(len(timings), sum(t.succeeded for t in timings), seconds)

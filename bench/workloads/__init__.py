@@ -1,0 +1,1 @@
+"""The workloads, one module each: `run(harness, system, run, options) -> RunResult`."""
