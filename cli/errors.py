@@ -28,7 +28,9 @@ MEANINGS = {
     ExitCode.JOB_FAILED: "the job failed or was cancelled (enqueue --wait), or --all was not confirmed",
     ExitCode.USAGE: "usage error: unknown command or option, bad option value",
     ExitCode.NOT_FOUND: "not found: unknown task, job id or dead letter",
-    ExitCode.INVALID_INPUT: "invalid input: --json not JSON or not valid for the task, bad delay or run time",
+    ExitCode.INVALID_INPUT: (
+        "invalid input: --json not JSON or not valid for the task, bad delay or run time, unknown queue"
+    ),
     ExitCode.REDIS_UNAVAILABLE: "Redis unreachable, or refusing the request",
     ExitCode.CONFLICT: "conflict: the job has already ended, or an idempotency key was reused",
     ExitCode.SETTINGS: "invalid settings (JOBS_* variables, JOBS_TASK_PACKAGES)",

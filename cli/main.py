@@ -96,6 +96,10 @@ def enqueue(
             callback=check_idempotency_key,
         ),
     ] = None,
+    queue: Annotated[
+        str | None,
+        typer.Option("--queue", help="Run on this queue (one of JOBS_QUEUES) instead of the task's own."),
+    ] = None,
     wait: Annotated[
         bool,
         typer.Option(
@@ -112,7 +116,7 @@ def enqueue(
         job = await accepted(
             client,
             await client.enqueue_payload(
-                task, data, delay=delay, run_at=when, idempotency_key=idempotency_key
+                task, data, delay=delay, run_at=when, idempotency_key=idempotency_key, queue=queue
             ),
         )
         if not wait:

@@ -111,6 +111,16 @@ async def test_enqueue_table_and_default_payload(invoke: Invoke, job_client: Job
     assert status.task == "generate_report"
 
 
+async def test_enqueue_on_another_queue(invoke: Invoke, job_client: JobClient) -> None:
+    enqueued = output_json(await invoke("enqueue", "noop", "--queue", "high", "-o", "json"))
+    assert (await job_client.status(enqueued["job_id"])).queue == "high"
+    assert_error(
+        await invoke("enqueue", "noop", "--queue", "urgent"),
+        ExitCode.INVALID_INPUT,
+        "no queue named 'urgent' is configured; the queues are high, default, low",
+    )
+
+
 async def test_enqueue_errors_are_one_line_with_their_exit_code(invoke: Invoke) -> None:
     assert_error(
         await invoke("enqueue", "nope"),
