@@ -13,7 +13,7 @@ import httpx
 
 from jobcore.config import Settings
 from jobcore.context import Resources
-from jobcore.logs import configure_logging
+from jobcore.logs import configure_logging, quiet_arq_job_lines
 from jobcore.registry import TaskRegistry
 from jobcore.tracing import configure_tracing, shutdown_tracing
 from workers.arq_worker import adopt
@@ -36,6 +36,7 @@ async def startup(ctx: dict[str, Any]) -> None:
     """ARQ on_startup: configure logging and build the shared HTTP client."""
     settings: Settings = ctx[SETTINGS_KEY]
     configure_logging(settings.log_level, settings.log_format)
+    quiet_arq_job_lines()
     http = httpx.AsyncClient(
         timeout=httpx.Timeout(settings.http_timeout_s),
         follow_redirects=False,
