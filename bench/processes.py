@@ -71,6 +71,14 @@ class Child:
     def peak_rss_mb(self) -> float | None:
         return peak_rss_mb(self.pid)
 
+    def cpu_s(self) -> float | None:
+        """CPU time (user + system) the process has used so far; None once it is gone."""
+        try:
+            times = psutil.Process(self.pid).cpu_times()
+        except psutil.Error:
+            return None
+        return float(times.user + times.system)
+
     def log_tail(self) -> str:
         return _tail(self.log_path)
 

@@ -1,5 +1,6 @@
 """Drain: N `noop` jobs enqueued first, then one worker process started; jobs/s from the first job's
-start to the last job's finish as recorded by the system, and the worker's peak RSS once done."""
+start to the last job's finish as recorded by the system, and the worker's peak RSS once done (and, in
+the JSON, its CPU time per job, start-up included)."""
 
 from __future__ import annotations
 
@@ -27,6 +28,7 @@ async def run(
         async with harness.worker(deployment) as worker:
             await harness.wait_done(deployment, ids, worker, options.timeout_s(len(ids)))
             rss = worker.peak_rss_mb()
+            cpu_s = worker.cpu_s()
         measured = throughput(await deployment.timings(ids))
     return RunResult(
         "drain",
@@ -34,5 +36,10 @@ async def run(
         run_no,
         metrics={"jobs_per_s": measured.jobs_per_s, "worker_peak_rss_mb": rss},
         counts={"enqueued": len(ids), "succeeded": measured.succeeded},
-        details={"task": task, "seconds": measured.seconds, "enqueue_s": round(enqueue_s, 3)},
+        details={
+            "task": task,
+            "seconds": measured.seconds,
+            "enqueue_s": round(enqueue_s, 3),
+            "worker_cpu_us_per_job": None if cpu_s is None or not ids else round(cpu_s * 1e6 / len(ids)),
+        },
     )
