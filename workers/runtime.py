@@ -250,6 +250,7 @@ class Runtime:
     async def stop(self) -> None:
         if self.wakeup is not None:
             await self.wakeup.stop()
+        await self.batch.drain()  # attempt starts and ends still on their way to Redis
         if self._loop_task is not None:
             self._loop_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
