@@ -137,20 +137,33 @@ class JobClient:
         run_at: datetime | None = None,
         idempotency_key: str | None = None,
         queue: str | None = None,
+        job_id: str | None = None,
+        workflow: str | None = None,
+        schedule: str | None = None,
     ) -> Enqueued:
         """Put a job for `task` on its queue (or on `queue`, one of the settings' `queues`, else
         UnknownQueueError); it runs after `delay` seconds or at `run_at`.
+
+        A given `job_id` is used only if no job has it: otherwise nothing is stored and the answer
+        is that job, `replayed` (how schedules and workflows enqueue exactly once). `workflow` and
+        `schedule` link the job to the workflow step or the schedule that made it.
 
         With an `idempotency_key`, the first request makes the job and every later one with the same
         key and the same request (task, input, delay/run_at, queue) within `idempotency_ttl_s` gets
         that job back (`replayed`); the same key with another request raises IdempotencyConflictError.
         Concurrent identical requests still make exactly one job (WATCH/MULTI on the key).
         """
-        prepared = self._prepare(task, data, delay, run_at, queue=queue)
+        if job_id is not None and idempotency_key is not None:
+            raise ValueError("give a job_id or an idempotency_key, not both")
+        prepared = self._prepare(
+            task, data, delay, run_at, queue=queue, job_id=job_id, workflow=workflow, schedule=schedule
+        )
         with enqueue_span(task.name, prepared.queue, prepared.accepted.job_id) as trace:
             if trace is not None:
                 prepared = replace(prepared, record=replace(prepared.record, trace=trace))
-            accepted = await self._store(task, prepared, delay, run_at, idempotency_key)
+            accepted = await self._store(
+                task, prepared, delay, run_at, idempotency_key, only_new=job_id is not None
+            )
         if not accepted.replayed:
             log.debug(f"job.{accepted.status}", job_id=accepted.job_id, task=task.name, queue=prepared.queue)
         return accepted
@@ -162,11 +175,13 @@ class JobClient:
         delay: float | timedelta | None,
         run_at: datetime | None,
         idempotency_key: str | None,
+        *,
+        only_new: bool = False,
     ) -> Enqueued:
         if idempotency_key is None:
-            keys, args = self._enqueue_write(prepared).call(self.settings)
-            await self.batch.call(ENQUEUE_SCRIPT, keys, args)
-            return prepared.accepted
+            keys, args = self._enqueue_write(prepared, only_new=only_new).call(self.settings)
+            stored = await self.batch.call(ENQUEUE_SCRIPT, keys, args)
+            return prepared.accepted if stored == 1 else replace(prepared.accepted, replayed=True)
         # the queue counts only when it is not the task's own: fingerprints stored before queues
         # could be chosen still match
         chosen = None if prepared.queue == task.queue_for(self.settings) else prepared.queue
@@ -200,6 +215,9 @@ class JobClient:
         run_at: datetime | None,
         retry_of: str | None = None,
         queue: str | None = None,
+        job_id: str | None = None,
+        workflow: str | None = None,
+        schedule: str | None = None,
     ) -> PreparedJob:
         if self.registry.get(task.name) is not task:
             raise UnknownTaskError(task.name)
@@ -209,7 +227,7 @@ class JobClient:
         now = now_ms()
         scheduled = run_time_ms(now, delay, run_at)
         run_at_ms = now if scheduled is None else scheduled
-        job_id = uuid.uuid4().hex
+        job_id = job_id or uuid.uuid4().hex
         record = JobRecord(
             task=task.name,
             queue=queue,
@@ -217,6 +235,8 @@ class JobClient:
             scheduled_ms=scheduled,
             max_attempts=task.max_attempts,
             retry_of=retry_of,
+            workflow=workflow,
+            schedule=schedule,
         )
         payload = data.model_dump(mode="json", by_alias=True)
         if task.parse_input(payload).model_dump() != data.model_dump():
@@ -264,7 +284,7 @@ class JobClient:
         keys, args = self._enqueue_write(job).call(self.settings)
         pipe.eval(ENQUEUE_SCRIPT, len(keys), *keys, *args)  # type: ignore[arg-type]
 
-    def _enqueue_write(self, job: PreparedJob) -> EnqueueWrite:
+    def _enqueue_write(self, job: PreparedJob, *, only_new: bool = False) -> EnqueueWrite:
         """ARQ's job key and queue entry, our record and its first transition: they appear together
         or not at all."""
         job_id = job.accepted.job_id
@@ -280,6 +300,7 @@ class JobClient:
             record_ttl_ms=job.record_ttl_ms,
             entered=Transition(job_id, event, Phase.QUEUED, job.record.enqueued_ms, created=True),
             wake=due_now,
+            only_new=only_new,
         )
 
     async def enqueue_payload(

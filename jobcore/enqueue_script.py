@@ -14,17 +14,21 @@ from jobcore.keys import Keys
 from jobcore.transitions import TRANSITION_LUA, Transition, call_lua
 
 # KEYS: ARQ job, queue, record, events. ARGV: job id, job data, job data TTL (ms), run at (ms),
-# record TTL (ms), wake channel ('' = none), the transition's 10 arguments (no fields to set or
-# drop), then the record's fields and values.
+# record TTL (ms), wake channel ('' = none), only if new ('1': store nothing and answer 0 when a job
+# with this id exists), the transition's 10 arguments (no fields to set or drop), then the record's
+# fields and values. Answers 1 when stored.
 ENQUEUE_SCRIPT = (
     TRANSITION_LUA
     + f"""
+if ARGV[7] == '1' and (redis.call('EXISTS', KEYS[3]) == 1 or redis.call('EXISTS', KEYS[1]) == 1) then
+  return 0
+end
 redis.call('PSETEX', KEYS[1], ARGV[3], ARGV[2])
 redis.call('ZADD', KEYS[2], ARGV[4], ARGV[1])
-redis.call('HSET', KEYS[3], unpack(ARGV, 17, #ARGV))
+redis.call('HSET', KEYS[3], unpack(ARGV, 18, #ARGV))
 redis.call('PEXPIRE', KEYS[3], ARGV[5])
 local fields, drop = {{}}, {{}}
-{call_lua(3, 4, 7)}
+{call_lua(3, 4, 8)}
 if ARGV[6] ~= '' then redis.call('PUBLISH', ARGV[6], '') end
 return 1
 """
@@ -45,6 +49,7 @@ class EnqueueWrite:
     record_ttl_ms: int
     entered: Transition
     wake: bool
+    only_new: bool = False
 
     def call(self, settings: Settings) -> tuple[list[str], list[str | int | bytes]]:
         """ENQUEUE_SCRIPT's keys and arguments."""
@@ -58,6 +63,7 @@ class EnqueueWrite:
             self.run_at_ms,
             self.record_ttl_ms,
             Keys.wake_channel(self.queue_key) if self.wake else "",
+            "1" if self.only_new else "0",
             *transition,
         ]
         for name, value in self.record.items():

@@ -28,6 +28,10 @@ CANCEL_REQUESTED = "cancel_requested"
 FINISHED_AT = "finished_at"
 PHASE = "phase"  # which phase index holds the job (jobcore.transitions)
 TRACE = "trace"  # W3C trace context of the enqueue (jobcore.tracing)
+WORKFLOW = "workflow"  # "<workflow id>:<stage>:<index>" of a workflow's step (jobcore.workflows)
+SCHEDULE = "schedule"  # the name of the schedule that made the job (jobcore.schedules)
+THROTTLE = "throttle"  # why a due job waits: "rate" or "concurrency" (workers.limits)
+THROTTLED_UNTIL = "throttled_until"  # when a throttled job tries again
 
 MARKABLE = frozenset({JobState.RETRYING, JobState.CANCELLED})
 
@@ -61,6 +65,10 @@ class JobRecord:
     cancel_requested_ms: int | None = None
     finished_ms: int | None = None
     trace: str | None = None
+    workflow: str | None = None
+    schedule: str | None = None
+    throttle: str | None = None
+    throttled_until_ms: int | None = None
 
     @property
     def run_at_ms(self) -> int:
@@ -81,6 +89,10 @@ class JobRecord:
             fields[RETRY_OF] = self.retry_of
         if self.trace is not None:
             fields[TRACE] = self.trace
+        if self.workflow is not None:
+            fields[WORKFLOW] = self.workflow
+        if self.schedule is not None:
+            fields[SCHEDULE] = self.schedule
         return fields
 
     @classmethod
@@ -110,6 +122,10 @@ class JobRecord:
             cancel_requested_ms=_int_or_none(data.get(CANCEL_REQUESTED)),
             finished_ms=_int_or_none(data.get(FINISHED_AT)),
             trace=data.get(TRACE),
+            workflow=data.get(WORKFLOW),
+            schedule=data.get(SCHEDULE),
+            throttle=data.get(THROTTLE),
+            throttled_until_ms=_int_or_none(data.get(THROTTLED_UNTIL)),
         )
 
 

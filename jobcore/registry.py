@@ -11,7 +11,7 @@ import importlib
 import inspect
 import json
 import pkgutil
-from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar, cast, get_type_hints
 
@@ -19,7 +19,9 @@ from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
 
 from jobcore.config import ENV_PREFIX, Settings
 from jobcore.context import JobContext
+from jobcore.cron import Cron
 from jobcore.errors import TaskInputError, UnknownTaskError
+from jobcore.limits import RateLimit, TaskLimits
 from jobcore.retry import RetryPolicy
 
 SOFT_LIMIT_FRACTION = 0.8
@@ -50,6 +52,8 @@ class Task(Generic[InputT, ResultT]):
     retry: RetryPolicy
     description: str
     soft_timeout_s: float | None = None
+    limits: TaskLimits = TaskLimits()
+    schedules: tuple[Cron, ...] = ()
 
     @property
     def max_attempts(self) -> int:
@@ -98,6 +102,9 @@ def task(
     max_attempts: int | None = None,
     retry: RetryPolicy | None = None,
     description: str | None = None,
+    rate_limit: str | None = None,
+    max_concurrency: int | None = None,
+    schedule: Cron | Sequence[Cron] | None = None,
 ) -> Callable[[TaskFunction[InputT, ResultT]], Task[InputT, ResultT]]:
     """Register an `async def` as a task.
 
@@ -105,6 +112,10 @@ def task(
     when the task is told first (default 80 % of the hard limit); `retry` the retry policy, or just
     `max_attempts` with the default backoff. `queue` defaults to the settings' queue; it must be one of
     the settings' `queues` (checked when the registry is loaded); an enqueue may override it.
+
+    `rate_limit` (`"10/s"`, `"100/m"`) and `max_concurrency` hold the task's jobs back, across every
+    worker, while starting one would exceed them (see jobcore.limits). `schedule`: one Cron or several
+    that enqueue the task by themselves.
     """
     if retry is not None and max_attempts is not None and retry.max_attempts != max_attempts:
         raise ValueError("give max_attempts in the RetryPolicy or as max_attempts, not both")
@@ -115,6 +126,8 @@ def task(
         soft_timeout_s <= 0 or (timeout_s is not None and soft_timeout_s >= timeout_s)
     ):
         raise ValueError("soft_timeout_s must be positive and below timeout_s")
+    limits = TaskLimits(RateLimit.parse(rate_limit) if rate_limit else None, max_concurrency)
+    schedules = (schedule,) if isinstance(schedule, Cron) else tuple(schedule or ())
 
     def wrap(function: TaskFunction[InputT, ResultT]) -> Task[InputT, ResultT]:
         if not inspect.iscoroutinefunction(function):
@@ -137,6 +150,8 @@ def task(
             retry=policy,
             description=description or doc.split("\n", 1)[0],
             soft_timeout_s=soft_timeout_s,
+            limits=limits,
+            schedules=schedules,
         )
 
     return wrap
@@ -179,6 +194,8 @@ class TaskRegistry:
                 t.soft_timeout_s,
                 repr(t.retry),
                 t.input_model.model_json_schema(),
+                *([repr(t.limits)] if t.limits else []),
+                *([repr(t.schedules)] if t.schedules else []),
             ]
             for t in sorted(self._tasks.values(), key=lambda t: t.name)
         ]

@@ -15,6 +15,13 @@ from jobcore.states import JobState, derive_state
 __all__ = ["JobError", "JobStatus", "build_status", "decode_error", "ms_to_datetime"]
 
 
+class Throttled(BaseModel):
+    """Why a due job waits for its task's limit, and when it tries again (no attempt is counted)."""
+
+    reason: str = Field(description="`rate` (the task's rate limit) or `concurrency` (its max running).")
+    next_try_at: datetime | None = Field(description="When it is looked at again.")
+
+
 class JobStatus(BaseModel):
     """The state of one job and everything known about it."""
 
@@ -44,6 +51,11 @@ class JobStatus(BaseModel):
     cancel_requested: bool = Field(
         default=False, description="DELETE was asked while it ran; it stops within about a second."
     )
+    throttled: Throttled | None = Field(
+        default=None, description="When waiting for its task's rate or concurrency limit: why, until when."
+    )
+    workflow_id: str | None = Field(default=None, description="The workflow this job is a step of.")
+    schedule: str | None = Field(default=None, description="The schedule that made this job.")
 
 
 def ms_to_datetime(ms: int | None) -> datetime | None:
@@ -123,4 +135,13 @@ def build_status(
         dead_lettered=record.dead_lettered and state is JobState.FAILED,
         retry_of=record.retry_of,
         cancel_requested=bool(record.cancel_requested_ms) and not state.is_terminal,
+        throttled=_throttled(record, state),
+        workflow_id=record.workflow.split(":", 1)[0] if record.workflow else None,
+        schedule=record.schedule,
     )
+
+
+def _throttled(record: JobRecord, state: JobState) -> Throttled | None:
+    if record.throttle is None or state not in (JobState.PENDING, JobState.SCHEDULED):
+        return None
+    return Throttled(reason=record.throttle, next_try_at=ms_to_datetime(record.throttled_until_ms))

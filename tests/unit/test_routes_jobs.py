@@ -43,7 +43,7 @@ async def test_status_of_a_new_job_is_pending(client: httpx.AsyncClient) -> None
     assert set(body) == {
         "job_id", "task", "queue", "status", "attempt", "max_attempts", "enqueued_at", "scheduled_for",
         "started_at", "finished_at", "progress", "result", "error", "is_terminal", "next_attempt_at",
-        "dead_lettered", "retry_of", "cancel_requested",
+        "dead_lettered", "retry_of", "cancel_requested", "throttled", "workflow_id", "schedule",
     }  # fmt: skip
     assert body["job_id"] == job_id
     assert (body["task"], body["queue"], body["status"], body["attempt"]) == (
@@ -56,6 +56,7 @@ async def test_status_of_a_new_job_is_pending(client: httpx.AsyncClient) -> None
         None,
     ) * 5
     assert body["is_terminal"] is False
+    assert (body["throttled"], body["workflow_id"], body["schedule"]) == (None, None, None)
 
 
 async def test_delay_and_run_at_schedule_the_job(client: httpx.AsyncClient) -> None:
