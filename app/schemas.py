@@ -51,6 +51,12 @@ class TaskInfo(BaseModel):
     soft_timeout_s: float = Field(description="Soft time limit: the task is told (ctx.soft_limit_reached).")
     max_attempts: int
     retry: RetryInfo
+    rate_limit: str | None = Field(
+        default=None, description="At most this many starts per period across all workers, evenly spaced."
+    )
+    max_concurrency: int | None = Field(
+        default=None, description="At most this many attempts running at once across all workers."
+    )
     input_schema: dict[str, Any]
     result_schema: dict[str, Any]
 

@@ -67,6 +67,12 @@ class Keys:
         """Where `generate_report` stores the report it built."""
         return f"{self.prefix}:report:{report_id}"
 
+    def limit(self, task: str, kind: str) -> str:
+        """One task's limit state, shared by every worker (workers.claims, workers.limits): `rate`
+        (the time its next job may start, ms), `running` (sorted set of job ids holding a place, by
+        lease expiry), `waiting` (sorted set of `<queue key>|<job id>` held back, by due time)."""
+        return f"{self.prefix}:limit:{task}:{kind}"
+
     @staticmethod
     def wake_channel(queue_key: str) -> str:
         """Pub/sub channel told of every job enqueued to run now on the queue `queue_key`: its

@@ -16,6 +16,7 @@ layer, what it does not do.
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import logging
 from collections.abc import Awaitable, Callable
@@ -24,9 +25,11 @@ from typing import Any
 import arq.worker
 from arq.worker import Worker
 
+from jobcore.client import now_ms
 from jobcore.keys import Keys
 from workers.claims import poll_iteration
 from workers.finish import FINISH_SCRIPT, finish_call
+from workers.limits import RELEASE_SCRIPT
 from workers.outcomes import dead_letter_refused
 from workers.runtime import Runtime
 from workers.wakeup import Wakeup
@@ -62,7 +65,9 @@ def adopt(ctx: dict[str, Any], runtime: Runtime) -> Worker | None:
     queue_name = worker.queue_name
     wakeup = Wakeup(pool, Keys.wake_channel(queue_name))
     runtime.wakeup = wakeup
-    worker._poll_iteration = poll_iteration(worker, wakeup)  # type: ignore[method-assign]
+    worker._poll_iteration = poll_iteration(  # type: ignore[method-assign]
+        worker, wakeup, runtime.limits.claim_args()
+    )
     # Worker.main() enters its poll loop after on_startup, reading this module global then.
     arq.worker.poll = wakeup.poll  # type: ignore[attr-defined]
 
@@ -87,7 +92,12 @@ def adopt(ctx: dict[str, Any], runtime: Runtime) -> Worker | None:
             keep_in_progress=keep_in_progress,
             transition=finishing.pop(job_id, None),
         )
-        await runtime.batch.call(FINISH_SCRIPT, keys, args)
+        finishing_call = runtime.batch.call(FINISH_SCRIPT, keys, args)
+        release = runtime.limits.release_call(job_id, now_ms())
+        if release is None:
+            await finishing_call
+        else:  # both in one batch
+            await asyncio.gather(finishing_call, runtime.batch.call(RELEASE_SCRIPT, *release))
 
     worker.finish_job = finish_job  # type: ignore[method-assign]
     original: FinishFailed = worker.finish_failed_job

@@ -10,27 +10,78 @@ semaphore and counters, reap finished tasks, record ARQ's health check.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
 from arq.constants import in_progress_key_prefix
 from arq.utils import timestamp_ms
 from arq.worker import Worker
 
+from jobcore.records import TASK, THROTTLE, THROTTLED_UNTIL
 from jobcore.scripts import run_script
 from workers.wakeup import Wakeup
 
 # KEYS[1]: queue. ARGV: now (ms), lease (ms), how many to claim, how many queue entries to look at
-# at most (running jobs stay in ARQ's queue until they finish, so the first entries are often taken).
+# at most (running jobs stay in ARQ's queue until they finish, so the first entries are often taken),
+# then, when some tasks have limits: the key prefix, how many limited tasks, and per task its name,
+# its rate's interval (ms, 0 = none) and its max running (0 = none).
 # Answers {more, id1, score1, id2, score2, ...}: `more` is 1 when due jobs were left unclaimed.
+# A due job of a limited task over its limit is not claimed: it is moved to the time it may try again
+# (rate: the next free slot; concurrency: a lease's time, woken earlier by a finishing job through the
+# task's waiting set) and its record says why (`throttle`, `throttled_until`). No attempt is counted.
 CLAIM_SCRIPT = f"""
 local want = tonumber(ARGV[3])
 local scan = tonumber(ARGV[4])
+local now = tonumber(ARGV[1])
+local prefix = ARGV[5]
+local limits = {{}}
+for i = 0, tonumber(ARGV[6] or '0') - 1 do
+  limits[ARGV[7 + 3 * i]] = {{tonumber(ARGV[8 + 3 * i]), tonumber(ARGV[9 + 3 * i])}}
+end
+local limited = ARGV[6] ~= nil and ARGV[6] ~= '0'
+local slots = {{}}
+local function park(id, record, until_ms, reason)
+  redis.call('ZADD', KEYS[1], until_ms, id)
+  redis.call('HSET', record, '{THROTTLE}', reason, '{THROTTLED_UNTIL}', until_ms)
+end
+-- nil when the job may start now (and then takes its rate slot and concurrency place), else parked
+local function admit(id, score)
+  local record = prefix .. ':job:' .. id
+  local task = redis.call('HGET', record, '{TASK}')
+  local limit = task and limits[task]
+  if not limit then return true end
+  local base = prefix .. ':limit:' .. task
+  local tat_key = base .. ':rate'
+  if limit[2] > 0 then
+    redis.call('ZREMRANGEBYSCORE', base .. ':running', '-inf', now)
+    if redis.call('ZCARD', base .. ':running') >= limit[2] then
+      redis.call('ZADD', base .. ':waiting', 'NX', score, KEYS[1] .. '|' .. id)
+      park(id, record, now + tonumber(ARGV[2]), 'concurrency')
+      return false
+    end
+  end
+  if limit[1] > 0 then
+    local tat = slots[task] or tonumber(redis.call('GET', tat_key) or '0')
+    if tat > now then
+      slots[task] = tat + limit[1]
+      park(id, record, math.ceil(tat), 'rate')
+      return false
+    end
+    redis.call('SET', tat_key, now + limit[1], 'PX', math.ceil(limit[1]) + 1000)
+  end
+  if limit[2] > 0 then
+    redis.call('ZADD', base .. ':running', now + tonumber(ARGV[2]), id)
+    redis.call('ZREM', base .. ':waiting', KEYS[1] .. '|' .. id)
+  end
+  return true
+end
 local claimed = {{0}}
 local offset = 0
-while offset < scan do
-  local page = math.min(200, scan - offset)
+local looked = 0
+while looked < scan do
+  local page = math.min(200, scan - looked)
   local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'WITHSCORES', 'LIMIT', offset, page)
+  local parked = 0
   for i = 1, #due, 2 do
     local lease = '{in_progress_key_prefix}' .. due[i]
     if redis.call('EXISTS', lease) == 0 then
@@ -38,21 +89,29 @@ while offset < scan do
         claimed[1] = 1
         return claimed
       end
-      redis.call('PSETEX', lease, ARGV[2], '1')
-      claimed[#claimed + 1] = due[i]
-      claimed[#claimed + 1] = due[i + 1]
+      if not limited or admit(due[i], due[i + 1]) then
+        redis.call('PSETEX', lease, ARGV[2], '1')
+        claimed[#claimed + 1] = due[i]
+        claimed[#claimed + 1] = due[i + 1]
+      else
+        parked = parked + 1
+      end
     end
   end
   if #due < page * 2 then return claimed end
-  offset = offset + page
+  looked = looked + page
+  offset = offset + page - parked  -- parked jobs left the due range
 end
 claimed[1] = 1
 return claimed
 """
 
 
-def poll_iteration(worker: Worker, wakeup: Wakeup) -> Callable[[], Coroutine[Any, Any, None]]:
-    """A replacement for `worker._poll_iteration` (not for burst mode, which we do not use)."""
+def poll_iteration(
+    worker: Worker, wakeup: Wakeup, limits: Sequence[str | int | float] = ()
+) -> Callable[[], Coroutine[Any, Any, None]]:
+    """A replacement for `worker._poll_iteration` (not for burst mode, which we do not use);
+    `limits`: the claim script's arguments for limited tasks (WorkerLimits.claim_args)."""
 
     async def iteration() -> None:
         free = worker.max_jobs - worker.job_counter
@@ -62,7 +121,10 @@ def poll_iteration(worker: Worker, wakeup: Wakeup) -> Callable[[], Coroutine[Any
             lease_ms = round(worker.in_progress_timeout_s * 1000)
             scan = worker.queue_read_limit + worker.max_jobs
             answer = await run_script(
-                worker.pool, CLAIM_SCRIPT, [worker.queue_name], [timestamp_ms(), lease_ms, free, scan]
+                worker.pool,
+                CLAIM_SCRIPT,
+                [worker.queue_name],
+                [timestamp_ms(), lease_ms, free, scan, *limits],
             )
             wakeup.claimed(answer[0] == 1)
             for index in range(1, len(answer), 2):

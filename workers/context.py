@@ -17,6 +17,7 @@ from jobcore.logs import configure_logging, quiet_arq_job_lines
 from jobcore.registry import TaskRegistry
 from jobcore.tracing import configure_tracing, shutdown_tracing
 from workers.arq_worker import adopt
+from workers.limits import WorkerLimits
 from workers.runtime import Runtime
 
 SETTINGS_KEY = "settings"
@@ -46,7 +47,9 @@ async def startup(ctx: dict[str, Any]) -> None:
     resources = Resources(settings=settings, redis=ctx["redis"], http=http, worker_id=worker_id())
     ctx[RESOURCES_KEY] = resources
     registry: TaskRegistry = ctx[REGISTRY_KEY]
-    runtime = Runtime(resources, registry_version=registry.version)
+    runtime = Runtime(
+        resources, registry_version=registry.version, limits=WorkerLimits.of(registry, resources.keys)
+    )
     runtime.worker = adopt(ctx, runtime)
     await runtime.start()
     ctx[RUNTIME_KEY] = runtime

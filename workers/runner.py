@@ -82,6 +82,7 @@ async def run_attempt(
     """Run one attempt of `job_id` (ARQ's try number `attempt`; `due_ms`: when it was due to run)."""
     queue = resources.settings.queue_name  # the pool's: where the job was taken from
     with bind_job(job_id, task.name, attempt, queue):
+        runtime.limits.hold(job_id, task.name)  # given back when ARQ finishes the job
         if attempt > task.max_attempts:
             await give_up(task, runtime, job_id, attempt, payload)
         hard = task.timeout_for(resources.settings)

@@ -30,6 +30,8 @@ from jobcore.records import (
     MARK,
     NEXT_ATTEMPT_AT,
     STARTED_AT,
+    THROTTLE,
+    THROTTLED_UNTIL,
     TRACE,
     WORKER,
     record_ttl_ms,
@@ -39,6 +41,7 @@ from jobcore.status import ms_to_datetime
 from jobcore.transitions import TRANSITION_LUA, Phase, Transition, call_lua, unpack_lua
 from jobcore.version import PACKAGE_VERSION
 from jobcore.worker_registry import WorkerBeat, WorkerRegistry, WorkerTotals
+from workers.limits import WorkerLimits
 from workers.metrics import WorkerMetrics
 from workers.wakeup import Wakeup
 
@@ -90,6 +93,7 @@ class Runtime:
     finishing: dict[str, Transition] = field(default_factory=dict)
     totals: WorkerTotals = field(default_factory=WorkerTotals)
     metrics: WorkerMetrics = field(default_factory=WorkerMetrics)
+    limits: WorkerLimits = field(default_factory=WorkerLimits.none)
     started_ms: int = field(default_factory=now_ms)
     batch: ScriptBatch = field(init=False)
     _last_beat_ms: int = 0
@@ -155,7 +159,7 @@ class Runtime:
             Phase.RUNNING,
             now,
             fields={ATTEMPT: attempt, STARTED_AT: now, WORKER: self.resources.worker_id},
-            drop=(MARK, NEXT_ATTEMPT_AT),
+            drop=(MARK, NEXT_ATTEMPT_AT, THROTTLE, THROTTLED_UNTIL),
         )
         args: list[str | int] = [
             self.lease_ms,
@@ -216,6 +220,7 @@ class Runtime:
             for attempt in attempts:
                 pipe.pexpire(Keys.arq_in_progress(attempt.job_id), self.lease_ms)
                 pipe.hexists(keys.record(attempt.job_id), CANCEL_REQUESTED)
+            self.limits.renew(pipe, now, self.lease_ms)
             if due:
                 self.registry.beat(pipe, self.heartbeat(), now)
             replies = await pipe.execute()

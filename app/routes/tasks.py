@@ -33,6 +33,8 @@ async def list_tasks(registry: RegistryDep, settings: SettingsDep) -> TaskList:
                     retry_on=[qualified_name(e) for e in task.retry.retry_on],
                     fail_on=[qualified_name(e) for e in task.retry.fail_on],
                 ),
+                rate_limit=str(task.limits.rate) if task.limits.rate else None,
+                max_concurrency=task.limits.max_concurrency,
                 input_schema=task.input_model.model_json_schema(),
                 result_schema=task.result_adapter.json_schema(),
             )
