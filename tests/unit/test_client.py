@@ -21,6 +21,7 @@ from jobcore.keys import Keys
 from jobcore.registry import TaskInput, TaskRegistry, task
 from jobcore.serializer import dumps, loads
 from jobcore.states import JobState
+from jobcore.status import ms_to_datetime
 from jobcore.worker_registry import WorkerInfo, WorkerTotals
 from workers.tasks.noop import NoopInput, noop
 from workers.tasks.reports import ReportInput, generate_report
@@ -348,3 +349,48 @@ def test_queue_names_are_the_configured_ones_then_those_live_workers_serve(job_c
         WorkerInfo(**beat, queues=["gone"], state="stale"),
     ]
     assert job_client.queue_names(workers) == ["high", "default", "low", "archive", "reports"]
+
+
+async def test_a_given_job_id_is_used_once_and_a_repeat_stores_nothing(
+    job_client: JobClient, arq_redis: ArqRedis
+) -> None:
+    first = await job_client.enqueue(
+        noop, NoopInput(value=1), job_id="cron-nightly-1800000000000", schedule="nightly"
+    )
+    assert (first.job_id, first.replayed, first.status) == (
+        "cron-nightly-1800000000000",
+        False,
+        JobState.PENDING,
+    )
+    again = await job_client.enqueue(noop, NoopInput(value=2), job_id=first.job_id, workflow="wf:0:0")
+    assert (again.job_id, again.replayed) == (first.job_id, True)
+    # the first job is untouched: its input, its record, one entry in the queue, one event
+    raw = await arq_redis.get(Keys.arq_job(first.job_id))
+    assert raw is not None and list(deserialize_job(raw, deserializer=loads).args) == [{"value": 1}]
+    status = await job_client.status(first.job_id)
+    assert (status.schedule, status.workflow_id, status.status) == ("nightly", None, JobState.PENDING)
+    assert await arq_redis.zcard("unit:queue:default") == 1
+    assert await arq_redis.xlen(f"unit:events:{first.job_id}") == 1
+
+
+async def test_a_workflow_step_job_shows_its_workflow(job_client: JobClient) -> None:
+    job = await job_client.enqueue(noop, NoopInput(value=1), job_id="step-1", workflow="wf123:2:5")
+    status = await job_client.status(job.job_id)
+    assert (status.workflow_id, status.schedule, status.throttled) == ("wf123", None, None)
+
+
+async def test_a_given_job_id_and_an_idempotency_key_are_not_both_taken(job_client: JobClient) -> None:
+    with pytest.raises(ValueError, match="not both"):
+        await job_client.enqueue(noop, NoopInput(value=1), job_id="x", idempotency_key="k")
+
+
+async def test_a_throttled_waiting_job_says_why_and_until_when(
+    job_client: JobClient, arq_redis: ArqRedis
+) -> None:
+    job = await job_client.enqueue(noop, NoopInput(value=1))
+    until = now_ms() + 5_000
+    await arq_redis.hset(f"unit:job:{job.job_id}", mapping={"throttle": "rate", "throttled_until": until})  # type: ignore[misc]
+    status = await job_client.status(job.job_id)
+    assert status.status is JobState.PENDING and status.attempt == 0
+    assert status.throttled is not None
+    assert (status.throttled.reason, status.throttled.next_try_at) == ("rate", ms_to_datetime(until))

@@ -14,6 +14,8 @@ from jobcore.config import Settings
 from jobcore.context import JobContext, Resources
 from jobcore.errors import SoftTimeLimitExceeded
 from jobcore.keys import Keys
+from jobcore.limits import TaskLimits
+from workers.limits import WorkerLimits
 from workers.runtime import Runtime
 
 from .conftest import make_settings
@@ -141,3 +143,26 @@ async def test_soft_limit_without_a_limit_names_zero(resources: Resources) -> No
     ctx.soft_limit.set()
     with pytest.raises(SoftTimeLimitExceeded, match=r"^the attempt passed its soft time limit of 0 s$"):
         ctx.check_soft_limit()
+
+
+async def test_beat_keeps_the_concurrency_places_of_running_attempts(
+    arq_redis: ArqRedis, resources: Resources
+) -> None:
+    runtime = Runtime(
+        resources, limits=WorkerLimits(resources.keys, {"capped": TaskLimits(max_concurrency=2)})
+    )
+    places = resources.keys.limit("capped", "running")
+    attempt = await attempt_task(runtime, "job-1")
+    runtime.limits.hold("job-1", "capped")
+    other = await attempt_task(runtime, "job-2")  # its place already ran out and was taken back
+    runtime.limits.hold("job-2", "capped")
+    await arq_redis.zadd(places, {"job-1": now_ms() + 1_000, "gone": now_ms() + 1_000})
+    before = now_ms()
+    await runtime.beat()
+    score = await arq_redis.zscore(places, "job-1")
+    assert score is not None and before + 10_000 <= score <= now_ms() + 10_000
+    assert await arq_redis.zscore(places, "gone") is not None  # not this worker's: left alone
+    assert await arq_redis.zscore(places, "job-2") is None  # a renewal never creates a place
+    for task in (attempt, other):
+        task.cancel()
+    await asyncio.gather(attempt, other, return_exceptions=True)
