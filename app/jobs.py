@@ -9,7 +9,7 @@ from urllib.parse import quote
 
 from fastapi import Request
 
-from app.schemas import EnqueuedJob
+from app.schemas import EnqueuedJob, WorkflowAccepted
 from jobcore.client import Enqueued, JobClient
 from jobcore.deadletters import DeadLetterStore
 from jobcore.errors import JobNotFoundError
@@ -20,6 +20,9 @@ from jobcore.registry import InputT, Task
 from jobcore.states import JobState
 from jobcore.status import JobStatus
 from jobcore.worker_registry import WorkerInfo
+from jobcore.workflow_spec import Group, Step, Workflow
+from jobcore.workflow_status import WorkflowStatus
+from jobcore.workflows import Workflows
 
 STATUS_ROUTE = "get_job"
 
@@ -114,6 +117,41 @@ class Jobs:
     @property
     def events(self) -> EventReader:
         return self.client.events
+
+    async def chain(self, *steps: Step[Any] | Group) -> WorkflowAccepted:
+        """Run `steps` one after another, each given the previous one's result; a step may be a
+        `group(...)` of steps run in parallel (the next step gets their results as a list):
+        `await jobs.chain(fetch.step(FetchInput(url=url)), parse.step())`. Only the first step takes
+        an input. InvalidWorkflowError (naming the step) before anything is enqueued."""
+        return await self.start_workflow(Workflow.chain(*steps))
+
+    async def group(self, *steps: Step[Any]) -> WorkflowAccepted:
+        """Run `steps` in parallel; the workflow's result is their results, in order."""
+        return await self.start_workflow(Workflow.group(*steps))
+
+    async def chord(self, steps: Sequence[Step[Any]], callback: Step[Any]) -> WorkflowAccepted:
+        """Run `steps` in parallel, then `callback` (given no input) with the list of their results."""
+        return await self.start_workflow(Workflow.chord(steps, callback))
+
+    async def start_workflow(self, workflow: Workflow) -> WorkflowAccepted:
+        """Create a built workflow (`Workflow.chain/group/chord`, or `Workflow.from_json`)."""
+        workflow_id = await self.workflows.create(workflow)
+        return WorkflowAccepted(workflow_id=workflow_id, status_url=self.workflow_url(workflow_id))
+
+    async def workflow(self, workflow_id: str) -> WorkflowStatus:
+        """The workflow's state and each step's; raises WorkflowNotFoundError for an unknown id."""
+        return await self.workflows.status(workflow_id)
+
+    async def cancel_workflow(self, workflow_id: str) -> WorkflowStatus:
+        """Cancel what has not finished; see Workflows.cancel."""
+        return await self.workflows.cancel(workflow_id)
+
+    @property
+    def workflows(self) -> Workflows:
+        return Workflows(self.client)
+
+    def workflow_url(self, workflow_id: str) -> str:
+        return f"{self.request.base_url}workflows/{quote(workflow_id, safe='')}"
 
     def status_url(self, job_id: str) -> str:
         """`request.url_for(STATUS_ROUTE, job_id=...)` without its search through every route."""

@@ -19,7 +19,18 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from app import metrics
 from app.dashboard import build_router as build_dashboard
 from app.deps import AppState
-from app.routes import deadletters, events, health, jobs, queues, reports, tasks, workers
+from app.routes import (
+    deadletters,
+    events,
+    health,
+    jobs,
+    queues,
+    reports,
+    schedules,
+    tasks,
+    workers,
+    workflows,
+)
 from app.routes.jobs import TASK_ROUTE_EXTRA
 from jobcore.batching import ScriptBatch
 from jobcore.config import Settings, load_settings
@@ -27,6 +38,7 @@ from jobcore.connection import create_arq
 from jobcore.errors import (
     ConflictError,
     InvalidScheduleError,
+    InvalidWorkflowError,
     JobsError,
     NotFoundError,
     TaskInputError,
@@ -41,6 +53,7 @@ STATUS_BY_ERROR: dict[type[JobsError], int] = {
     NotFoundError: 404,
     ConflictError: 409,
     InvalidScheduleError: 422,
+    InvalidWorkflowError: 422,
     TaskInputError: 422,
     UnknownQueueError: 422,
 }
@@ -107,6 +120,7 @@ def create_app(settings: Settings | None = None, registry: TaskRegistry | None =
         registry = load_registry(settings)
     else:
         registry.check_queues(settings)
+        registry.check_schedules()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, AppState]]:
@@ -136,8 +150,10 @@ def create_app(settings: Settings | None = None, registry: TaskRegistry | None =
     app.include_router(workers.router)
     app.include_router(deadletters.router)
     app.include_router(tasks.router)
+    app.include_router(schedules.router)
     app.include_router(health.router)
     app.include_router(reports.router)
+    app.include_router(workflows.router)
     if settings.dashboard_enabled:
         app.include_router(build_dashboard(settings))
     app.add_exception_handler(JobsError, on_jobs_error)

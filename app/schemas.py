@@ -27,6 +27,13 @@ class EnqueuedJob(BaseModel):
     )
 
 
+class WorkflowAccepted(BaseModel):
+    """Answer to an accepted workflow: where to poll for its state."""
+
+    workflow_id: str
+    status_url: str = Field(description="GET this URL for the workflow's state (also the Location header).")
+
+
 class RetryInfo(BaseModel):
     """Backoff between attempts: a random wait in [0, min(cap_s, base_s * factor^(attempt-1))]."""
 

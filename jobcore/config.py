@@ -163,6 +163,16 @@ class Settings(BaseSettings):
     dashboard_refresh_s: Annotated[float, Field(ge=0, le=3600)] = Field(
         default=5.0, description="Dashboard live refresh period; 0 turns live refresh off."
     )
+    schedules_enabled: bool = Field(
+        default=True,
+        description="Whether this worker process fires the tasks' schedules (each tick runs once "
+        "however many workers fire it).",
+    )
+    disabled_schedules: Annotated[tuple[str, ...], NoDecode] = Field(
+        default=(),
+        description="Comma-separated names of schedules turned off everywhere (GET /schedules shows "
+        "them disabled).",
+    )
 
     @field_validator("task_packages", mode="before")
     @classmethod
@@ -178,7 +188,7 @@ class Settings(BaseSettings):
             raise ValueError("name at least one package")
         return value
 
-    @field_validator("queues", mode="before")
+    @field_validator("queues", "disabled_schedules", mode="before")
     @classmethod
     def split_queues(cls, value: object) -> object:
         if isinstance(value, str):

@@ -4,11 +4,14 @@ JobsError                        root: anything this project raises on purpose
 ├── NotFoundError                something named in the request does not exist
 │   ├── UnknownTaskError         no task is registered under that name
 │   ├── JobNotFoundError         no job (or an expired one) has that id
-│   └── DeadLetterNotFoundError  no dead letter has that job id
+│   ├── DeadLetterNotFoundError  no dead letter has that job id
+│   └── WorkflowNotFoundError    no workflow (or an expired one) has that id
 ├── ConflictError                the request clashes with the current state
 │   ├── IdempotencyConflictError an Idempotency-Key was reused with another request
-│   └── JobNotCancellableError   the job has already ended
+│   ├── JobNotCancellableError   the job has already ended
+│   └── WorkflowNotCancellableError  the workflow has already ended
 ├── InvalidScheduleError         delay / run_at given wrongly
+├── InvalidWorkflowError         a workflow spec is wrong (names the step by its path)
 ├── UnknownQueueError            a job was sent to a queue that is not configured
 ├── TaskInputError               a payload does not validate against the task's input model
 └── TaskError                    raised inside a job: the attempt fails with this error
@@ -76,6 +79,17 @@ class DeadLetterNotFoundError(NotFoundError):
         return {"job_id": self.job_id}
 
 
+class WorkflowNotFoundError(NotFoundError):
+    code = "workflow_not_found"
+
+    def __init__(self, workflow_id: str) -> None:
+        super().__init__(f"no workflow with id {workflow_id!r} (unknown, or it has expired)")
+        self.workflow_id = workflow_id
+
+    def details(self) -> dict[str, Any]:
+        return {"workflow_id": self.workflow_id}
+
+
 class ConflictError(JobsError):
     code = "conflict"
 
@@ -108,6 +122,20 @@ class JobNotCancellableError(ConflictError):
         return {"job_id": self.job_id, "status": self.status}
 
 
+class WorkflowNotCancellableError(ConflictError):
+    code = "workflow_not_cancellable"
+
+    def __init__(self, workflow_id: str, status: str) -> None:
+        super().__init__(
+            f"workflow {workflow_id} has already ended ({status}); only unfinished workflows can be cancelled"
+        )
+        self.workflow_id = workflow_id
+        self.status = status
+
+    def details(self) -> dict[str, Any]:
+        return {"workflow_id": self.workflow_id, "status": self.status}
+
+
 class InvalidScheduleError(JobsError):
     code = "invalid_schedule"
 
@@ -117,6 +145,38 @@ class InvalidScheduleError(JobsError):
 
     def details(self) -> dict[str, Any]:
         return {"fields": self.fields}
+
+
+class InvalidWorkflowError(JobsError):
+    """A workflow spec that cannot run: `path` names the step (`steps[1].steps[0]`, `callback`), `task`
+    its task, `detail` the pydantic errors of a bad input; `context` adds what else names the problem
+    (the unknown queue and the configured ones)."""
+
+    code = "invalid_workflow"
+
+    def __init__(
+        self,
+        problem: str,
+        *,
+        path: str | None = None,
+        task: str | None = None,
+        detail: list[dict[str, Any]] | None = None,
+        **context: Any,
+    ) -> None:
+        where = "" if path is None else f"{path} ({task}): " if task else f"{path}: "
+        super().__init__(f"invalid workflow: {where}{problem}")
+        self.path = path
+        self.task = task
+        self.detail = detail
+        self.context = context
+
+    def details(self) -> dict[str, Any]:
+        found: dict[str, Any] = {"path": self.path}
+        if self.task is not None:
+            found["task"] = self.task
+        if self.detail is not None:
+            found["detail"] = self.detail
+        return {**found, **self.context}
 
 
 class UnknownQueueError(JobsError):

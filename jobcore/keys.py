@@ -63,6 +63,15 @@ class Keys:
         """One worker's last heartbeat (JSON)."""
         return f"{self.prefix}:worker:{worker_id}"
 
+    def workflow(self, workflow_id: str) -> str:
+        """Our hash per workflow: its stages, each step's result, progress counters, cancel and
+        error flags (jobcore.workflows)."""
+        return f"{self.prefix}:workflow:{workflow_id}"
+
+    def schedule(self, name: str) -> str:
+        """One schedule's last fired tick (ms) and the job it made (hash, jobcore.schedules)."""
+        return f"{self.prefix}:schedule:{name}"
+
     def report(self, report_id: str) -> str:
         """Where `generate_report` stores the report it built."""
         return f"{self.prefix}:report:{report_id}"

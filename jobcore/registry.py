@@ -11,18 +11,22 @@ import importlib
 import inspect
 import json
 import pkgutil
+import re
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Generic, TypeVar, cast, get_type_hints
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast, get_type_hints
 
 from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
 
-from jobcore.config import ENV_PREFIX, Settings
+from jobcore.config import ENV_PREFIX, QUEUE_PATTERN, Settings
 from jobcore.context import JobContext
 from jobcore.cron import Cron
 from jobcore.errors import TaskInputError, UnknownTaskError
 from jobcore.limits import RateLimit, TaskLimits
 from jobcore.retry import RetryPolicy
+
+if TYPE_CHECKING:
+    from jobcore.workflow_spec import Step
 
 SOFT_LIMIT_FRACTION = 0.8
 
@@ -92,6 +96,13 @@ class Task(Generic[InputT, ResultT]):
         """The result as JSON-able data."""
         return self.result_adapter.dump_python(value, mode="json")
 
+    def step(self, data: InputT | None = None, *, queue: str | None = None) -> Step[InputT]:
+        """This task as a workflow step (jobcore.workflow_spec): the first steps take `data`, later
+        ones none (they get the previous step's result); `queue` overrides the task's own."""
+        from jobcore.workflow_spec import Step  # the workflow module builds on this one
+
+        return Step(self, data, queue)
+
 
 def task(
     *,
@@ -157,6 +168,15 @@ def task(
     return wrap
 
 
+@dataclass(frozen=True, slots=True)
+class Schedule:
+    """One of a task's Crons under its name, unique across the registry (jobcore.schedules fires it)."""
+
+    name: str
+    task: Task[Any, Any]
+    cron: Cron
+
+
 class TaskRegistry:
     """The set of tasks, by name."""
 
@@ -210,6 +230,36 @@ class TaskRegistry:
                     f"{ENV_PREFIX}QUEUES ({', '.join(settings.queues)})"
                 )
 
+    @property
+    def schedules(self) -> list[Schedule]:
+        """Every task's schedules, named: a Cron's own name, else the task's (`<task>-<n>`, from 1,
+        for the n-th of a task's several unnamed ones)."""
+        return [
+            Schedule(cron.name or (t.name if len(t.schedules) == 1 else f"{t.name}-{n}"), t, cron)
+            for t in self._tasks.values()
+            for n, cron in enumerate(t.schedules, start=1)
+        ]
+
+    def check_schedules(self) -> None:
+        """Raise ValueError naming the first schedule whose name is malformed or taken, or whose
+        input does not validate against its task's input model."""
+        seen: dict[str, str] = {}
+        for schedule in self.schedules:
+            name, owner = schedule.name, schedule.task.name
+            if not re.fullmatch(QUEUE_PATTERN, name):
+                raise ValueError(
+                    f"schedule {name!r} of task {owner!r}: not a valid schedule name "
+                    "(use letters, digits, '_', '.', '-')"
+                )
+            if name in seen:
+                by = f"task {owner!r}" if seen[name] == owner else f"tasks {seen[name]!r} and {owner!r}"
+                raise ValueError(f"schedule {name!r} is declared twice (by {by})")
+            seen[name] = owner
+            try:
+                schedule.task.parse_input(dict(schedule.cron.input))
+            except TaskInputError as error:
+                raise ValueError(f"schedule {name!r}: {error}") from None
+
     def get(self, name: str) -> Task[Any, Any]:
         try:
             return self._tasks[name]
@@ -228,13 +278,14 @@ class TaskRegistry:
 
 def load_registry(settings: Settings) -> TaskRegistry:
     """The tasks of `settings.task_packages`, or stop the process with one line naming the package
-    that cannot be imported, or the task whose queue is not configured."""
+    that cannot be imported, the task whose queue is not configured, or the schedule that is wrong."""
     try:
         registry = TaskRegistry.discover_all(settings.task_packages)
     except ModuleNotFoundError as error:
         raise SystemExit(f"invalid settings: JOBS_TASK_PACKAGES: cannot import {error.name!r}") from None
     try:
         registry.check_queues(settings)
+        registry.check_schedules()
     except ValueError as error:
         raise SystemExit(f"invalid settings: {error}") from None
     return registry

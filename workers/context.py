@@ -11,6 +11,7 @@ from typing import Any
 
 import httpx
 
+from jobcore.client import JobClient
 from jobcore.config import Settings
 from jobcore.context import Resources
 from jobcore.logs import configure_logging, quiet_arq_job_lines
@@ -19,11 +20,16 @@ from jobcore.tracing import configure_tracing, shutdown_tracing
 from workers.arq_worker import adopt
 from workers.limits import WorkerLimits
 from workers.runtime import Runtime
+from workers.scheduler import Scheduler
 
 SETTINGS_KEY = "settings"
 REGISTRY_KEY = "registry"
 RESOURCES_KEY = "resources"
 RUNTIME_KEY = "runtime"
+# the settings as configured: a pool's own (SETTINGS_KEY) name its queue as `queue_name`, which must
+# not become the queue of the jobs the worker enqueues (a task without a queue goes to the default)
+CLIENT_SETTINGS_KEY = "client_settings"
+SCHEDULER_KEY = "scheduler"
 
 log = logging.getLogger(__name__)
 
@@ -53,11 +59,20 @@ async def startup(ctx: dict[str, Any]) -> None:
     runtime.worker = adopt(ctx, runtime)
     await runtime.start()
     ctx[RUNTIME_KEY] = runtime
+    client_settings: Settings = ctx.get(CLIENT_SETTINGS_KEY, settings)
+    runtime.client = JobClient(resources.redis, client_settings, registry, batch=runtime.batch)
+    scheduler = Scheduler.for_worker(runtime.client)
+    if scheduler is not None:
+        scheduler.start()
+        ctx[SCHEDULER_KEY] = scheduler
     log.info("worker %s started", resources.worker_id)
 
 
 async def shutdown(ctx: dict[str, Any]) -> None:
     """ARQ on_shutdown (after running jobs finished or were put back): close what startup opened."""
+    scheduler: Scheduler | None = ctx.pop(SCHEDULER_KEY, None)
+    if scheduler is not None:
+        await scheduler.stop()
     runtime: Runtime | None = ctx.pop(RUNTIME_KEY, None)
     if runtime is not None:
         await runtime.stop()

@@ -34,9 +34,10 @@ from jobcore.scripts import run_script
 from jobcore.states import JobState
 from jobcore.tracing import attempt_span
 from jobcore.transitions import TRANSITION_LUA, Phase, Transition, call_lua, unpack_lua
-from workers.context import get_resources, get_runtime
+from workers.context import REGISTRY_KEY, get_resources, get_runtime
 from workers.outcomes import dead_letter, exception_error, mark_cancelled, schedule_retry
 from workers.runtime import Runtime
+from workers.workflow_steps import WorkflowStep, workflow_step
 
 log = get_logger(__name__)
 
@@ -78,8 +79,11 @@ async def run_attempt(
     attempt: int,
     payload: Any,
     due_ms: int | None = None,
+    *,
+    registry: TaskRegistry,
 ) -> Any:
-    """Run one attempt of `job_id` (ARQ's try number `attempt`; `due_ms`: when it was due to run)."""
+    """Run one attempt of `job_id` (ARQ's try number `attempt`; `due_ms`: when it was due to run;
+    `registry`: the worker's tasks, which a workflow step's next steps are enqueued with)."""
     queue = resources.settings.queue_name  # the pool's: where the job was taken from
     with bind_job(job_id, task.name, attempt, queue):
         runtime.limits.hold(job_id, task.name)  # given back when ARQ finishes the job
@@ -87,7 +91,8 @@ async def run_attempt(
             await give_up(task, runtime, job_id, attempt, payload)
         hard = task.timeout_for(resources.settings)
         begun = await runtime.begin(job_id, attempt, hard)
-        if begun.cancelled:
+        step = workflow_step(runtime, registry, begun.workflow)
+        if begun.cancelled or (step is not None and await step.cancelled()):
             await mark_cancelled(resources, job_id)
             log.info("job.cancelled", before_start=True)
             raise JobCancelledError("cancelled before this attempt started")
@@ -99,7 +104,7 @@ async def run_attempt(
         details: dict[str, Any] = {}
         try:
             with attempt_span(begun.trace, task=task.name, queue=queue, job_id=job_id, attempt=attempt):
-                output = await attempt_body(task, resources, runtime, job_id, attempt, payload, hard)
+                output = await attempt_body(task, resources, runtime, job_id, attempt, payload, hard, step)
             outcome = "succeeded"
             return output
         except JobCancelledError:
@@ -167,9 +172,10 @@ async def attempt_body(
     attempt: int,
     payload: Any,
     hard: float,
+    step: WorkflowStep | None = None,
 ) -> Any:
     """The attempt after its start was recorded: run the task under its limits, then record how it
-    ended (result, retry, dead letter, cancel)."""
+    ended (result, retry, dead letter, cancel); a workflow `step` advances its workflow first."""
     soft = task.soft_timeout_for(resources.settings)
     ctx = JobContext(job_id, task.name, attempt, resources, soft_timeout_s=soft)
     limit = asyncio.timeout(hard)
@@ -205,6 +211,9 @@ async def attempt_body(
         raise JobCancelledError("cancelled while running") from None
     if failure is None:
         output = task.dump_result(result)
+        if step is not None:
+            failure = await step.succeeded(output)
+    if failure is None:
         finished = now_ms()
         await runtime.settle(
             Transition(
@@ -244,6 +253,7 @@ def arq_function(task: Task[Any, Any]) -> Function:
             ctx["job_try"],
             payload,
             ctx.get("score"),
+            registry=ctx[REGISTRY_KEY],
         )
 
     run.__qualname__ = run.__name__ = f"run_{task.name}"

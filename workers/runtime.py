@@ -21,7 +21,7 @@ from arq.worker import Worker
 from redis.exceptions import RedisError
 
 from jobcore.batching import ScriptBatch
-from jobcore.client import now_ms
+from jobcore.client import JobClient, now_ms
 from jobcore.context import Resources
 from jobcore.keys import Keys
 from jobcore.records import (
@@ -34,6 +34,7 @@ from jobcore.records import (
     THROTTLED_UNTIL,
     TRACE,
     WORKER,
+    WORKFLOW,
     record_ttl_ms,
 )
 from jobcore.states import JobState
@@ -52,7 +53,7 @@ BEAT_INTERVAL_S = 1.0
 # The start of an attempt in one round trip and one command. KEYS: ARQ in-progress, ARQ job, record,
 # events; ARGV: lease, job data TTL, record TTL (ms), then the `running` transition's arguments.
 # Answers {1} and records nothing of this attempt when the job was cancelled meanwhile, else {0, the
-# record's trace context}.
+# record's trace context, its workflow step}.
 BEGIN_SCRIPT = (
     TRANSITION_LUA
     + unpack_lua(4)
@@ -62,17 +63,19 @@ redis.call('PEXPIRE', KEYS[1], ARGV[1])
 redis.call('PEXPIRE', KEYS[2], ARGV[2])
 redis.call('PEXPIRE', KEYS[3], ARGV[3])
 {call_lua(3, 4, 4)}
-return {{0, redis.call('HGET', KEYS[3], '{TRACE}')}}
+return {{0, redis.call('HGET', KEYS[3], '{TRACE}'), redis.call('HGET', KEYS[3], '{WORKFLOW}')}}
 """
 )
 
 
 @dataclass(frozen=True, slots=True)
 class Begun:
-    """What the start of an attempt found: whether the job was cancelled, and its trace context."""
+    """What the start of an attempt found: whether the job was cancelled, its trace context, and
+    which workflow step it is (`<workflow id>:<stage>:<index>`), if any."""
 
     cancelled: bool
     trace: str | None = None
+    workflow: str | None = None
 
 
 @dataclass(slots=True)
@@ -94,6 +97,7 @@ class Runtime:
     totals: WorkerTotals = field(default_factory=WorkerTotals)
     metrics: WorkerMetrics = field(default_factory=WorkerMetrics)
     limits: WorkerLimits = field(default_factory=WorkerLimits.none)
+    client: JobClient | None = None  # enqueues from the worker: schedules' ticks, workflows' steps
     started_ms: int = field(default_factory=now_ms)
     batch: ScriptBatch = field(init=False)
     _last_beat_ms: int = 0
@@ -174,8 +178,12 @@ class Runtime:
         )
         if answer[0] == 1:
             return Begun(cancelled=True)
-        trace = answer[1] if len(answer) > 1 else None
-        return Begun(cancelled=False, trace=trace.decode() if isinstance(trace, bytes) else None)
+        trace, workflow = (answer[1:] + [None, None])[:2]
+        return Begun(
+            cancelled=False,
+            trace=trace.decode() if isinstance(trace, bytes) else None,
+            workflow=workflow.decode() if isinstance(workflow, bytes) else None,
+        )
 
     async def settle(self, transition: Transition) -> None:
         """Write a finished attempt's transition: in the transaction where ARQ stores the result

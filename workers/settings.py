@@ -20,7 +20,7 @@ from jobcore.config import Settings, load_settings, pool_class_name
 from jobcore.keys import Keys
 from jobcore.registry import TaskRegistry, load_registry
 from jobcore.serializer import dumps, loads
-from workers.context import REGISTRY_KEY, SETTINGS_KEY, shutdown, startup
+from workers.context import CLIENT_SETTINGS_KEY, REGISTRY_KEY, SETTINGS_KEY, shutdown, startup
 from workers.runner import ARQ_TIMEOUT_MARGIN_S, arq_functions
 
 
@@ -55,6 +55,7 @@ def worker_options(settings: Settings, tasks: TaskRegistry, queue: str | None = 
     """ARQ `Worker` keyword arguments for the pool of `queue` (default: `settings.queue_name`): every
     task, JSON serialization, our hooks, tuned polling."""
     tasks.check_queues(settings)
+    configured = settings
     settings = pool_settings(settings, queue)
     queue = Keys(settings.key_prefix).queue(settings.queue_name)
     return {
@@ -73,7 +74,7 @@ def worker_options(settings: Settings, tasks: TaskRegistry, queue: str | None = 
         "job_deserializer": loads,
         "on_startup": startup,
         "on_shutdown": shutdown,
-        "ctx": {SETTINGS_KEY: settings, REGISTRY_KEY: tasks},
+        "ctx": {SETTINGS_KEY: settings, CLIENT_SETTINGS_KEY: configured, REGISTRY_KEY: tasks},
     }
 
 

@@ -102,6 +102,8 @@ def service_env(redis_url: str, prefix: str, **extra: str) -> dict[str, str]:
         "JOBS_SHUTDOWN_GRACE_S": "2",
         "JOBS_TASK_PACKAGES": TASK_PACKAGES,
         "JOBS_QUEUES": QUEUES,
+        # tests.integration.tasks.scheduled's once-a-second schedule: only test_schedules turns it on
+        "JOBS_DISABLED_SCHEDULES": "every_second",
         **extra,
     }
 

@@ -56,12 +56,25 @@ async def test_tasks_and_openapi(http: httpx.AsyncClient) -> None:
     tasks = (await http.get("/tasks")).json()["tasks"]
     # the shipped tasks plus the probes the tests load through JOBS_TASK_PACKAGES
     assert sorted(t["name"] for t in tasks) == [
-        "fail", "generate_report", "hold", "nap", "noop", "overrun", "send_webhook"
+        "capped_span", "fail", "generate_report", "hold", "nap", "noop", "overrun", "paced_ping", "record_tick",
+        "send_webhook", "wf_add", "wf_double", "wf_fail_always", "wf_greet", "wf_square", "wf_total",
     ]  # fmt: skip
-    spec = (await http.get("/openapi.json")).json()
-    assert {"/jobs/noop", "/jobs/send_webhook", "/jobs/generate_report", "/jobs/{job_id}", "/tasks"} <= set(
-        spec["paths"]
+    limits = {t["name"]: (t["rate_limit"], t["max_concurrency"]) for t in tasks}
+    assert (limits["paced_ping"], limits["capped_span"], limits["noop"]) == (
+        ("10/s", None),
+        (None, 2),
+        (None, None),
     )
+    paths = {"/schedules", "/workflows", "/workflows/{workflow_id}"}
+    spec = (await http.get("/openapi.json")).json()
+    assert {
+        "/jobs/noop",
+        "/jobs/send_webhook",
+        "/jobs/generate_report",
+        "/jobs/{job_id}",
+        "/tasks",
+        *paths,
+    } <= set(spec["paths"])
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,25 @@
+"""`GET /schedules`: the tasks' periodic schedules, their next tick and their last run."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from fastapi import APIRouter
+from pydantic import BaseModel
+
+from app.deps import JobsDep
+from jobcore.schedules import ScheduleView, schedule_views
+
+router = APIRouter(tags=["schedules"])
+
+
+class ScheduleList(BaseModel):
+    schedules: list[ScheduleView]
+
+
+@router.get("/schedules")
+async def list_schedules(jobs: JobsDep) -> ScheduleList:
+    """Every schedule the tasks declare: task, cron expression, timezone, queue, whether it is
+    enabled (`JOBS_DISABLED_SCHEDULES`), its next tick, and the job its latest fired tick made with
+    that job's state now."""
+    return ScheduleList(schedules=await schedule_views(jobs.client, datetime.now(UTC)))
