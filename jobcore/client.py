@@ -110,6 +110,17 @@ def run_time_ms(now: int, delay: float | timedelta | None, run_at: datetime | No
     return at if at > now else None
 
 
+def stored_payload(task: Task[InputT, Any], data: InputT) -> Any:
+    """What a job of `task` stores for `data` (JSON-able); TaskInputError when it would not come back
+    the same — e.g. a SecretStr (dumped masked) or a field excluded from dumps: the worker would get
+    other data than the caller gave."""
+    payload = data.model_dump(mode="json", by_alias=True)
+    if task.parse_input(payload).model_dump() != data.model_dump():
+        reason = "does not survive being stored as JSON (a SecretStr or excluded field?)"
+        raise TaskInputError(task.name, [{"loc": [], "msg": reason, "type": "json_round_trip"}])
+    return payload
+
+
 class JobClient:
     """Enqueues typed jobs and reads their status, on the API's pooled ArqRedis."""
 
@@ -238,12 +249,7 @@ class JobClient:
             workflow=workflow,
             schedule=schedule,
         )
-        payload = data.model_dump(mode="json", by_alias=True)
-        if task.parse_input(payload).model_dump() != data.model_dump():
-            # e.g. a SecretStr (dumped masked) or a field excluded from dumps: the worker would get
-            # other data than the caller gave
-            reason = "does not survive being stored as JSON (a SecretStr or excluded field?)"
-            raise TaskInputError(task.name, [{"loc": [], "msg": reason, "type": "json_round_trip"}])
+        payload = stored_payload(task, data)
         try:
             job = serialize_job(task.name, (payload,), {}, None, now, serializer=dumps)
         except SerializationError as error:

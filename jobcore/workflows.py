@@ -22,7 +22,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from jobcore.client import JobClient, now_ms
+from jobcore.client import JobClient, now_ms, stored_payload
 from jobcore.errors import (
     InvalidWorkflowError,
     JobNotCancellableError,
@@ -272,19 +272,15 @@ def _check_storable(placed: PlacedStep) -> None:
     checks, here before the workflow is written)."""
     task, data = placed.step.task, placed.step.data
     assert data is not None, "first-stage steps are given their input when built"
-    payload = data.model_dump(mode="json", by_alias=True)
     try:
-        dumps(payload)
-        same = task.parse_input(payload).model_dump() == data.model_dump()
+        dumps(stored_payload(task, data))
     except (TypeError, JobsError):  # orjson's error is a TypeError
-        same = False
-    if not same:
         raise InvalidWorkflowError(
             "its input cannot be stored as JSON as it is (a SecretStr, an excluded field, an integer "
             "beyond 64 bits?)",
             path=placed.path,
             task=task.name,
-        )
+        ) from None
 
 
 def _cannot_take(done: StoredStage, step: StoredStep, error: JobsError) -> WorkflowError:
