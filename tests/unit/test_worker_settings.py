@@ -10,7 +10,7 @@ from jobcore.config import Settings
 from jobcore.serializer import dumps, loads
 from jobcore.states import JobState
 from workers import settings as worker_settings
-from workers.context import SETTINGS_KEY, shutdown, startup
+from workers.context import CLIENT_SETTINGS_KEY, SETTINGS_KEY, shutdown, startup
 from workers.settings import pool_settings, worker_options
 from workers.tasks import registry
 from workers.tasks.noop import NoopInput, noop
@@ -116,3 +116,26 @@ async def test_a_pool_runs_only_the_jobs_of_its_queue(
         (JobState.SUCCEEDED, "default"),
         (JobState.SUCCEEDED, "high"),
     ]
+
+
+def test_a_pool_enqueues_with_the_deployments_settings_not_its_own_queue() -> None:
+    """Jobs a worker enqueues (schedule ticks, workflow steps) go to their task's queue: a `high` pool's
+    settings name `high` as queue_name, which must not become the default of what it enqueues."""
+    configured = make_settings()
+    ctx = worker_options(configured, registry, "high")["ctx"]
+    assert ctx[SETTINGS_KEY].queue_name == "high"
+    assert ctx[CLIENT_SETTINGS_KEY] is configured and configured.queue_name == "default"
+
+
+async def test_the_worker_client_of_a_high_pool_sends_a_task_without_a_queue_to_default(
+    settings: Settings, job_client: JobClient
+) -> None:
+    ctx = {**worker_options(settings, registry, "high")["ctx"], "redis": job_client.redis}
+    await startup(ctx)
+    try:
+        client = ctx["runtime"].client
+        assert client is not None
+        job = await client.enqueue(noop, NoopInput(value=3))
+    finally:
+        await shutdown(ctx)
+    assert (await job_client.status(job.job_id)).queue == "default"
