@@ -27,8 +27,14 @@ from workers.wakeup import Wakeup
 # its rate's interval (ms, 0 = none) and its max running (0 = none).
 # Answers {more, id1, score1, id2, score2, ...}: `more` is 1 when due jobs were left unclaimed.
 # A due job of a limited task over its limit is not claimed: it is moved to the time it may try again
-# (rate: the next free slot; concurrency: a lease's time, woken earlier by a finishing job through the
-# task's waiting set) and its record says why (`throttle`, `throttled_until`). No attempt is counted.
+# and its record says why (`throttle`, `throttled_until`); no attempt is counted.
+# - rate (GCRA, no burst): a start at most every interval after the previous one (`:rate` holds when
+#   the next may start). A job seen for the first time takes the next free slot behind those already
+#   given out (`:slots` holds the last one), so a backlog is parked once, in order, and not looked at
+#   again before its slot; at its slot only the pace can hold it back once more (a late start).
+# - concurrency: at most N places (`:running`, scored by lease expiry: a dead worker's places free
+#   themselves); a job finding none waits a lease at most, in the task's `:waiting` set, and is woken
+#   as soon as a place is given back (workers.limits.RELEASE_SCRIPT).
 CLAIM_SCRIPT = f"""
 local want = tonumber(ARGV[3])
 local scan = tonumber(ARGV[4])
@@ -39,7 +45,6 @@ for i = 0, tonumber(ARGV[6] or '0') - 1 do
   limits[ARGV[7 + 3 * i]] = {{tonumber(ARGV[8 + 3 * i]), tonumber(ARGV[9 + 3 * i])}}
 end
 local limited = ARGV[6] ~= nil and ARGV[6] ~= '0'
-local slots = {{}}
 local function park(id, record, until_ms, reason)
   redis.call('ZADD', KEYS[1], until_ms, id)
   redis.call('HSET', record, '{THROTTLE}', reason, '{THROTTLED_UNTIL}', until_ms)
@@ -47,11 +52,11 @@ end
 -- nil when the job may start now (and then takes its rate slot and concurrency place), else parked
 local function admit(id, score)
   local record = prefix .. ':job:' .. id
-  local task = redis.call('HGET', record, '{TASK}')
+  local info = redis.call('HMGET', record, '{TASK}', '{THROTTLE}')
+  local task = info[1]
   local limit = task and limits[task]
   if not limit then return true end
   local base = prefix .. ':limit:' .. task
-  local tat_key = base .. ':rate'
   if limit[2] > 0 then
     redis.call('ZREMRANGEBYSCORE', base .. ':running', '-inf', now)
     if redis.call('ZCARD', base .. ':running') >= limit[2] then
@@ -61,13 +66,22 @@ local function admit(id, score)
     end
   end
   if limit[1] > 0 then
-    local tat = slots[task] or tonumber(redis.call('GET', tat_key) or '0')
-    if tat > now then
-      slots[task] = tat + limit[1]
-      park(id, record, math.ceil(tat), 'rate')
-      return false
+    local interval = limit[1]
+    local tat = tonumber(redis.call('GET', base .. ':rate') or '0')
+    if info[2] then  -- held back before: its turn came, only the pace can hold it once more
+      if tat > now then
+        park(id, record, math.ceil(tat), 'rate')
+        return false
+      end
+    else  -- first look: behind every job holding a slot already
+      local slot = math.max(tat, tonumber(redis.call('GET', base .. ':slots') or '0') + interval)
+      if slot > now then
+        redis.call('SET', base .. ':slots', slot, 'PX', math.ceil(slot - now + interval) + 1000)
+        park(id, record, math.ceil(slot), 'rate')
+        return false
+      end
     end
-    redis.call('SET', tat_key, now + limit[1], 'PX', math.ceil(limit[1]) + 1000)
+    redis.call('SET', base .. ':rate', now + interval, 'PX', math.ceil(interval) + 1000)
   end
   if limit[2] > 0 then
     redis.call('ZADD', base .. ':running', now + tonumber(ARGV[2]), id)

@@ -150,6 +150,22 @@ async def test_a_rate_limit_claims_one_job_per_interval_and_parks_the_rest_in_sl
     assert await limited.claim(["hook", 100, 0], now=NOW + 350) == [jobs[3]]
 
 
+async def test_a_backlog_is_parked_once_in_order_and_a_newcomer_queues_behind_it(limited: Limited) -> None:
+    jobs = [limited.job(n) for n in range(300)]
+    await limited.add("hook", {job_id: NOW - 10_000 + n for n, job_id in enumerate(jobs)})
+    assert await limited.claim(["hook", 100, 0], scan=1_000) == [jobs[0]]
+    assert [await limited.score(j) for j in jobs[1:]] == [NOW + 100 * n for n in range(1, 300)]
+    # parked jobs are not looked at again before their slot: nothing is due, nothing is written
+    before = [await limited.throttle(j) for j in jobs[1:]]
+    assert await limited.claim(["hook", 100, 0], now=NOW + 50, scan=1_000) == []
+    assert [await limited.throttle(j) for j in jobs[1:]] == before
+    # a job enqueued now, when the pace alone would let it start, still waits behind all of them
+    await limited.add("hook", {limited.job(999): NOW + 150})
+    assert await limited.claim(["hook", 100, 0], now=NOW + 150, scan=1_000) == [jobs[1]]
+    assert await limited.score(limited.job(999)) == NOW + 30_000
+    assert await limited.throttle(limited.job(999)) == ("rate", NOW + 30_000)
+
+
 async def test_jobs_of_other_tasks_are_not_held_back(limited: Limited) -> None:
     await limited.add("hook", {limited.job(n): NOW - 100 + n for n in range(3)})
     await limited.add("free", {limited.job(n): NOW - 100 + n for n in range(3, 6)})
