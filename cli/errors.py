@@ -25,14 +25,15 @@ class ExitCode(IntEnum):
 
 MEANINGS = {
     ExitCode.OK: "done",
-    ExitCode.JOB_FAILED: "the job failed or was cancelled (enqueue --wait), or --all was not confirmed",
+    ExitCode.JOB_FAILED: ("the job or workflow failed or was cancelled (--wait), or --all was not confirmed"),
     ExitCode.USAGE: "usage error: unknown command or option, bad option value",
-    ExitCode.NOT_FOUND: "not found: unknown task, job id or dead letter",
+    ExitCode.NOT_FOUND: "not found: unknown task, job id, dead letter or workflow id",
     ExitCode.INVALID_INPUT: (
-        "invalid input: --json not JSON or not valid for the task, bad delay or run time, unknown queue"
+        "invalid input: --json not JSON or not valid for the task, bad delay or run time, unknown queue, "
+        "a mistake in a workflow spec"
     ),
     ExitCode.REDIS_UNAVAILABLE: "Redis unreachable, or refusing the request",
-    ExitCode.CONFLICT: "conflict: the job has already ended, or an idempotency key was reused",
+    ExitCode.CONFLICT: "conflict: the job or workflow has already ended, or an idempotency key was reused",
     ExitCode.SETTINGS: "invalid settings (JOBS_* variables, JOBS_TASK_PACKAGES)",
     ExitCode.INTERRUPTED: "interrupted (Ctrl-C)",
 }

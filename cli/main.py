@@ -3,11 +3,12 @@ not over HTTP. Exit codes: see cli.errors."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Annotated
 
 import typer
 
-from cli import dead
+from cli import dead, workflows
 from cli.errors import ExitCode, exit_codes_help
 from cli.inputs import check_cursor, check_idempotency_key, parse_payload, parse_run_at
 from cli.output import (
@@ -21,6 +22,7 @@ from cli.output import (
     jobs_table,
     paged,
     queues_table,
+    schedules_table,
     show,
     status_table,
     workers_table,
@@ -31,19 +33,22 @@ from jobcore.client import Enqueued, JobClient
 from jobcore.errors import JobNotFoundError
 from jobcore.listing import JobPage
 from jobcore.queues import QueueStats
+from jobcore.schedules import ScheduleView, schedule_views
 from jobcore.states import JobState
 from jobcore.status import JobStatus
 from jobcore.worker_registry import WorkerInfo
 
 app = typer.Typer(
     name="arq-jobs",
-    help="Enqueue jobs and look after them: status, cancel, listings, queues, workers, dead letters.",
+    help="Enqueue jobs and look after them: status, cancel, listings, queues, workers, dead letters, "
+    "schedules, workflows.",
     no_args_is_help=True,
     add_completion=False,
     context_settings={"help_option_names": ["-h", "--help"]},
     epilog=f"Settings: the JOBS_* variables (and .env) of the API and workers. {exit_codes_help()}",
 )
 app.add_typer(dead.app, name="dead")
+app.add_typer(workflows.app, name="workflow")
 
 JobId = Annotated[str, typer.Argument(help="The job's id.", show_default=False, metavar="JOB_ID")]
 
@@ -215,6 +220,17 @@ def workers(ctx: typer.Context, output: OutputOption = Output.TABLE, as_json: Js
 
     found = run(ctx, work)
     show(found, choose(output, as_json), workers_table(found) if found else "no workers")
+
+
+@app.command()
+def schedules(ctx: typer.Context, output: OutputOption = Output.TABLE, as_json: JsonFlag = False) -> None:
+    """The tasks' periodic schedules: cron, queue, enabled, next run, the last run's job and its state."""
+
+    async def work(client: JobClient) -> list[ScheduleView]:
+        return await schedule_views(client, datetime.now(UTC))
+
+    found = run(ctx, work)
+    show(found, choose(output, as_json), schedules_table(found) if found else "no schedules")
 
 
 def main() -> None:

@@ -26,9 +26,11 @@ from jobcore.deadletters import DeadLetter, DeadLetterPage
 from jobcore.listing import JobPage
 from jobcore.progress import Progress
 from jobcore.queues import QueueStats
+from jobcore.schedules import ScheduleView
 from jobcore.states import JobState
-from jobcore.status import JobStatus
+from jobcore.status import JobStatus, Throttled
 from jobcore.worker_registry import WorkerInfo
+from jobcore.workflow_status import WorkflowStatus
 
 NON_TERMINAL_WIDTH = 200
 
@@ -132,6 +134,14 @@ def error_text(error: Any) -> str:
     return "" if error is None else f"{error.type}: {error.message}"
 
 
+def throttled_text(throttled: Throttled | None) -> str | None:
+    """`rate limit, next try <time>`: which of its task's limits a waiting job waits for."""
+    if throttled is None:
+        return None
+    text = f"waiting for its task's {throttled.reason} limit"
+    return f"{text}, next try {when(throttled.next_try_at)}" if throttled.next_try_at else text
+
+
 def status_table(status: JobStatus) -> Table:
     return fields_table(
         [
@@ -151,6 +161,9 @@ def status_table(status: JobStatus) -> Table:
             ("dead_lettered", "yes" if status.dead_lettered else None),
             ("retry_of", status.retry_of),
             ("cancel_requested", "yes" if status.cancel_requested else None),
+            ("throttled", throttled_text(status.throttled)),
+            ("workflow_id", status.workflow_id),
+            ("schedule", status.schedule),
         ]
     )
 
@@ -301,3 +314,58 @@ def dead_letter_table(letter: DeadLetter) -> Table:
             ("error", error_text(letter.error)),
         ]
     )
+
+
+def schedules_table(schedules: Sequence[ScheduleView]) -> Table:
+    found = table(
+        "NAME",
+        "TASK",
+        "CRON",
+        "TIMEZONE",
+        "QUEUE",
+        "ENABLED",
+        "NEXT RUN",
+        "LAST RUN",
+        "LAST JOB",
+        "LAST STATUS",
+    )
+    for s in schedules:
+        last = s.last_run
+        add_row(
+            found,
+            (
+                s.name,
+                s.task,
+                s.cron,
+                s.timezone,
+                s.queue,
+                "yes" if s.enabled else "no",
+                when(s.next_run_at),
+                when(last.scheduled_for) if last else "",
+                last.job_id if last else "",
+                "" if last is None else last.status.value if last.status else "expired",
+            ),
+        )
+    return found
+
+
+def workflow_tables(workflow: WorkflowStatus) -> list[RenderableType]:
+    """A workflow's fields, then one row per step."""
+    error = workflow.error
+    fields = fields_table(
+        [
+            ("workflow_id", workflow.workflow_id),
+            ("type", workflow.type.value),
+            ("status", workflow.status.value),
+            ("created_at", when(workflow.created_at)),
+            ("cancelled_at", when(workflow.cancelled_at)),
+            ("result", None if workflow.result is None else json.dumps(workflow.result, indent=2)),
+            ("error", error_text(error)),
+            ("error_step", None if error is None else error.step),
+        ]
+    )
+    steps = table("STEP", "TASK", "JOB ID", "STATUS", "RESULT / ERROR")
+    for step in workflow.steps:
+        outcome = error_text(step.error) or ("" if step.result is None else compact(step.result))
+        add_row(steps, (step.path, step.task, step.job_id, step.status.value, outcome))
+    return [fields, steps]

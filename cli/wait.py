@@ -1,9 +1,10 @@
-"""`enqueue --wait`: follow a job's event stream (the same events as GET /jobs/{id}/events) until it
-ends, showing its state and progress; a rich progress bar on a terminal, one line per change
-elsewhere (logs, CI, pipes)."""
+"""`--wait`: follow a job's event stream (the same events as GET /jobs/{id}/events) until it ends,
+showing its state and progress — a rich progress bar on a terminal, one line per change elsewhere
+(logs, CI, pipes); or a workflow, whose state is derived when read, by reading it until it ends."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from types import TracebackType
 
@@ -20,9 +21,13 @@ from rich.progress import (
 
 from cli.output import progress_text
 from jobcore.client import JobClient
+from jobcore.states import JobState
 from jobcore.status import JobStatus
+from jobcore.workflow_status import WorkflowStatus
+from jobcore.workflows import Workflows
 
 BLOCK_MS = 1000  # below the Redis socket timeout; after each idle second the status is read
+WORKFLOW_POLL_S = 0.2  # a workflow has no event stream of its own
 
 
 async def follow(client: JobClient, job_id: str, seen: Callable[[JobStatus], None]) -> JobStatus:
@@ -45,6 +50,40 @@ async def follow(client: JobClient, job_id: str, seen: Callable[[JobStatus], Non
             seen(current)
             if current.is_terminal:
                 return current
+
+
+async def follow_workflow(
+    workflows: Workflows, workflow_id: str, seen: Callable[[WorkflowStatus], None]
+) -> WorkflowStatus:
+    """Call `seen` with the workflow's status every WORKFLOW_POLL_S until it has ended; return it."""
+    while True:
+        current = await workflows.status(workflow_id)
+        seen(current)
+        if current.is_terminal:
+            return current
+        await asyncio.sleep(WORKFLOW_POLL_S)
+
+
+def workflow_line(status: WorkflowStatus) -> str:
+    """`running 1/3 steps succeeded; running steps[1]`: its state, how far, and what runs now."""
+    done = sum(step.status is JobState.SUCCEEDED for step in status.steps)
+    line = f"{status.status.value} {done}/{len(status.steps)} steps succeeded"
+    active = [step.path for step in status.steps if step.status in (JobState.RUNNING, JobState.RETRYING)]
+    return f"{line}; running {', '.join(active)}" if active else line
+
+
+class WorkflowLines:
+    """Prints a workflow's line (workflow_line) on `console` each time it changes."""
+
+    def __init__(self, console: Console) -> None:
+        self.console = console
+        self.last = ""
+
+    def __call__(self, status: WorkflowStatus) -> None:
+        line = workflow_line(status)
+        if line != self.last:
+            self.last = line
+            self.console.print(line, markup=False, highlight=False)
 
 
 def status_line(status: JobStatus) -> str:

@@ -1,6 +1,6 @@
 """The dashboard's actions (POST): cancel and retry a job or a selection of jobs, retry and delete dead
-letters (a selection, or all). Each answers with a flash message saying what it did; a job that
-could not be acted on is named with the reason (already ended, no dead letter, ...)."""
+letters (a selection, or all), cancel a workflow. Each answers with a flash message saying what it
+did; a job that could not be acted on is named with the reason (already ended, no dead letter, ...)."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ from app.deps import JobsDep
 from app.jobs import Jobs
 from jobcore.errors import JobsError
 from jobcore.status import JobStatus
+from jobcore.workflow_status import WorkflowState, WorkflowStatus
 
 router = APIRouter(
     route_class=DashboardRoute, include_in_schema=False, dependencies=[Depends(require_writable)]
@@ -53,6 +54,16 @@ def cancelled_message(status: JobStatus) -> str:
     if status.is_terminal:
         return f"Job {status.job_id} cancelled: it will not run."
     return f"Cancel requested: job {status.job_id} is running and stops within about a second."
+
+
+def workflow_cancelled_message(status: WorkflowStatus) -> str:
+    if status.status is WorkflowState.CANCELLED:
+        return (
+            f"Workflow {status.workflow_id} cancelled: no further step starts, and running steps stop "
+            "within about a second."
+        )
+    # its last step finished in the same instant
+    return f"Workflow {status.workflow_id} ended {status.status.value} before it could be cancelled."
 
 
 @dataclass
@@ -118,6 +129,15 @@ async def retry_job(
     return done(
         request, chrome, Flash("success", f"Job {job_id} retried as new job {job.job_id}.", (link,)), back
     )
+
+
+@router.post("/workflows/{workflow_id}/cancel", name="dashboard_cancel_workflow")
+async def cancel_workflow(
+    request: Request, workflow_id: str, jobs: JobsDep, chrome: ChromeDep, back: Back = None
+) -> Response:
+    status = await jobs.cancel_workflow(workflow_id)
+    link = Link(chrome.url("workflows", workflow_id), "open the workflow")
+    return done(request, chrome, Flash("success", workflow_cancelled_message(status), (link,)), back)
 
 
 @router.post("/jobs/cancel", name="dashboard_cancel_jobs")

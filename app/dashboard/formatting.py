@@ -47,6 +47,11 @@ def pretty_json(value: Any) -> str:
     return json.dumps(value, indent=2, ensure_ascii=False, default=str)
 
 
+def compact_json(value: Any) -> str:
+    """JSON on one line, for a short look at a value in a table cell."""
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str)
+
+
 def short_id(job_id: str) -> str:
     """The first 8 characters of a job id (the full id goes in the link and the title)."""
     return job_id if len(job_id) <= 12 else job_id[:8] + "…"

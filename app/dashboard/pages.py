@@ -1,5 +1,5 @@
-"""The dashboard's pages (GET): overview, queue, job, dead letters, workers. With `HX-Request` each
-answers only its live region, which htmx swaps in on refresh."""
+"""The dashboard's pages (GET): overview, queue, job, dead letters, workers, schedules, workflow. With
+`HX-Request` each answers only its live region, which htmx swaps in on refresh."""
 
 from __future__ import annotations
 
@@ -80,6 +80,16 @@ async def dead_letters(
 @router.get("/workers", name="dashboard_workers")
 async def workers(request: Request, jobs: JobsDep, chrome: ChromeDep) -> Response:
     return render_page(request, chrome, "workers", {"view": await views.workers_view(jobs)})
+
+
+@router.get("/schedules", name="dashboard_schedules")
+async def schedules(request: Request, jobs: JobsDep, chrome: ChromeDep) -> Response:
+    return render_page(request, chrome, "schedules", {"schedules": await views.schedules_view(jobs)})
+
+
+@router.get("/workflows/{workflow_id}", name="dashboard_workflow")
+async def workflow(request: Request, workflow_id: str, jobs: JobsDep, chrome: ChromeDep) -> Response:
+    return render_page(request, chrome, "workflow", {"view": await views.workflow_view(jobs, workflow_id)})
 
 
 @router.get("/static/{name}", name="dashboard_static")

@@ -97,6 +97,7 @@ def build_environment() -> jinja2.Environment:
         duration=formatting.duration,
         snippet=formatting.snippet,
         pretty_json=formatting.pretty_json,
+        compact_json=formatting.compact_json,
         short_id=formatting.short_id,
     )
     env.globals.update(

@@ -15,10 +15,12 @@ from jobcore.errors import DeadLetterNotFoundError, JobNotFoundError, NotFoundEr
 from jobcore.events import JobEvent
 from jobcore.listing import JobPage
 from jobcore.queues import QueueStats
+from jobcore.schedules import ScheduleView, schedule_views
 from jobcore.states import JobState
 from jobcore.status import JobStatus
 from jobcore.transitions import PROGRESS_EVENT
 from jobcore.worker_registry import WorkerInfo
+from jobcore.workflow_status import WorkflowStatus
 
 
 class QueueNotFoundError(NotFoundError):
@@ -252,3 +254,35 @@ async def workers_view(jobs: Jobs) -> WorkersView:
     ids = sorted({job for w in workers if w.state == "alive" for job in w.running_jobs})
     statuses = await jobs.client.statuses(ids) if ids else []
     return WorkersView(workers, {s.job_id: s for s in statuses if s is not None})
+
+
+async def schedules_view(jobs: Jobs) -> list[ScheduleView]:
+    """Every schedule the tasks declare, as `GET /schedules` lists them."""
+    return await schedule_views(jobs.client, datetime.now(UTC))
+
+
+@dataclass(frozen=True, slots=True)
+class WorkflowView:
+    """A workflow's status, and which of its step jobs exist (a step's job id is assigned when the
+    workflow is created, but its job only once its stage is enqueued: only those get a link)."""
+
+    status: WorkflowStatus
+    enqueued: frozenset[str]
+
+    @property
+    def live(self) -> bool:
+        return not self.status.is_terminal
+
+    @property
+    def can_cancel(self) -> bool:
+        return self.live
+
+    @property
+    def succeeded(self) -> int:
+        return sum(step.status is JobState.SUCCEEDED for step in self.status.steps)
+
+
+async def workflow_view(jobs: Jobs, workflow_id: str) -> WorkflowView:
+    status = await jobs.workflow(workflow_id)
+    found = await jobs.client.statuses([step.job_id for step in status.steps])
+    return WorkflowView(status, frozenset(job.job_id for job in found if job is not None))

@@ -15,10 +15,12 @@ from typing import Any
 import pytest
 
 from cli.errors import ExitCode
+from jobcore.registry import TaskRegistry
 
-from .conftest import ROOT, Service, delete_prefix, service_env, start_worker
+from .conftest import ROOT, TASK_PACKAGES, Service, delete_prefix, service_env, start_worker
 
-KNOWN_TASKS = "noop, generate_report, send_webhook, hold, nap, overrun, fail"
+# every task of the shipped and the test task packages, in registry order
+KNOWN_TASKS = ", ".join(task.name for task in TaskRegistry.discover_all(tuple(TASK_PACKAGES.split(","))))
 CLI = [sys.executable, "-m", "cli"]
 
 Run = Callable[..., subprocess.CompletedProcess[str]]
@@ -419,3 +421,76 @@ def test_mistakes_give_one_line_errors_and_their_exit_codes(cli: Run) -> None:
     assert "'nonsense' is not one of" in usage.stderr
     # nothing was enqueued by any of these
     assert ok_json(cli("jobs", "--json")) == {"items": [], "next_cursor": None}
+
+
+def test_workflow_start_wait_show_and_cancel(cli: Run, job_worker: Any) -> None:
+    spec = {"type": "chain", "steps": [{"task": "wf_add", "input": {"a": 2, "b": 3}}, {"task": "wf_double"}]}
+    done = cli("workflow", "start", "--json", json.dumps(spec), "--wait", "-o", "json")
+    body = ok_json(done)
+    workflow_id = body["workflow_id"]
+    assert (body["type"], body["status"], body["result"], body["error"]) == (
+        "chain",
+        "succeeded",
+        {"n": 10},
+        None,
+    )
+    assert [(s["path"], s["task"], s["status"], s["result"]) for s in body["steps"]] == [
+        ("steps[0]", "wf_add", "succeeded", {"n": 5}),
+        ("steps[1]", "wf_double", "succeeded", {"n": 10}),
+    ]
+    lines = done.stderr.splitlines()
+    assert (
+        lines[0]
+        == f"workflow {workflow_id} started; waiting for it to end (Ctrl-C stops waiting, not the workflow)"
+    )
+    assert lines[-1] == "succeeded 2/2 steps succeeded"
+    assert ok_json(cli("workflow", "show", workflow_id, "--json")) == body
+    step = ok_json(cli("status", body["steps"][1]["job_id"], "--json"))
+    assert (step["task"], step["status"], step["workflow_id"]) == ("wf_double", "succeeded", workflow_id)
+
+    slow = {
+        "type": "chain",
+        "steps": [{"task": "wf_double", "input": {"n": 1, "delay_s": 30}}, {"task": "wf_square"}],
+    }
+    started = ok_json(cli("workflow", "start", "--json", json.dumps(slow), "-o", "json"))
+    slow_id, first_job = started["workflow_id"], started["steps"][0]["job_id"]
+    eventually(
+        lambda: ok_json(cli("status", first_job, "--json"))["status"] == "running",
+        20,
+        "the first step running",
+    )
+    table = cli("workflow", "show", slow_id)
+    assert table.returncode == 0
+    assert [line.split()[:4] for line in table.stdout.splitlines()[-2:]] == [
+        ["steps[0]", "wf_double", first_job, "running"],
+        ["steps[1]", "wf_square", started["steps"][1]["job_id"], "pending"],
+    ]
+    cancelled = cli("workflow", "cancel", slow_id)
+    assert (cancelled.returncode, cancelled.stderr) == (0, "")
+    assert cancelled.stdout.splitlines()[0] == f"workflow {slow_id} cancelled"
+
+    def all_cancelled() -> bool:
+        shown = ok_json(cli("workflow", "show", slow_id, "--json"))
+        return shown["status"] == "cancelled" and [s["status"] for s in shown["steps"]] == ["cancelled"] * 2
+
+    eventually(all_cancelled, 10, "the running step stopped and the workflow cancelled")
+    one_error(
+        cli("workflow", "cancel", slow_id),
+        ExitCode.CONFLICT,
+        f"workflow {slow_id} has already ended (cancelled); only unfinished workflows can be cancelled",
+    )
+    one_error(
+        cli("workflow", "show", "nope"),
+        ExitCode.NOT_FOUND,
+        "no workflow with id 'nope' (unknown, or it has expired)",
+    )
+    one_error(
+        cli(
+            "workflow",
+            "start",
+            "--json",
+            json.dumps({"type": "group", "steps": [{"task": "wf_add", "input": {"a": 1}}]}),
+        ),
+        ExitCode.INVALID_INPUT,
+        "invalid workflow: steps[0] (wf_add): invalid input for task 'wf_add': b: Field required",
+    )

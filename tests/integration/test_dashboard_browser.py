@@ -1,7 +1,8 @@
 """The dashboard in a real browser: Debian's Chromium driven by Playwright, against the real app under
 uvicorn, a real worker and a real Redis. Each page loads with real data (and no script or CSP error);
-a pending job is cancelled and a dead letter retried by clicking; read-only mode hides and refuses
-actions; a cross-site POST is refused; live refresh keeps a selection and pauses when asked.
+a pending job is cancelled, a dead letter retried and a running workflow cancelled by clicking;
+read-only mode hides and refuses actions; a cross-site POST is refused; live refresh keeps a
+selection and pauses when asked.
 
 The screenshots in the README (docs/screenshots/) are taken here."""
 
@@ -423,3 +424,62 @@ def test_a_cross_site_post_is_refused(page: Page, stack: Stack) -> None:
     )
     assert bare.status_code == 403
     assert stack.status(job)["status"] == "scheduled"
+
+
+def test_workflow_page_from_a_step_cancels_it_and_schedules_page_lists_every_second(
+    page: Page, stack: Stack, errors: list[str]
+) -> None:
+    spec = {
+        "type": "chain",
+        "steps": [
+            {
+                "type": "group",
+                "steps": [
+                    {"task": "wf_add", "input": {"a": 2, "b": 3}},
+                    {"task": "wf_double", "input": {"n": 4, "delay_s": 30}},
+                ],
+            },
+            {"task": "wf_total"},
+        ],
+    }
+    created = httpx.post(f"{stack.base}/workflows", json=spec, timeout=10)
+    assert created.status_code == 202, created.text
+    workflow_id = created.json()["workflow_id"]
+    steps = httpx.get(f"{stack.base}/workflows/{workflow_id}", timeout=10).json()["steps"]
+    quick, slow, callback = (step["job_id"] for step in steps)
+    stack.wait_for(quick, lambda b: b["status"] == "succeeded")
+    stack.wait_for(slow, lambda b: b["status"] == "running")
+
+    page.goto(f"{stack.dashboard}/jobs/{slow}")
+    expect(page.locator(".fields")).to_contain_text(workflow_id)
+    page.locator(".fields a", has_text=workflow_id).click()
+    expect(page).to_have_url(f"{stack.dashboard}/workflows/{workflow_id}")
+    expect(page.locator("#live .job-head .badge")).to_have_text("running")
+    expect(page.locator('tr[data-step="steps[0].steps[0]"] .badge')).to_have_text("succeeded")
+    expect(page.locator('tr[data-step="steps[0].steps[1]"] .badge')).to_have_text("running")
+    expect(page.locator('tr[data-step="steps[1]"]')).to_contain_text("not enqueued")
+    screenshot(page, "workflow")
+
+    asked = accept_dialogs(page)
+    page.get_by_role("button", name="Cancel workflow").click()
+    expect(page.locator("#flash .flash-success")).to_contain_text(f"Workflow {workflow_id} cancelled")
+    assert asked == [f"Cancel workflow {workflow_id}? No further step will start; running steps are stopped."]
+    stack.wait_for(slow, lambda b: b["status"] == "cancelled", timeout_s=10)
+    status = httpx.get(f"{stack.base}/workflows/{workflow_id}", timeout=10).json()
+    assert (status["status"], [s["status"] for s in status["steps"]]) == (
+        "cancelled",
+        ["succeeded", "cancelled", "cancelled"],
+    )
+    assert httpx.get(f"{stack.base}/jobs/{callback}", timeout=10).status_code == 404  # never enqueued
+    # the page refreshed after the action: it says so without a reload, and offers no cancel any more
+    expect(page.locator("#live .job-head .badge")).to_have_text("cancelled")
+    expect(page.get_by_role("button", name="Cancel workflow")).to_have_count(0)
+
+    page.get_by_role("link", name="Schedules").click()
+    expect(page).to_have_url(f"{stack.dashboard}/schedules")
+    row = page.locator('tr[data-schedule="every_second"]')
+    expect(row.locator("td").nth(1)).to_have_text("record_tick")
+    expect(row.locator("td").nth(2)).to_have_text("* * * * * *")
+    expect(row.locator(".badge")).to_have_text("disabled")
+    expect(row).to_have_class("schedule-disabled")
+    screenshot(page, "schedules")

@@ -22,19 +22,30 @@ from typer.testing import CliRunner
 from cli.errors import ExitCode
 from cli.main import app
 from cli.session import client_session, display_url
-from cli.wait import ProgressView, follow, status_line
+from cli.wait import ProgressView, WorkflowLines, follow, status_line, workflow_line
 from jobcore import config
 from jobcore.client import JobClient, now_ms
 from jobcore.config import Settings
+from jobcore.context import JobContext
+from jobcore.cron import Cron
 from jobcore.deadletters import DeadLetterError, FailureReason, build_dead_letter
-from jobcore.registry import TaskRegistry
+from jobcore.keys import Keys
+from jobcore.records import THROTTLE, THROTTLED_UNTIL
+from jobcore.registry import TaskInput, TaskRegistry, task
+from jobcore.schedules import fire
 from jobcore.serializer import dumps, loads
 from jobcore.states import JobState
 from jobcore.worker_registry import WorkerBeat, WorkerTotals
+from jobcore.workflow_status import WorkflowState, WorkflowStatus
+from jobcore.workflows import Workflows
+from tests.integration.tasks.scheduled import record_tick
+from tests.integration.tasks.workflow_steps import wf_add, wf_double, wf_fail_always
+from workers.tasks import registry as shipped
 from workers.tasks.noop import NoopInput, noop
 from workers.tasks.reports import ReportInput, generate_report
 
 from .conftest import RunWorker, make_settings
+from .test_dashboard_workflows import run_until_ended
 
 Invoke = Callable[..., Awaitable[Any]]
 
@@ -575,7 +586,7 @@ async def test_follow_reads_the_status_while_no_event_comes(job_client: JobClien
         if status.status is JobState.PENDING:
             due.set()
 
-    waiting = asyncio.create_task(follow(job_client, job.job_id, record))
+    waiting = asyncio.ensure_future(follow(job_client, job.job_id, record))
     await asyncio.wait_for(due.wait(), 5)
     await job_client.cancel(job.job_id)
     final = await asyncio.wait_for(waiting, 5)
@@ -619,3 +630,374 @@ def test_every_exit_code_is_explained_in_the_help() -> None:
     assert set(MEANINGS) == set(ExitCode)
     assert "; 5 Redis unreachable, or refusing the request;" in exit_codes_help()
     assert exit_codes_help() in str(app.info.epilog)
+
+
+def field_rows(stdout: str) -> dict[str, str]:
+    """A fields table's `name  value` lines (a value's continuation lines left out)."""
+    found = {}
+    for line in stdout.splitlines():
+        if line.strip() and not line.startswith(" " * 3):
+            name, _, value = line.strip().partition(" ")
+            found[name] = value.strip()
+    return found
+
+
+async def test_status_shows_the_workflow_schedule_and_throttle_of_a_job(
+    invoke: Invoke, job_client: JobClient, arq_redis: ArqRedis
+) -> None:
+    step = await job_client.enqueue(noop, NoopInput(value=1), job_id="step-1", workflow="wf123:0:0")
+    until = datetime(2031, 1, 1, 9, 0, 5, tzinfo=UTC)
+    await arq_redis.hset(  # type: ignore[misc]
+        Keys("unit").record(step.job_id),
+        mapping={THROTTLE: "concurrency", THROTTLED_UNTIL: round(until.timestamp() * 1000)},
+    )
+    table = await invoke("status", step.job_id)
+    assert table.exit_code == 0
+    rows = field_rows(table.stdout)
+    assert rows["workflow_id"] == "wf123"
+    assert rows["throttled"] == "waiting for its task's concurrency limit, next try 2031-01-01T09:00:05+00:00"
+    assert "schedule" not in rows
+    body = output_json(await invoke("status", step.job_id, "--json"))
+    assert (body["workflow_id"], body["schedule"], body["throttled"]) == (
+        "wf123",
+        None,
+        {"reason": "concurrency", "next_try_at": "2031-01-01T09:00:05Z"},
+    )
+
+    tick = await job_client.enqueue(noop, NoopInput(value=2), job_id="cron-nightly-1", schedule="nightly")
+    rows = field_rows((await invoke("status", tick.job_id)).stdout)
+    assert rows["schedule"] == "nightly"
+    assert "workflow_id" not in rows and "throttled" not in rows
+
+
+class Cleanup(TaskInput):
+    older_than_days: int
+
+
+@task(queue="low", schedule=Cron("30 3 * * *", timezone="Europe/Paris", input={"older_than_days": 30}, name="nightly_cleanup"))  # fmt: skip
+async def cleanup(ctx: JobContext, data: Cleanup) -> int:
+    """Delete old exports."""
+    return data.older_than_days
+
+
+class TestSchedules:
+    @pytest.fixture
+    def registry(self) -> TaskRegistry:
+        return TaskRegistry([*shipped, cleanup, record_tick])
+
+    @pytest.fixture
+    def settings(self) -> Settings:
+        return make_settings(disabled_schedules=("every_second",))
+
+    async def test_schedules_lists_each_with_its_next_and_last_run(
+        self, invoke: Invoke, job_client: JobClient, registry: TaskRegistry
+    ) -> None:
+        nightly = registry.schedules[0]
+        before = nightly.cron.next_after(datetime.now(UTC))
+        listed = output_json(await invoke("schedules", "-o", "json"))
+        after = nightly.cron.next_after(datetime.now(UTC))
+        assert listed[0].pop("next_run_at") in (iso_z(before), iso_z(after))
+        assert listed == [
+            {
+                "name": "nightly_cleanup",
+                "task": "cleanup",
+                "cron": "30 3 * * *",
+                "timezone": "Europe/Paris",
+                "queue": "low",
+                "enabled": True,
+                "last_run": None,
+            },
+            {
+                "name": "every_second",
+                "task": "record_tick",
+                "cron": "* * * * * *",
+                "timezone": "UTC",
+                "queue": "default",
+                "enabled": False,
+                "next_run_at": None,
+                "last_run": None,
+            },
+        ]
+
+        job = await fire(job_client, nightly, datetime(2026, 11, 30, 2, 30, tzinfo=UTC))
+        assert output_json(await invoke("schedules", "--json"))[0]["last_run"] == {
+            "job_id": job.job_id,
+            "scheduled_for": "2026-11-30T02:30:00Z",
+            "status": "pending",
+        }
+        table = await invoke("schedules")
+        assert table.exit_code == 0 and table.stderr == ""
+        header, _, first, second = table.stdout.splitlines()
+        assert header.split() == [
+            "NAME", "TASK", "CRON", "TIMEZONE", "QUEUE", "ENABLED", "NEXT", "RUN", "LAST", "RUN", "LAST", "JOB",
+            "LAST", "STATUS",
+        ]  # fmt: skip
+        cells = first.split()
+        assert cells[:11] == [
+            "nightly_cleanup",
+            "cleanup",
+            "30",
+            "3",
+            "*",
+            "*",
+            "*",
+            "Europe/Paris",
+            "low",
+            "yes",
+            cells[10],
+        ]
+        assert cells[11:] == ["2026-11-30T02:30:00+00:00", job.job_id, "pending"]
+        assert second.split() == [
+            "every_second",
+            "record_tick",
+            "*",
+            "*",
+            "*",
+            "*",
+            "*",
+            "*",
+            "UTC",
+            "default",
+            "no",
+        ]
+
+
+async def test_schedules_when_the_tasks_declare_none(invoke: Invoke) -> None:
+    empty = await invoke("schedules")
+    assert (empty.exit_code, empty.stdout) == (0, "no schedules\n")
+    assert output_json(await invoke("schedules", "--json")) == []
+
+
+def iso_z(moment: datetime) -> str:
+    return moment.isoformat().replace("+00:00", "Z")
+
+
+ADD = {"task": "wf_add", "input": {"a": 2, "b": 3}}
+
+
+def said(stderr: str) -> list[str]:
+    """The CLI's own lines on stderr: without the core's log lines, which go there in these tests
+    once an earlier test's worker has configured logging (a real CLI process leaves them silent)."""
+    return [line for line in stderr.splitlines() if not line.startswith('{"timestamp"')]
+
+
+def chain(*steps: dict[str, Any]) -> str:
+    return json.dumps({"type": "chain", "steps": list(steps)})
+
+
+async def until_finished(pending: asyncio.Future[Any], run_worker: RunWorker) -> Any:
+    """Burst workers (in this loop) while a command (in its thread) waits for them."""
+    for _ in range(50):
+        await run_worker()
+        finished, _ = await asyncio.wait({pending}, timeout=0.3)
+        if finished:
+            return pending.result()
+    raise AssertionError("the command did not finish")
+
+
+class TestWorkflowCommands:
+    @pytest.fixture
+    def registry(self) -> TaskRegistry:
+        return TaskRegistry([*shipped, wf_add, wf_double, wf_fail_always])
+
+    async def test_start_shows_the_new_workflow_and_its_step_jobs(
+        self, invoke: Invoke, job_client: JobClient
+    ) -> None:
+        body = output_json(
+            await invoke("workflow", "start", "--json", chain(ADD, {"task": "wf_double"}), "-o", "json")
+        )
+        workflow_id = body["workflow_id"]
+        assert body == (await Workflows(job_client).status(workflow_id)).model_dump(mode="json")
+        assert (body["type"], body["status"], body["is_terminal"], body["result"], body["error"]) == (
+            "chain",
+            "pending",
+            False,
+            None,
+            None,
+        )
+        assert [(s["path"], s["task"], s["status"]) for s in body["steps"]] == [
+            ("steps[0]", "wf_add", "pending"),
+            ("steps[1]", "wf_double", "pending"),
+        ]
+        first = await job_client.status(body["steps"][0]["job_id"])
+        assert (first.task, first.workflow_id, first.status) == ("wf_add", workflow_id, JobState.PENDING)
+
+        table = await invoke("workflow", "start", "--json", chain(ADD))
+        assert table.exit_code == 0 and said(table.stderr) == []
+        rows = field_rows(table.stdout)
+        assert (rows["type"], rows["status"]) == ("chain", "pending")
+        steps = table.stdout.splitlines()[-1].split()
+        job_id = (await Workflows(job_client).status(rows["workflow_id"])).steps[0].job_id
+        assert steps == ["steps[0]", "wf_add", job_id, "pending"]
+
+    async def test_an_invalid_spec_is_exit_4_naming_the_step(
+        self, invoke: Invoke, job_client: JobClient
+    ) -> None:
+        assert_error(
+            await invoke("workflow", "start", "--json", chain(ADD, {"task": "wf_double", "input": {"n": 1}})),
+            ExitCode.INVALID_INPUT,
+            "invalid workflow: steps[1] (wf_double): only the steps of a workflow's first stage take an input; "
+            "this one is given the previous step's result (or a group's list of results): remove its input",
+        )
+        assert_error(
+            await invoke(
+                "workflow", "start", "--json", chain({"task": "wf_add", "input": {"a": "x", "b": 1}})
+            ),
+            ExitCode.INVALID_INPUT,
+            "invalid workflow: steps[0] (wf_add): invalid input for task 'wf_add': "
+            "a: Input should be a valid integer, unable to parse string as an integer",
+        )
+        assert_error(
+            await invoke("workflow", "start", "--json", chain(ADD, {"task": "nope"})),
+            ExitCode.INVALID_INPUT,
+            "invalid workflow: steps[1] (nope): no task named 'nope' is registered",
+        )
+        assert_error(
+            await invoke("workflow", "start", "--json", "{type: chain}"),
+            ExitCode.INVALID_INPUT,
+            "--json is not valid JSON: Expecting property name enclosed in double quotes at line 1 column 2",
+        )
+        usage = await invoke("workflow", "start")
+        assert usage.exit_code == ExitCode.USAGE and "Missing option '--json'" in usage.stderr
+        # nothing was stored or enqueued by any of these
+        assert output_json(await invoke("jobs", "--json")) == {"items": [], "next_cursor": None}
+
+    async def test_show_a_failed_workflow_and_an_unknown_one(
+        self, invoke: Invoke, job_client: JobClient, run_worker: RunWorker
+    ) -> None:
+        workflow_id = output_json(
+            await invoke(
+                "workflow",
+                "start",
+                "--json",
+                chain(ADD, {"task": "wf_fail_always"}, {"task": "wf_double"}),
+                "-o",
+                "json",
+            )
+        )["workflow_id"]
+        status = await run_until_ended(job_client, run_worker, workflow_id)
+        body = output_json(await invoke("workflow", "show", workflow_id, "--json"))
+        assert body == status.model_dump(mode="json")
+        assert body["status"] == "failed"
+        assert body["error"]["message"] == "step steps[1] (wf_fail_always) failed: cannot take 5"
+
+        table = await invoke("workflow", "show", workflow_id)
+        assert table.exit_code == 0
+        rows = field_rows(table.stdout)
+        assert rows["status"] == "failed"
+        assert rows["error"] == "TaskError: step steps[1] (wf_fail_always) failed: cannot take 5"
+        assert rows["error_step"] == "steps[1]"
+        steps = [line.split() for line in table.stdout.splitlines()[-3:]]
+        assert steps == [
+            ["steps[0]", "wf_add", status.steps[0].job_id, "succeeded", '{"n":5}'],
+            [
+                "steps[1]",
+                "wf_fail_always",
+                status.steps[1].job_id,
+                "failed",
+                "TaskError:",
+                "cannot",
+                "take",
+                "5",
+            ],
+            ["steps[2]", "wf_double", status.steps[2].job_id, "cancelled"],
+        ]
+        assert_error(
+            await invoke("workflow", "show", "nope"),
+            ExitCode.NOT_FOUND,
+            "no workflow with id 'nope' (unknown, or it has expired)",
+        )
+
+    async def test_cancel_then_cancel_again_and_an_unknown_id(
+        self, invoke: Invoke, job_client: JobClient
+    ) -> None:
+        body = output_json(
+            await invoke("workflow", "start", "--json", chain(ADD, {"task": "wf_double"}), "-o", "json")
+        )
+        workflow_id = body["workflow_id"]
+        cancelled = await invoke("workflow", "cancel", workflow_id)
+        assert cancelled.exit_code == 0 and said(cancelled.stderr) == []
+        assert cancelled.stdout.splitlines()[0] == f"workflow {workflow_id} cancelled"
+        assert [line.split()[3] for line in cancelled.stdout.splitlines()[-2:]] == ["cancelled", "cancelled"]
+        assert (await Workflows(job_client).status(workflow_id)).status is WorkflowState.CANCELLED
+        assert (await job_client.status(body["steps"][0]["job_id"])).status is JobState.CANCELLED
+
+        assert_error(
+            await invoke("workflow", "cancel", workflow_id),
+            ExitCode.CONFLICT,
+            f"workflow {workflow_id} has already ended (cancelled); only unfinished workflows can be cancelled",
+        )
+        assert_error(
+            await invoke("workflow", "cancel", "nope"),
+            ExitCode.NOT_FOUND,
+            "no workflow with id 'nope' (unknown, or it has expired)",
+        )
+        other = output_json(await invoke("workflow", "start", "--json", chain(ADD), "-o", "json"))
+        as_json = output_json(await invoke("workflow", "cancel", other["workflow_id"], "--json"))
+        assert (as_json["status"], as_json["is_terminal"], as_json["cancelled_at"] is not None) == (
+            "cancelled",
+            True,
+            True,
+        )
+
+    async def test_start_wait_follows_the_workflow_until_it_succeeds(
+        self, invoke: Invoke, run_worker: RunWorker
+    ) -> None:
+        waiting = asyncio.ensure_future(
+            invoke("workflow", "start", "--json", chain(ADD, {"task": "wf_double"}), "--wait", "-o", "json")
+        )
+        done = await until_finished(waiting, run_worker)
+        body = output_json(done)
+        assert (body["status"], body["result"]) == ("succeeded", {"n": 10})
+        lines = said(done.stderr)
+        assert lines[0] == (
+            f"workflow {body['workflow_id']} started; waiting for it to end (Ctrl-C stops waiting, not the workflow)"
+        )
+        assert lines[-1] == "succeeded 2/2 steps succeeded"
+        assert set(lines[1:-1]) <= {
+            "pending 0/2 steps succeeded",
+            "running 0/2 steps succeeded; running steps[0]",
+            "running 1/2 steps succeeded",
+            "running 1/2 steps succeeded; running steps[1]",
+        }
+        assert len(lines[1:-1]) == len(set(lines[1:-1]))  # a line is printed once, when it changes
+
+    async def test_start_wait_exits_1_when_the_workflow_fails(
+        self, invoke: Invoke, run_worker: RunWorker
+    ) -> None:
+        waiting = asyncio.ensure_future(
+            invoke("workflow", "start", "--json", chain(ADD, {"task": "wf_fail_always"}), "--wait")
+        )
+        done = await until_finished(waiting, run_worker)
+        assert done.exit_code == ExitCode.JOB_FAILED
+        assert field_rows(done.stdout)["status"] == "failed"
+        workflow_id = field_rows(done.stdout)["workflow_id"]
+        assert said(done.stderr)[-2:] == [
+            "failed 1/2 steps succeeded",
+            f"error: workflow {workflow_id} failed: step steps[1] (wf_fail_always) failed: cannot take 5",
+        ]
+
+
+def test_workflow_lines_name_what_runs_and_print_each_change_once() -> None:
+    stream = io.StringIO()
+    lines = WorkflowLines(Console(file=stream, width=100, color_system=None))
+    running = WorkflowStatus.model_validate(
+        {
+            "workflow_id": "w",
+            "type": "group",
+            "status": "running",
+            "is_terminal": False,
+            "created_at": None,
+            "steps": [
+                {"path": f"steps[{n}]", "stage": 0, "task": "t", "job_id": f"j{n}", "status": state}
+                for n, state in enumerate(["succeeded", "running", "retrying", "pending"])
+            ],
+        }
+    )
+    for status in (running, running, running.model_copy(update={"status": WorkflowState.CANCELLED})):
+        lines(status)
+    assert workflow_line(running) == "running 1/4 steps succeeded; running steps[1], steps[2]"
+    assert stream.getvalue().splitlines() == [
+        "running 1/4 steps succeeded; running steps[1], steps[2]",
+        "cancelled 1/4 steps succeeded; running steps[1], steps[2]",
+    ]

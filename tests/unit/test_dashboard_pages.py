@@ -13,12 +13,14 @@ import httpx
 import pytest
 from arq.connections import ArqRedis
 
+from app.dashboard.formatting import iso
 from app.deps import AppState, get_state
 from app.main import create_app
 from jobcore.client import Enqueued, JobClient, now_ms
 from jobcore.context import JobContext
 from jobcore.errors import PermanentError
 from jobcore.keys import Keys
+from jobcore.records import THROTTLE, THROTTLED_UNTIL
 from jobcore.registry import TaskRegistry, task
 from jobcore.retry import RetryPolicy
 from jobcore.worker_registry import WorkerBeat, WorkerRegistry, WorkerTotals
@@ -227,6 +229,29 @@ async def test_job_page_of_a_waiting_job_refreshes_live_and_offers_cancel(
     assert "due to run" in html and "&#34;value&#34;: 2" in html
 
 
+async def test_job_page_of_a_throttled_job_says_which_limit_it_waits_for(
+    client: httpx.AsyncClient, mix: Mix, arq_redis: ArqRedis
+) -> None:
+    record = Keys("unit").record(mix.pending.job_id)
+    until = now_ms() + 90_000
+    await arq_redis.hset(record, mapping={THROTTLE: "rate", THROTTLED_UNTIL: until})  # type: ignore[misc]
+    html = (await client.get(f"/dashboard/jobs/{mix.pending.job_id}")).text
+    moment = iso(datetime.fromtimestamp(until / 1000, tz=UTC))
+    assert (
+        '<p class="notice" data-throttled="rate"><strong>Throttled:</strong> waiting for its task\'s rate '
+        f'limit, next try <time datetime="{moment}" title="{moment}">in 1 min</time></p>'
+    ) in html
+    queue = (await client.get("/dashboard/queues/default", params={"state": "pending"})).text
+    assert 'title="waiting for its task\'s rate limit">throttled</span>' in queue
+
+    await arq_redis.hset(record, THROTTLE, "concurrency")  # type: ignore[misc]
+    html = (await client.get(f"/dashboard/jobs/{mix.pending.job_id}")).text
+    assert "waiting for its task's concurrency limit, next try <time" in html
+    # a job that is not throttled says nothing of limits, workflows or schedules
+    plain = (await client.get(f"/dashboard/jobs/{mix.scheduled.job_id}")).text
+    assert "Throttled" not in plain and "<dt>Workflow</dt>" not in plain and "<dt>Schedule</dt>" not in plain
+
+
 async def test_job_page_without_record_shows_the_kept_dead_letter(
     client: httpx.AsyncClient, mix: Mix, arq_redis: ArqRedis
 ) -> None:
@@ -256,7 +281,7 @@ async def test_invalid_query_is_a_readable_422_page(client: httpx.AsyncClient) -
 
 async def test_htmx_refresh_gets_only_the_live_region(client: httpx.AsyncClient, mix: Mix) -> None:
     for path in ["/dashboard/", "/dashboard/queues/default", f"/dashboard/jobs/{mix.pending.job_id}",
-                 "/dashboard/dead-letters", "/dashboard/workers"]:  # fmt: skip
+                 "/dashboard/dead-letters", "/dashboard/workers", "/dashboard/schedules"]:  # fmt: skip
         fragment = await client.get(path, headers=HTMX)
         assert fragment.status_code == 200, path
         assert fragment.text.startswith('<div id="live" class="region" data-region'), path

@@ -24,6 +24,7 @@ ACTIONS = [
     "/dashboard/jobs/retry",
     "/dashboard/dead-letters/retry",
     "/dashboard/dead-letters/delete",
+    "/dashboard/workflows/{id}/cancel",
 ]
 
 
@@ -100,6 +101,7 @@ async def test_read_only_hides_every_action(
             f"/dashboard/jobs/{mix.failed.job_id}",
             "/dashboard/dead-letters",
             "/dashboard/workers",
+            "/dashboard/schedules",
         ]
         for path in pages:
             html = (await client.get(path)).text
