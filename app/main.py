@@ -120,7 +120,7 @@ def create_app(settings: Settings | None = None, registry: TaskRegistry | None =
         registry = load_registry(settings)
     else:
         registry.check_queues(settings)
-        registry.check_schedules()
+        registry.check_schedules(settings.disabled_schedules)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, AppState]]:

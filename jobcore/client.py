@@ -390,11 +390,12 @@ class JobClient:
             cursor=cursor,
         )
 
-    async def cancel(self, job_id: str) -> JobStatus:
+    async def cancel(self, job_id: str, *, whole_workflow: bool = True) -> JobStatus:
         """Cancel a job. Waiting (pending, scheduled, retrying): removed from its queue at once, it
         never runs. Running: marked, and its worker stops it within about a second. Raises
         JobNotFoundError for an unknown id and JobNotCancellableError once it has ended. Unknown ids
-        leave nothing behind (unlike ARQ's abort, which would abort a later job given that id)."""
+        leave nothing behind (unlike ARQ's abort, which would abort a later job given that id).
+        A workflow step's job cancels its workflow with it (its other unfinished steps too)."""
         current = await self.status(job_id)
         if current.is_terminal:
             raise JobNotCancellableError(job_id, current.status.value)
@@ -408,6 +409,11 @@ class JobClient:
             raise JobNotCancellableError(job_id, after.status.value)
         if outcome == b"cancelled":
             log.info("job.cancelled", job_id=job_id, task=after.task, queue=after.queue, waiting=True)
+        if whole_workflow and after.workflow_id is not None:
+            from jobcore.workflows import Workflows  # which builds on this client
+
+            await Workflows(self).stop(after.workflow_id)
+            after = await self.status(job_id)
         return after
 
     @property

@@ -240,9 +240,18 @@ class TaskRegistry:
             for n, cron in enumerate(t.schedules, start=1)
         ]
 
-    def check_schedules(self) -> None:
+    def check_schedules(self, disabled: Iterable[str] = ()) -> None:
         """Raise ValueError naming the first schedule whose name is malformed or taken, or whose
-        input does not validate against its task's input model."""
+        input does not validate against its task's input model; or a `disabled` name (the setting
+        JOBS_DISABLED_SCHEDULES) that no task declares: a typo would leave a schedule firing."""
+        names = [schedule.name for schedule in self.schedules]
+        for name in disabled:
+            if name not in names:
+                declared = ", ".join(names) or "none"
+                raise ValueError(
+                    f"{ENV_PREFIX}DISABLED_SCHEDULES names {name!r}, which no task declares "
+                    f"(the schedules: {declared})"
+                )
         seen: dict[str, str] = {}
         for schedule in self.schedules:
             name, owner = schedule.name, schedule.task.name
@@ -285,7 +294,7 @@ def load_registry(settings: Settings) -> TaskRegistry:
         raise SystemExit(f"invalid settings: JOBS_TASK_PACKAGES: cannot import {error.name!r}") from None
     try:
         registry.check_queues(settings)
-        registry.check_schedules()
+        registry.check_schedules(settings.disabled_schedules)
     except ValueError as error:
         raise SystemExit(f"invalid settings: {error}") from None
     return registry

@@ -1,7 +1,8 @@
 """Periodic jobs: firing one tick of a schedule exactly once, its last run, and what `GET /schedules`
 shows.
 
-A tick is a job with the id `cron-<schedule>-<tick in epoch ms>`, stored only if no job has that id:
+A tick is a job with the id `cron-<schedule>-<tick in epoch ms>-<deployment>` (a hash of the key
+prefix: ARQ's job keys are shared by every deployment on the Redis), stored only if no job has that id:
 however many workers fire the same tick, one job is made, and only the process that made it records
 the schedule's last run (`Keys.schedule(name)`: the tick and the job id, never moved back to an older
 tick). The workers' loop that decides when to fire is `workers.scheduler`.
@@ -9,6 +10,7 @@ tick). The workers' loop that decides when to fire is `workers.scheduler`.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -69,9 +71,12 @@ class Fired:
     job_id: str
 
 
-def tick_job_id(schedule: str, tick_ms: int) -> str:
-    """The id of the one job a tick (epoch ms) makes: the same in every process that fires it."""
-    return f"cron-{schedule}-{tick_ms}"
+def tick_job_id(schedule: str, tick_ms: int, key_prefix: str) -> str:
+    """The id of the one job a tick (epoch ms) makes: the same in every process of the deployment
+    (`key_prefix`) that fires it, another in other deployments sharing the Redis (ARQ's job keys are
+    not under our prefix)."""
+    deployment = hashlib.blake2b(key_prefix.encode(), digest_size=4).hexdigest()
+    return f"cron-{schedule}-{tick_ms}-{deployment}"
 
 
 def is_enabled(schedule: Schedule, settings: Settings) -> bool:
@@ -110,7 +115,7 @@ async def fire(client: JobClient, schedule: Schedule, tick: datetime) -> Enqueue
     `replayed`); the process that made it records the last run and logs `schedule.fired`."""
     task = schedule.task
     tick_ms = round(tick.timestamp() * 1000)
-    job_id = tick_job_id(schedule.name, tick_ms)
+    job_id = tick_job_id(schedule.name, tick_ms, client.settings.key_prefix)
     data = task.parse_input(dict(schedule.cron.input))
     accepted = await client.enqueue(task, data, job_id=job_id, schedule=schedule.name)
     if not accepted.replayed:

@@ -163,14 +163,19 @@ class Workflows:
         current = await self.status(workflow_id)
         if current.is_terminal:
             raise WorkflowNotCancellableError(workflow_id, current.status.value)
+        await self.stop(workflow_id)
+        return await self.status(workflow_id)
+
+    async def stop(self, workflow_id: str) -> None:
+        """Cancel the workflow whatever its state says (also when one of its step jobs was cancelled
+        by itself, which already makes it read `cancelled`): flag it, then cancel its unfinished steps."""
         await self._mark(workflow_id, CANCELLED, now_ms(), only_new=True)
-        # read again after the flag: a stage enqueued before it is seen now, and none is enqueued after
+        # read after the flag: a stage enqueued before it is seen now, and none is enqueued after
         flagged = await self.status(workflow_id)
         await asyncio.gather(
             *(self._cancel_job(step.job_id) for step in flagged.steps if not step.status.is_terminal)
         )
         log.info("workflow.cancelled", workflow_id=workflow_id)
-        return await self.status(workflow_id)
 
     async def advance(self, ref: StepRef, output: Any) -> None:
         """Record that step `ref` succeeded with `output`; when that completes its stage, enqueue the
@@ -264,7 +269,7 @@ class Workflows:
 
     async def _cancel_job(self, job_id: str) -> None:
         with contextlib.suppress(JobNotCancellableError, JobNotFoundError):  # ended or expired meanwhile
-            await self.client.cancel(job_id)
+            await self.client.cancel(job_id, whole_workflow=False)
 
 
 def _check_storable(placed: PlacedStep) -> None:

@@ -10,6 +10,7 @@ semaphore and counters, reap finished tasks, record ARQ's health check.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
@@ -20,6 +21,8 @@ from arq.worker import Worker
 from jobcore.records import TASK, THROTTLE, THROTTLED_UNTIL
 from jobcore.scripts import run_script
 from workers.wakeup import Wakeup
+
+log = logging.getLogger(__name__)
 
 # KEYS[1]: queue. ARGV: now (ms), lease (ms), how many to claim, how many queue entries to look at
 # at most (running jobs stay in ARQ's queue until they finish, so the first entries are often taken),
@@ -146,7 +149,12 @@ def poll_iteration(
         for job_id, task in list(worker.tasks.items()):
             if task.done():
                 del worker.tasks[job_id]
-                task.result()  # ARQ does this to surface errors of run_job itself
+                # ARQ re-raises an error of run_job itself here, which ends the worker and every job
+                # it runs; one job's bookkeeping error is logged instead (its lease runs out, ARQ's
+                # max tries dead-letters it if it keeps failing)
+                error = None if task.cancelled() else task.exception()
+                if error is not None:
+                    log.error("run_job of job %s failed", job_id, exc_info=error)
         await worker.heart_beat()
 
     return iteration

@@ -31,6 +31,7 @@ from jobcore.logs import bind_job, get_logger
 from jobcore.records import CANCEL_REQUESTED, FINISHED_AT
 from jobcore.registry import Task, TaskRegistry
 from jobcore.scripts import run_script
+from jobcore.serializer import dumps
 from jobcore.states import JobState
 from jobcore.tracing import attempt_span
 from jobcore.transitions import TRANSITION_LUA, Phase, Transition, call_lua, unpack_lua
@@ -209,10 +210,15 @@ async def attempt_body(
             current.uncancel()
         await mark_cancelled(resources, job_id)
         raise JobCancelledError("cancelled while running") from None
+    unstorable = False
     if failure is None:
-        output = task.dump_result(result)
-        if step is not None:
-            failure = await step.succeeded(output)
+        try:  # the result as it is stored: JSON, which cannot carry every value (ints beyond 64 bits)
+            output = task.dump_result(result)
+            dumps(output)
+        except Exception as error:  # the same result every time: no retry
+            failure, unstorable = error, True
+    if failure is None and step is not None:
+        failure = await step.succeeded(output)
     if failure is None:
         finished = now_ms()
         await runtime.settle(
@@ -226,9 +232,10 @@ async def attempt_body(
             )
         )
         return output
-    if task.retry.should_retry(failure, attempt):
+    if not unstorable and task.retry.should_retry(failure, attempt):
         raise await schedule_retry(resources, task, job_id, attempt, failure) from failure
-    reason = FailureReason.EXHAUSTED if task.retry.is_transient(failure) else FailureReason.PERMANENT
+    transient = not unstorable and task.retry.is_transient(failure)
+    reason = FailureReason.EXHAUSTED if transient else FailureReason.PERMANENT
     await dead_letter(
         runtime,
         job_id,

@@ -56,7 +56,7 @@ async def test_tasks_and_openapi(http: httpx.AsyncClient) -> None:
     tasks = (await http.get("/tasks")).json()["tasks"]
     # the shipped tasks plus the probes the tests load through JOBS_TASK_PACKAGES
     assert sorted(t["name"] for t in tasks) == [
-        "capped_span", "fail", "generate_report", "hold", "nap", "noop", "overrun", "paced_ping", "record_tick",
+        "capped_span", "edge_capped", "edge_flaky", "edge_paced", "edge_unjsonable", "fail", "generate_report", "hold", "nap", "noop", "overrun", "paced_ping", "record_tick",
         "send_webhook", "wf_add", "wf_double", "wf_fail_always", "wf_greet", "wf_square", "wf_total",
     ]  # fmt: skip
     limits = {t["name"]: (t["rate_limit"], t["max_concurrency"]) for t in tasks}

@@ -28,7 +28,7 @@ def jobs_by_tick(client: redis.Redis, prefix: str) -> dict[int, list[str]]:
     found: dict[int, list[str]] = {}
     for key in client.scan_iter(match=f"{prefix}:job:cron-{SCHEDULE}-*", count=500):
         job_id = key.decode().removeprefix(f"{prefix}:job:")
-        found.setdefault(int(job_id.rsplit("-", 1)[1]), []).append(job_id)
+        found.setdefault(int(job_id.rsplit("-", 2)[1]), []).append(job_id)  # cron-<name>-<tick>-<hash>
     return found
 
 

@@ -359,17 +359,21 @@ async def test_poll_iteration_does_not_claim_when_jobs_may_not_be_picked(
     assert await arq_redis.exists(in_progress_key_prefix + "job-1") == 0
 
 
-async def test_poll_iteration_surfaces_an_error_of_run_job_itself(
-    polling: Polling, arq_redis: ArqRedis
+async def test_poll_iteration_logs_an_error_of_run_job_itself_and_goes_on(
+    polling: Polling, arq_redis: ArqRedis, caplog: pytest.LogCaptureFixture
 ) -> None:
     worker = polling.worker
     await add_jobs(arq_redis, worker.queue_name, {"job-1": now_ms() - 1})
     await polling.iterate()
     polling.runs.fail.add("job-1")
     await polling.finish("job-1")
-    with pytest.raises(RuntimeError, match="run_job of job-1 broke"):
-        await polling.iterate()
-    assert worker.tasks == {} and worker.job_counter == 0
+    await add_jobs(arq_redis, worker.queue_name, {"job-2": now_ms() - 1})
+    with caplog.at_level("ERROR", logger="workers.claims"):
+        await polling.iterate()  # ARQ would raise here and end the worker with every job it runs
+    assert worker.tasks.keys() == {"job-2"} and worker.job_counter == 1
+    (record,) = [r for r in caplog.records if r.name == "workers.claims"]
+    assert record.getMessage() == "run_job of job job-1 failed"
+    assert record.exc_info is not None and str(record.exc_info[1]) == "run_job of job-1 broke"
 
 
 async def test_a_freed_slot_wakes_the_poll_for_a_job_enqueued_while_every_slot_was_busy(

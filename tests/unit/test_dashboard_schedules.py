@@ -19,7 +19,7 @@ from jobcore.context import JobContext
 from jobcore.cron import Cron
 from jobcore.keys import Keys
 from jobcore.registry import TaskInput, TaskRegistry, task
-from jobcore.schedules import fire
+from jobcore.schedules import fire, tick_job_id
 from tests.integration.tasks.scheduled import record_tick
 from workers.tasks import registry as shipped
 
@@ -98,7 +98,7 @@ async def test_last_run_links_its_job_with_its_state_until_the_record_expires(
     schedule = REGISTRY.schedules[0]
     tick = datetime(2026, 11, 30, 2, 30, tzinfo=UTC)
     job = await fire(job_client, schedule, tick)
-    assert job.job_id == "cron-nightly_cleanup-1796005800000"
+    assert job.job_id == tick_job_id("nightly_cleanup", 1796005800000, "unit")
 
     html = (await client.get("/dashboard/schedules")).text
     cells = row(html, "nightly_cleanup")

@@ -22,7 +22,7 @@ from jobcore.context import JobContext
 from jobcore.cron import Cron
 from jobcore.keys import Keys
 from jobcore.registry import Schedule, Task, TaskInput, TaskRegistry, load_registry, task
-from jobcore.schedules import Fired, ScheduleStore, fire
+from jobcore.schedules import Fired, ScheduleStore, fire, tick_job_id
 from workers import scheduler as scheduler_module
 from workers.scheduler import Scheduler
 
@@ -197,7 +197,7 @@ async def test_two_schedulers_firing_the_same_tick_make_one_job(
         fired = await asyncio.gather(*(s.fire_due(T0 + timedelta(seconds=0.6)) for s in schedulers))
     tick = datetime(2025, 1, 1, 12, 0, 1, tzinfo=UTC)
     assert fired == [[(every_second, tick)]] * 3
-    job_id = f"cron-every_second-{int(tick.timestamp()) * 1000}"
+    job_id = tick_job_id("every_second", int(tick.timestamp()) * 1000, "unit")
     assert await schedule_jobs(arq_redis) == [job_id]
     assert await arq_redis.zrange("unit:queue:default", 0, -1) == [job_id.encode()]
     status = await job_client.status(job_id)
@@ -238,7 +238,9 @@ async def test_a_late_wake_up_fires_only_the_latest_due_tick(
         fired = await scheduler.fire_due(T0 + timedelta(seconds=10.2))
     latest = datetime(2025, 1, 1, 12, 0, 10, tzinfo=UTC)
     assert fired == [(every_second, latest)]
-    assert await schedule_jobs(arq_redis) == [f"cron-every_second-{int(latest.timestamp()) * 1000}"]
+    assert await schedule_jobs(arq_redis) == [
+        tick_job_id("every_second", int(latest.timestamp()) * 1000, "unit")
+    ]
     assert scheduler.due["every_second"] == latest + timedelta(seconds=1)
     skipped = [e for e in logs if e["event"] == "schedule.ticks_skipped"]
     assert skipped == [
@@ -374,7 +376,7 @@ async def test_get_schedules_lists_each_schedule_with_its_next_tick_and_last_run
     make_worker: MakeWorker,
 ) -> None:
     tick = datetime(2025, 1, 1, 12, 0, 1, tzinfo=UTC)
-    job_id = f"cron-every_second-{int(tick.timestamp()) * 1000}"
+    job_id = tick_job_id("every_second", int(tick.timestamp()) * 1000, "unit")
     await fire(job_client, schedule_named(registry, "every_second"), tick)
 
     async def listed() -> list[dict[str, Any]]:
