@@ -43,18 +43,18 @@ from .conftest import ARQ, ROOT, service_env
             "reports",
             "invalid settings: JOBS_QUEUE_NAME: 'reports' is not one of JOBS_QUEUES (high, default, low, lifecycle)",
         ),
-        # the probes' `hold` task declares the queue `lifecycle`
+        # tasks of the test packages declare the queue `lifecycle`: the first found (edge_probes.py) is named
         (
             [sys.executable, "-m", "app"],
             "JOBS_QUEUES",
             "high,default,low",
-            "invalid settings: task 'hold' has queue 'lifecycle', which is not one of JOBS_QUEUES (high, default, low)",
+            "invalid settings: task 'edge_capped' has queue 'lifecycle', which is not one of JOBS_QUEUES (high, default, low)",
         ),
         (
             [ARQ, "workers.WorkerSettings"],
             "JOBS_QUEUES",
             "high,default,low",
-            "invalid settings: task 'hold' has queue 'lifecycle', which is not one of JOBS_QUEUES (high, default, low)",
+            "invalid settings: task 'edge_capped' has queue 'lifecycle', which is not one of JOBS_QUEUES (high, default, low)",
         ),
     ],
 )
