@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
+import pytest
 import redis
 from arq.jobs import serialize_job
 
@@ -28,6 +30,17 @@ async def dead_letter(http: httpx.AsyncClient, job_id: str, timeout_s: float = 1
     raise AssertionError(f"job {job_id} was not dead-lettered in {timeout_s}s")
 
 
+@pytest.fixture
+def job_id(redis_client: redis.Redis) -> Iterator[str]:
+    """A new job id; ARQ's keys of it are deleted afterwards (a job put on the queue by hand has no
+    record under the session's prefix, whose clean-up goes by records)."""
+    made = uuid.uuid4().hex
+    yield made
+    redis_client.delete(
+        Keys.arq_job(made), Keys.arq_result(made), Keys.arq_retry(made), Keys.arq_in_progress(made)
+    )
+
+
 def put_on_queue(redis_client: redis.Redis, prefix: str, job_id: str, data: bytes | None) -> None:
     now = int(time.time() * 1000)
     if data is not None:
@@ -36,9 +49,8 @@ def put_on_queue(redis_client: redis.Redis, prefix: str, job_id: str, data: byte
 
 
 async def test_unknown_function_is_dead_lettered(
-    http: httpx.AsyncClient, worker: Service, redis_client: redis.Redis, key_prefix: str
+    http: httpx.AsyncClient, worker: Service, redis_client: redis.Redis, key_prefix: str, job_id: str
 ) -> None:
-    job_id = uuid.uuid4().hex
     job = serialize_job("retired_task", ({"a": 1},), {}, None, int(time.time() * 1000), serializer=dumps)
     put_on_queue(redis_client, key_prefix, job_id, job)
     letter = await dead_letter(http, job_id)
@@ -47,9 +59,8 @@ async def test_unknown_function_is_dead_lettered(
 
 
 async def test_undecodable_job_is_dead_lettered(
-    http: httpx.AsyncClient, worker: Service, redis_client: redis.Redis, key_prefix: str
+    http: httpx.AsyncClient, worker: Service, redis_client: redis.Redis, key_prefix: str, job_id: str
 ) -> None:
-    job_id = uuid.uuid4().hex
     put_on_queue(redis_client, key_prefix, job_id, b"\x80\x04not json")
     letter = await dead_letter(http, job_id)
     assert (letter["reason"], letter["error"]["type"]) == ("unreadable_job", "DeserializationError")
