@@ -346,11 +346,11 @@ async def test_pools_of_other_queues_fire_each_tick_once_into_the_tasks_own_queu
         body = await wait_for_status(http, f"/jobs/{fired[tick]}", terminal)
         # made by a `high` or `low` worker, run by the default pool: record_tick's own queue
         assert (body["queue"], body["schedule"], body["status"]) == ("default", "every_second", "succeeded")
-    # every new tick was recorded as fired exactly once, by one of the two pools, and both took part
+    # every new tick was recorded as fired exactly once, by one of the two pools (which one wins a
+    # tick is a race: one pool may win them all)
     made = set(fired) - earlier
     lines = [re.findall(r'"job_id":"(cron-every_second-\d+-[0-9a-f]{8})"', s.log()) for s in services]
     assert sorted(job for found in lines for job in found) == sorted(fired[tick] for tick in made)
-    assert all(lines), "each pool fires ticks"
 
 
 # ----------------------------------------------------------------------------------------- workflows
