@@ -78,8 +78,9 @@ class Keys:
 
     def limit(self, task: str, kind: str) -> str:
         """One task's limit state, shared by every worker (workers.claims, workers.limits): `rate`
-        (the time its next job may start, ms), `running` (sorted set of job ids holding a place, by
-        lease expiry), `waiting` (sorted set of `<queue key>|<job id>` held back, by due time)."""
+        (the time its next job may start, ms), `slots` (the last start time given to a held-back
+        job, ms), `running` (sorted set of job ids holding a place, by lease expiry), `waiting`
+        (sorted set of `<queue key>|<job id>` held back, by due time)."""
         return f"{self.prefix}:limit:{task}:{kind}"
 
     @staticmethod
