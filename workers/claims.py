@@ -52,7 +52,7 @@ local function park(id, record, until_ms, reason)
   redis.call('ZADD', KEYS[1], until_ms, id)
   redis.call('HSET', record, '{THROTTLE}', reason, '{THROTTLED_UNTIL}', until_ms)
 end
--- nil when the job may start now (and then takes its rate slot and concurrency place), else parked
+-- true when the job may start now (it then takes the pace and a place), false when it was parked
 local function admit(id, score)
   local record = prefix .. ':job:' .. id
   local info = redis.call('HMGET', record, '{TASK}', '{THROTTLE}')
