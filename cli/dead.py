@@ -10,7 +10,7 @@ import typer
 from pydantic import BaseModel, Field
 
 from cli.errors import ExitCode, describe, exit_code_for
-from cli.inputs import check_cursor
+from cli.inputs import CursorOption
 from cli.output import (
     Accepted,
     JsonFlag,
@@ -51,9 +51,7 @@ def list_letters(
     ctx: typer.Context,
     task: Task = None,
     limit: Annotated[int, typer.Option("--limit", min=1, max=PAGE, help="Page size.")] = 20,
-    cursor: Annotated[
-        str | None, typer.Option("--cursor", help="next cursor of the previous page.", callback=check_cursor)
-    ] = None,
+    cursor: CursorOption = None,
     output: OutputOption = Output.TABLE,
     as_json: JsonFlag = False,
 ) -> None:

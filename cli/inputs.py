@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import re
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
 import typer
 
@@ -47,6 +47,11 @@ def check_cursor(value: str | None) -> str | None:
     if value is not None and not re.fullmatch(CURSOR_PATTERN, value):
         raise typer.BadParameter("not a cursor from an earlier page (<ms>:<id>)")
     return value
+
+
+CursorOption = Annotated[
+    str | None, typer.Option("--cursor", help="next cursor of the previous page.", callback=check_cursor)
+]
 
 
 def check_idempotency_key(value: str | None) -> str | None:

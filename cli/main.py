@@ -10,7 +10,7 @@ import typer
 
 from cli import dead, workflows
 from cli.errors import ExitCode, exit_codes_help
-from cli.inputs import check_cursor, check_idempotency_key, parse_payload, parse_run_at
+from cli.inputs import CursorOption, check_idempotency_key, parse_payload, parse_run_at
 from cli.output import (
     Accepted,
     JsonFlag,
@@ -185,9 +185,7 @@ def jobs(
     task: Annotated[str | None, typer.Option("--task", help="Only this task's jobs.")] = None,
     queue: Annotated[str | None, typer.Option("--queue", help="Only this queue's jobs.")] = None,
     limit: Annotated[int, typer.Option("--limit", min=1, max=500, help="Page size.")] = 20,
-    cursor: Annotated[
-        str | None, typer.Option("--cursor", help="next cursor of the previous page.", callback=check_cursor)
-    ] = None,
+    cursor: CursorOption = None,
     output: OutputOption = Output.TABLE,
     as_json: JsonFlag = False,
 ) -> None:

@@ -310,6 +310,16 @@ async def http(api: str) -> AsyncIterator[httpx.AsyncClient]:
         yield client
 
 
+async def enqueue_job(
+    http: httpx.AsyncClient, task: str, body: dict[str, Any], **params: Any
+) -> dict[str, Any]:
+    """POST /jobs/{task}; the 202 answer's body (fails on any other status)."""
+    response = await http.post(f"/jobs/{task}", json=body, params=params)
+    assert response.status_code == 202, response.text
+    accepted: dict[str, Any] = response.json()
+    return accepted
+
+
 async def wait_for_status(
     http: httpx.AsyncClient, url: str, done: Callable[[dict[str, Any]], bool], timeout_s: float = 20
 ) -> dict[str, Any]:

@@ -22,9 +22,10 @@ import redis
 
 from tests.integration.tasks.edge_probes import events_key
 
-from .conftest import Service, kill, start_worker, terminal, wait_for_status
+from .conftest import Service, enqueue_job, kill, start_worker, terminal, wait_for_status
 from .test_schedules import ENABLED, fired_ticks, ms, wait_for_tick
 from .test_worker_loss import epoch, wait_all, worker_of
+from .test_workflows import start
 
 # a worker's concurrency place and its lease last this long in the tests that kill one (JOBS_LEASE_S)
 SHORT_LEASE_S = 2.0
@@ -46,17 +47,9 @@ async def stop_all(services: list[Service]) -> None:
     await asyncio.gather(*(asyncio.to_thread(service.stop) for service in services))
 
 
-async def enqueue(http: httpx.AsyncClient, task: str, body: dict[str, Any], **params: Any) -> dict[str, Any]:
-    response = await http.post(f"/jobs/{task}", json=body, params=params)
-    assert response.status_code == 202, response.text
-    accepted: dict[str, Any] = response.json()
-    return accepted
-
-
 async def start_workflow(http: httpx.AsyncClient, spec: dict[str, Any]) -> str:
-    response = await http.post("/workflows", json=spec)
-    assert response.status_code == 202, response.text
-    url: str = response.json()["status_url"]
+    """POST /workflows; the new workflow's status URL."""
+    url: str = (await start(http, spec))["status_url"]
     return url
 
 
@@ -102,11 +95,11 @@ async def test_a_retried_job_gives_its_place_back_and_waits_for_it_again_as_atte
     http: httpx.AsyncClient, redis_client: redis.Redis, key_prefix: str, capped_worker: Service
 ) -> None:
     tag = uuid.uuid4().hex
-    first = await enqueue(
+    first = await enqueue_job(
         http, "edge_capped", {"tag": tag, "n": 0, "seconds": 0.3, "fail_attempts": 1, "retry_after_s": 0.3}
     )
     await wait_for_status(http, first["status_url"], lambda b: b["status"] == "running")
-    second = await enqueue(http, "edge_capped", {"tag": tag, "n": 1, "seconds": 1.5})
+    second = await enqueue_job(http, "edge_capped", {"tag": tag, "n": 1, "seconds": 1.5})
     # the failed attempt frees the place: the second job runs; the retry, due meanwhile, waits for it
     waiting = await wait_for_status(http, first["status_url"], is_throttled("concurrency"), timeout_s=5)
     assert (waiting["status"], waiting["attempt"], waiting["error"]) == ("pending", 1, None)
@@ -136,9 +129,9 @@ async def test_a_throttled_job_cancelled_while_it_waits_does_not_hold_back_the_n
     http: httpx.AsyncClient, redis_client: redis.Redis, key_prefix: str, capped_worker: Service
 ) -> None:
     tag = uuid.uuid4().hex
-    running = await enqueue(http, "edge_capped", {"tag": tag, "n": 0, "seconds": 1.0})
+    running = await enqueue_job(http, "edge_capped", {"tag": tag, "n": 0, "seconds": 1.0})
     await wait_for_status(http, running["status_url"], lambda b: b["status"] == "running")
-    cancelled, after = [await enqueue(http, "edge_capped", {"tag": tag, "n": n}) for n in (1, 2)]
+    cancelled, after = [await enqueue_job(http, "edge_capped", {"tag": tag, "n": n}) for n in (1, 2)]
     for job in (cancelled, after):
         parked = await wait_for_status(http, job["status_url"], is_throttled("concurrency"))
         assert (parked["status"], parked["attempt"]) == ("pending", 0)
@@ -162,7 +155,8 @@ async def test_delayed_jobs_of_a_limited_task_wait_scheduled_then_run_one_at_a_t
 ) -> None:
     tag = uuid.uuid4().hex
     jobs = [
-        await enqueue(http, "edge_capped", {"tag": tag, "n": n, "seconds": 0.3}, delay=1) for n in range(3)
+        await enqueue_job(http, "edge_capped", {"tag": tag, "n": n, "seconds": 0.3}, delay=1)
+        for n in range(3)
     ]
     early = [(await http.get(job["status_url"])).json() for job in jobs]
     assert [(b["status"], b["throttled"]) for b in early] == [("scheduled", None)] * 3
@@ -184,8 +178,10 @@ async def test_hundreds_of_throttled_jobs_hide_no_free_job_behind_them_and_each_
 ) -> None:
     tag = uuid.uuid4().hex
     # queued before any worker of the queue runs: at its first poll, 300 limited jobs come first
-    limited = await asyncio.gather(*(enqueue(http, "edge_capped", {"tag": tag, "n": n}) for n in range(300)))
-    free = await enqueue(http, "hold", {"seconds": 0})  # no limit, last in the queue's order
+    limited = await asyncio.gather(
+        *(enqueue_job(http, "edge_capped", {"tag": tag, "n": n}) for n in range(300))
+    )
+    free = await enqueue_job(http, "hold", {"seconds": 0})  # no limit, last in the queue's order
     started = await start_workers(redis_url, key_prefix, tmp_path, ["pager"], JOBS_QUEUE_NAME="lifecycle")
     try:
         body = await wait_for_status(http, free["status_url"], terminal, timeout_s=5)
@@ -218,11 +214,13 @@ async def test_sigkill_of_the_worker_holding_the_place_frees_it_within_the_lease
     by_id = {worker_id: service for service, worker_id in started}
     tag = uuid.uuid4().hex
     try:
-        holder = await enqueue(
+        holder = await enqueue_job(
             http, "edge_capped", {"tag": tag, "n": 0, "seconds": 0.2, "first_attempt_seconds": 60}
         )
         await wait_for_status(http, holder["status_url"], lambda b: b["status"] == "running")
-        waiting = [await enqueue(http, "edge_capped", {"tag": tag, "n": n, "seconds": 0.2}) for n in (1, 2)]
+        waiting = [
+            await enqueue_job(http, "edge_capped", {"tag": tag, "n": n, "seconds": 0.2}) for n in (1, 2)
+        ]
         for job in waiting:
             await wait_for_status(http, job["status_url"], is_throttled("concurrency"))
         killed_at = time.time()
@@ -259,9 +257,9 @@ async def test_sigterm_puts_a_limited_job_back_and_gives_its_place_to_the_next_w
     by_id = {worker_id: service for service, worker_id in started}
     tag = uuid.uuid4().hex
     try:
-        holder = await enqueue(http, "edge_capped", {"tag": tag, "n": 0, "seconds": 3})
+        holder = await enqueue_job(http, "edge_capped", {"tag": tag, "n": 0, "seconds": 3})
         await wait_for_status(http, holder["status_url"], lambda b: b["status"] == "running")
-        waiting = await enqueue(http, "edge_capped", {"tag": tag, "n": 1, "seconds": 0.2})
+        waiting = await enqueue_job(http, "edge_capped", {"tag": tag, "n": 1, "seconds": 0.2})
         await wait_for_status(http, waiting["status_url"], is_throttled("concurrency"))
         leaving = by_id.pop(worker_of(redis_client, key_prefix, holder["job_id"]))
         signalled_at = time.time()
@@ -293,7 +291,7 @@ async def test_a_rate_limit_holds_across_pools_of_two_queues(
     try:
         jobs = await asyncio.gather(
             *(
-                enqueue(http, "edge_paced", {"tag": tag, "n": n}, queue="high" if n % 2 else "default")
+                enqueue_job(http, "edge_paced", {"tag": tag, "n": n}, queue="high" if n % 2 else "default")
                 for n in range(20)
             )
         )
@@ -565,7 +563,7 @@ async def test_a_result_beyond_64_bits_fails_the_job_and_the_worker_lives_on(
     ((victim, _),) = await start_workers(
         redis_url, key_prefix, tmp_path, ["victim"], JOBS_QUEUE_NAME="lifecycle", JOBS_LEASE_S="2"
     )
-    job = await enqueue(http, "edge_unjsonable", {"kind": "bigint"})
+    job = await enqueue_job(http, "edge_unjsonable", {"kind": "bigint"})
     try:
         deadline = time.monotonic() + 10
         body = (await http.get(job["status_url"])).json()

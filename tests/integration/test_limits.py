@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 import pytest
 
-from .conftest import Service, WebhookTarget, start_worker, terminal, wait_for_status
+from .conftest import Service, WebhookTarget, enqueue_job, start_worker, terminal, wait_for_status
 
 JOBS = 30
 RATE = 10  # paced_ping's limit: 10/s
@@ -31,13 +31,6 @@ def second_worker(
     service.stop()
 
 
-async def enqueue(http: httpx.AsyncClient, task: str, body: dict[str, Any]) -> dict[str, Any]:
-    response = await http.post(f"/jobs/{task}", json=body)
-    assert response.status_code == 202, response.text
-    answer: dict[str, Any] = response.json()
-    return answer
-
-
 def most_in_any_window(times: list[float], window_s: float) -> int:
     """The largest number of `times` within any half-open window [t, t + window_s)."""
     ordered = sorted(times)
@@ -50,7 +43,7 @@ async def warm_up(http: httpx.AsyncClient, url: str) -> None:
     spaces the jobs' starts; this keeps the measurement to that."""
     workers: set[str] = set()
     for n in range(20):
-        job = await enqueue(http, "paced_ping", {"url": url, "n": n})
+        job = await enqueue_job(http, "paced_ping", {"url": url, "n": n})
         done = await wait_for_status(http, job["status_url"], terminal)
         assert done["status"] == "succeeded", done
         workers.add(done["result"]["worker"])
@@ -65,7 +58,7 @@ async def test_a_rate_limit_spreads_jobs_across_workers_and_loses_none(
     path = f"/paced/{uuid.uuid4().hex[:8]}"
     await warm_up(http, f"{webhook_target.url}{path}/warm-up")
     accepted = await asyncio.gather(
-        *(enqueue(http, "paced_ping", {"url": webhook_target.url + path, "n": n}) for n in range(JOBS))
+        *(enqueue_job(http, "paced_ping", {"url": webhook_target.url + path, "n": n}) for n in range(JOBS))
     )
     # the last jobs wait for their slots: pending, throttled by the rate, with the time of their slot
     waiting = (await http.get(accepted[-1]["status_url"])).json()
@@ -92,7 +85,7 @@ async def test_a_concurrency_limit_never_lets_more_than_two_run_at_once(
 ) -> None:
     path = f"/capped/{uuid.uuid4().hex[:8]}"
     body = {"url": webhook_target.url + path, "seconds": 0.3}
-    accepted = await asyncio.gather(*(enqueue(http, "capped_span", {**body, "n": n}) for n in range(8)))
+    accepted = await asyncio.gather(*(enqueue_job(http, "capped_span", {**body, "n": n}) for n in range(8)))
     throttled: dict[str, Any] | None = None
     for _ in range(40):  # while the first two run, the others wait for a place
         statuses = [(await http.get(job["status_url"])).json() for job in accepted]

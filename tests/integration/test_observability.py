@@ -24,6 +24,7 @@ from devserver.redis_server import free_port
 from .conftest import (
     Service,
     delete_prefix,
+    enqueue_job,
     http_ok,
     kill,
     service_env,
@@ -76,9 +77,7 @@ async def stack(redis_url: str, prefix: str, tmp_path: Path) -> AsyncIterator[St
 
 
 async def enqueue(http: httpx.AsyncClient, task: str, body: dict[str, Any], **params: Any) -> str:
-    response = await http.post(f"/jobs/{task}", json=body, params=params)
-    assert response.status_code == 202, response.text
-    job_id: str = response.json()["job_id"]
+    job_id: str = (await enqueue_job(http, task, body, **params))["job_id"]
     return job_id
 
 
