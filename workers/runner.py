@@ -20,6 +20,7 @@ import asyncio
 import time
 from typing import Any, NoReturn
 
+import orjson
 from arq.worker import Function, Retry, func
 
 from jobcore.client import now_ms
@@ -214,7 +215,7 @@ async def attempt_body(
     if failure is None:
         try:  # the result as it is stored: JSON, which cannot carry every value (ints beyond 64 bits)
             output = task.dump_result(result)
-            dumps(output)
+            stored = orjson.Fragment(dumps(output))  # encoded once: the `succeeded` event carries it
         except Exception as error:  # the same result every time: no retry
             failure, unstorable = error, True
     if failure is None and step is not None:
@@ -228,7 +229,7 @@ async def attempt_body(
                 Phase.SUCCEEDED,
                 finished,
                 fields={FINISHED_AT: finished},
-                extra={"s": True, "r": output, "ft": finished},
+                extra={"s": True, "r": stored, "ft": finished},
             )
         )
         return output
