@@ -119,8 +119,7 @@ def create_app(settings: Settings | None = None, registry: TaskRegistry | None =
     if registry is None:
         registry = load_registry(settings)
     else:
-        registry.check_queues(settings)
-        registry.check_schedules(settings.disabled_schedules)
+        registry.check(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, AppState]]:

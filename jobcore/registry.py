@@ -221,6 +221,12 @@ class TaskRegistry:
         ]
         return hashlib.sha256(json.dumps(described, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
+    def check(self, settings: Settings) -> None:
+        """Raise ValueError naming the first task or schedule these settings cannot run (its queue
+        is not configured, its schedule is wrong, a disabled schedule is unknown)."""
+        self.check_queues(settings)
+        self.check_schedules(settings.disabled_schedules)
+
     def check_queues(self, settings: Settings) -> None:
         """Raise ValueError naming the first task whose own queue is not one of `settings.queues`."""
         for t in self._tasks.values():
@@ -293,8 +299,7 @@ def load_registry(settings: Settings) -> TaskRegistry:
     except ModuleNotFoundError as error:
         raise SystemExit(f"invalid settings: JOBS_TASK_PACKAGES: cannot import {error.name!r}") from None
     try:
-        registry.check_queues(settings)
-        registry.check_schedules(settings.disabled_schedules)
+        registry.check(settings)
     except ValueError as error:
         raise SystemExit(f"invalid settings: {error}") from None
     return registry
