@@ -27,6 +27,7 @@ from typing import Any
 
 import redis
 
+from arq_jobs._logs import configure_logging
 from bench import machine, processes, report
 from bench.harness import Harness, progress
 from bench.options import WORKLOADS, Options
@@ -34,7 +35,6 @@ from bench.redis_target import RedisTarget, redis_target
 from bench.results import RunResult
 from bench.systems import SYSTEMS, SystemName, open_deployment
 from bench.workloads import drain, http, latency, polling, sleep
-from jobcore.logs import configure_logging
 
 Workload = Callable[[Harness, SystemName, int, Options], Awaitable[RunResult]]
 RUNNERS: dict[str, Workload] = {

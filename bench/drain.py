@@ -14,11 +14,11 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from arq_jobs._logs import configure_logging
 from bench.harness import Harness
 from bench.options import Options
 from bench.redis_target import redis_target
 from bench.workloads import drain
-from jobcore.logs import configure_logging
 
 
 def main() -> None:

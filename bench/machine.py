@@ -11,7 +11,7 @@ from typing import Any
 
 import psutil
 
-from jobcore.version import PACKAGE_VERSION
+from arq_jobs._version import PACKAGE_VERSION
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ("arq", "redis", "hiredis", "fastapi", "starlette", "uvicorn", "uvloop", "httptools", "pydantic")

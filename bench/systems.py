@@ -28,13 +28,13 @@ from arq import ArqRedis, create_pool
 from arq.connections import RedisSettings
 from arq.jobs import DeserializationError, deserialize_result
 
+from arq_jobs._client import JobClient
+from arq_jobs._config import Settings
+from arq_jobs._connection import create_arq
+from arq_jobs._jobs.states import JobState
+from arq_jobs._keys import Keys
+from arq_jobs._tasks.registry import load_registry
 from bench.processes import arq_command, python_command
-from jobcore.client import JobClient
-from jobcore.config import Settings
-from jobcore.connection import create_arq
-from jobcore.keys import Keys
-from jobcore.registry import load_registry
-from jobcore.states import JobState
 
 SystemName = Literal["ours", "arq", "arq-tuned"]
 SYSTEMS: tuple[SystemName, ...] = ("ours", "arq", "arq-tuned")

@@ -20,8 +20,8 @@ from types import FrameType
 
 import httpx
 
+from arq_jobs._config import Settings, load_settings, pool_class_name
 from devserver.redis_server import EmbeddedRedis, is_reachable
-from jobcore.config import Settings, load_settings, pool_class_name
 
 LOCAL_REDIS = "redis://127.0.0.1:6379/0"
 STOP_TIMEOUT_S = 20

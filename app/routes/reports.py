@@ -6,10 +6,8 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, Field
 
-from app.deps import ArqDep, JobsDep, SettingsDep
-from app.schemas import ErrorBody
-from jobcore.errors import NotFoundError
-from jobcore.keys import Keys
+from arq_jobs import NotFoundError
+from arq_jobs.fastapi import ErrorBody, JobsDep
 from workers.tasks.reports import Report, ReportInput, generate_report
 
 router = APIRouter(prefix="/reports", tags=["reports (example)"])
@@ -54,9 +52,9 @@ async def create_report(
 
 
 @router.get("/{report_id}", responses={404: {"model": ErrorBody}})
-async def get_report(report_id: str, arq: ArqDep, settings: SettingsDep) -> Report:
+async def get_report(report_id: str, jobs: JobsDep) -> Report:
     """The finished report."""
-    raw = await arq.get(Keys(settings.key_prefix).report(report_id))
+    raw = await jobs.redis.get(jobs.keys.report(report_id))
     if raw is None:
         raise ReportNotFoundError(report_id)
     return Report.model_validate_json(raw)

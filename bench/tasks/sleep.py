@@ -6,8 +6,8 @@ import asyncio
 
 from pydantic import Field
 
-from jobcore.context import JobContext
-from jobcore.registry import TaskInput, task
+from arq_jobs._tasks.context import JobContext
+from arq_jobs._tasks.registry import TaskInput, task
 
 
 class SleepInput(TaskInput):

@@ -28,8 +28,8 @@ import httpx
 import pytest
 import redis
 
+from arq_jobs._keys import Keys
 from devserver.redis_server import EmbeddedRedis, free_port, is_reachable
-from jobcore.keys import Keys
 
 ROOT = Path(__file__).resolve().parents[2]
 ARQ = str(Path(sys.executable).with_name("arq"))

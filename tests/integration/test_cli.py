@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
-from cli.errors import ExitCode
-from jobcore.registry import TaskRegistry
+from arq_jobs._cli.errors import ExitCode
+from arq_jobs._tasks.registry import TaskRegistry
 
 from .conftest import ROOT, TASK_PACKAGES, Service, delete_prefix, service_env, start_worker
 

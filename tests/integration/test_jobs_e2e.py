@@ -94,7 +94,7 @@ async def test_failing_job_ends_failed_with_its_error(
     assert (
         kept["traceback"]
         .rstrip()
-        .endswith(f"jobcore.errors.WebhookRejectedError: webhook target {url} answered HTTP 410")
+        .endswith(f"workers.tasks.webhooks.WebhookRejectedError: webhook target {url} answered HTTP 410")
     )
 
 

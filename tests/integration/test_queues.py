@@ -1,6 +1,6 @@
 """Named queues end to end: one worker pool per queue, each started by its own arq command
 (`workers.WorkerSettings` serves `default`, `workers.HighWorkerSettings` `high`,
-`workers.settings.LowWorkerSettings` `low`); `?queue=` over HTTP; a `high` job starts within a second
+`workers.LowWorkerSettings` `low`); `?queue=` over HTTP; a `high` job starts within a second
 behind 10,000 pending `default` jobs."""
 
 from __future__ import annotations
@@ -19,12 +19,12 @@ import pytest
 from arq.connections import ArqRedis
 from redis.asyncio import ConnectionPool
 
-from jobcore.client import JobClient
-from jobcore.config import Settings
-from jobcore.registry import TaskRegistry
-from jobcore.serializer import dumps, loads
+from arq_jobs._client import JobClient
+from arq_jobs._config import Settings
+from arq_jobs._serializer import dumps, loads
+from arq_jobs._tasks.registry import TaskRegistry
 from tests.integration.tasks.probes import nap
-from workers.tasks import registry as shipped
+from tests.shipped import registry as shipped
 from workers.tasks.noop import NoopInput, noop
 
 from .conftest import (
@@ -46,7 +46,7 @@ CONCURRENCY = "default=1,high=5"
 POOLS = {
     "default": "workers.WorkerSettings",
     "high": "workers.HighWorkerSettings",
-    "low": "workers.settings.LowWorkerSettings",
+    "low": "workers.LowWorkerSettings",
 }
 BACKLOG = 10_000
 STARTS_WITHIN_S = 1.0

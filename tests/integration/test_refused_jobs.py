@@ -13,8 +13,8 @@ import pytest
 import redis
 from arq.jobs import serialize_job
 
-from jobcore.keys import Keys
-from jobcore.serializer import dumps
+from arq_jobs._keys import Keys
+from arq_jobs._serializer import dumps
 
 from .conftest import Service
 

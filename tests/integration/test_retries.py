@@ -9,7 +9,7 @@ from datetime import datetime
 
 import httpx
 
-from jobcore.retry import RetryPolicy
+from arq_jobs._tasks.retry import RetryPolicy
 from workers.tasks.webhooks import WEBHOOK_RETRY
 
 from .conftest import Service, WebhookTarget, terminal, wait_for_status

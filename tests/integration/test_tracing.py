@@ -13,8 +13,8 @@ from dataclasses import dataclass
 import httpx
 import pytest
 
-from jobcore.config import Settings
-from jobcore.tracing import (
+from arq_jobs._config import Settings
+from arq_jobs._tracing import (
     API_SERVICE,
     WORKER_SERVICE,
     attempt_span,

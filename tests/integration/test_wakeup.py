@@ -14,15 +14,15 @@ import redis
 from arq.connections import ArqRedis
 from redis.asyncio import ConnectionPool
 
-from jobcore.client import JobClient
-from jobcore.config import Settings
-from jobcore.keys import Keys
-from jobcore.registry import TaskRegistry
-from jobcore.serializer import dumps, loads
-from jobcore.states import JobState
-from jobcore.status import JobStatus
+from arq_jobs._client import JobClient
+from arq_jobs._config import Settings
+from arq_jobs._jobs.states import JobState
+from arq_jobs._jobs.status import JobStatus
+from arq_jobs._keys import Keys
+from arq_jobs._serializer import dumps, loads
+from arq_jobs._tasks.registry import TaskRegistry
 from tests.integration.tasks.probes import HoldInput, nap
-from workers.tasks import registry as shipped
+from tests.shipped import registry as shipped
 from workers.tasks.noop import NoopInput, noop
 
 from .conftest import QUEUES, Service, start_worker

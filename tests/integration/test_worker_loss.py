@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 import redis
 
-from jobcore.keys import Keys
+from arq_jobs._keys import Keys
 
 from .conftest import kill, start_worker
 

@@ -15,15 +15,15 @@ from fakeredis.aioredis import FakeAsyncRedisConnection
 from fastapi import FastAPI
 from redis.asyncio import ConnectionPool
 
-from app.deps import AppState, get_state
-from app.main import create_app
-from jobcore.client import JobClient
-from jobcore.config import Settings
-from jobcore.context import JobContext, Resources
-from jobcore.registry import TaskRegistry
-from jobcore.serializer import dumps, loads
-from workers.settings import worker_options
-from workers.tasks import registry as shipped_registry
+from arq_jobs._api.deps import AppState, get_state
+from arq_jobs._client import JobClient
+from arq_jobs._config import Settings
+from arq_jobs._serializer import dumps, loads
+from arq_jobs._tasks.context import JobContext, Resources
+from arq_jobs._tasks.registry import TaskRegistry
+from arq_jobs._worker.settings import worker_options
+from tests.apps import create_app
+from tests.shipped import registry as shipped_registry
 
 
 @pytest.fixture(autouse=True)

@@ -8,7 +8,7 @@ import base64
 import pytest
 from arq.connections import ArqRedis
 
-from app.auth import presented_token, token_matches
+from arq_jobs._api.auth import presented_token, token_matches
 
 from .test_dashboard_pages import dashboard_client
 

@@ -14,8 +14,8 @@ from fakeredis.aioredis import FakeAsyncRedisConnection
 from redis.asyncio import ConnectionPool, Redis
 from redis.exceptions import ConnectionError, ResponseError
 
-from jobcore.batching import ScriptBatch
-from jobcore.scripts import sha1
+from arq_jobs._scripts.batch import ScriptBatch
+from arq_jobs._scripts.run import sha1
 
 ECHO = "return {KEYS[1], ARGV[1]}"
 INCR = "return redis.call('INCRBY', KEYS[1], ARGV[1])"

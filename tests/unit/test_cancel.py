@@ -8,15 +8,15 @@ from arq.connections import ArqRedis
 from arq.constants import abort_jobs_ss
 from arq.jobs import serialize_result
 
-from jobcore.client import CANCEL_SCRIPT, JobClient, cancel_call, now_ms
-from jobcore.config import Settings
-from jobcore.errors import JobNotCancellableError, JobNotFoundError
-from jobcore.keys import Keys
-from jobcore.records import JobError as RecordError
-from jobcore.records import retrying_fields
-from jobcore.scripts import run_script
-from jobcore.serializer import dumps
-from jobcore.states import JobState
+from arq_jobs._client import CANCEL_SCRIPT, JobClient, cancel_call, now_ms
+from arq_jobs._config import Settings
+from arq_jobs._errors import JobNotCancellableError, JobNotFoundError
+from arq_jobs._jobs.records import JobError as RecordError
+from arq_jobs._jobs.records import retrying_fields
+from arq_jobs._jobs.states import JobState
+from arq_jobs._keys import Keys
+from arq_jobs._scripts.run import run_script
+from arq_jobs._serializer import dumps
 from workers.tasks.noop import NoopInput, noop
 
 QUEUE = "unit:queue:default"

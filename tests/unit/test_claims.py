@@ -17,11 +17,11 @@ from arq.worker import Worker
 from fakeredis.aioredis import FakeAsyncRedisConnection
 from redis.asyncio import ConnectionPool, Redis
 
+from arq_jobs._client import now_ms
+from arq_jobs._scripts.run import run_script
+from arq_jobs._worker.claims import CLAIM_SCRIPT, poll_iteration
+from arq_jobs._worker.wakeup import Wakeup
 from devserver.redis_server import is_reachable
-from jobcore.client import now_ms
-from jobcore.scripts import run_script
-from workers.claims import CLAIM_SCRIPT, poll_iteration
-from workers.wakeup import Wakeup
 
 from .conftest import MakeWorker
 
@@ -368,10 +368,10 @@ async def test_poll_iteration_logs_an_error_of_run_job_itself_and_goes_on(
     polling.runs.fail.add("job-1")
     await polling.finish("job-1")
     await add_jobs(arq_redis, worker.queue_name, {"job-2": now_ms() - 1})
-    with caplog.at_level("ERROR", logger="workers.claims"):
+    with caplog.at_level("ERROR", logger="arq_jobs._worker.claims"):
         await polling.iterate()  # ARQ would raise here and end the worker with every job it runs
     assert worker.tasks.keys() == {"job-2"} and worker.job_counter == 1
-    (record,) = [r for r in caplog.records if r.name == "workers.claims"]
+    (record,) = [r for r in caplog.records if r.name == "arq_jobs._worker.claims"]
     assert record.getMessage() == "run_job of job job-1 failed"
     assert record.exc_info is not None and str(record.exc_info[1]) == "run_job of job-1 broke"
 

@@ -19,28 +19,28 @@ from redis.asyncio import ConnectionPool
 from rich.console import Console
 from typer.testing import CliRunner
 
-from cli.errors import ExitCode
-from cli.main import app
-from cli.session import client_session, display_url
-from cli.wait import ProgressView, WorkflowLines, follow, status_line, workflow_line
-from jobcore import config
-from jobcore.client import JobClient, now_ms
-from jobcore.config import Settings
-from jobcore.context import JobContext
-from jobcore.cron import Cron
-from jobcore.deadletters import DeadLetterError, FailureReason, build_dead_letter
-from jobcore.keys import Keys
-from jobcore.records import THROTTLE, THROTTLED_UNTIL
-from jobcore.registry import TaskInput, TaskRegistry, task
-from jobcore.schedules import fire
-from jobcore.serializer import dumps, loads
-from jobcore.states import JobState
-from jobcore.worker_registry import WorkerBeat, WorkerTotals
-from jobcore.workflow_status import WorkflowState, WorkflowStatus
-from jobcore.workflows import Workflows
+from arq_jobs import _config as config
+from arq_jobs._cli.errors import ExitCode
+from arq_jobs._cli.main import app
+from arq_jobs._cli.session import client_session, display_url
+from arq_jobs._cli.wait import ProgressView, WorkflowLines, follow, status_line, workflow_line
+from arq_jobs._client import JobClient, now_ms
+from arq_jobs._config import Settings
+from arq_jobs._deadletters import DeadLetterError, FailureReason, build_dead_letter
+from arq_jobs._jobs.records import THROTTLE, THROTTLED_UNTIL
+from arq_jobs._jobs.states import JobState
+from arq_jobs._keys import Keys
+from arq_jobs._schedules.cron import Cron
+from arq_jobs._schedules.views import fire
+from arq_jobs._serializer import dumps, loads
+from arq_jobs._tasks.context import JobContext
+from arq_jobs._tasks.registry import TaskInput, TaskRegistry, task
+from arq_jobs._worker_registry import WorkerBeat, WorkerTotals
+from arq_jobs._workflows.engine import Workflows
+from arq_jobs._workflows.status import WorkflowState, WorkflowStatus
 from tests.integration.tasks.scheduled import record_tick
 from tests.integration.tasks.workflow_steps import wf_add, wf_double, wf_fail_always
-from workers.tasks import registry as shipped
+from tests.shipped import registry as shipped
 from workers.tasks.noop import NoopInput, noop
 from workers.tasks.reports import ReportInput, generate_report
 
@@ -501,7 +501,7 @@ async def test_dead_retry_all_of_a_task_reports_each_failure(invoke: Invoke, job
 
 
 async def test_unreachable_redis_names_the_url_without_its_password(registry: TaskRegistry) -> None:
-    from jobcore.connection import create_arq
+    from arq_jobs._connection import create_arq
 
     settings = make_settings(redis_url="redis://user:s3cret@127.0.0.1:1/0")
 
@@ -625,7 +625,7 @@ async def test_progress_view_prints_one_line_per_change_or_draws_a_bar(
 
 
 def test_every_exit_code_is_explained_in_the_help() -> None:
-    from cli.errors import MEANINGS, exit_codes_help
+    from arq_jobs._cli.errors import MEANINGS, exit_codes_help
 
     assert set(MEANINGS) == set(ExitCode)
     assert "; 5 Redis unreachable, or refusing the request;" in exit_codes_help()

@@ -7,22 +7,22 @@ from arq.connections import ArqRedis
 from arq.jobs import deserialize_job, serialize_result
 from pydantic import Field, SecretStr
 
-from jobcore.client import JobClient, now_ms
-from jobcore.config import Settings
-from jobcore.context import JobContext
-from jobcore.errors import (
+from arq_jobs._client import JobClient, now_ms
+from arq_jobs._config import Settings
+from arq_jobs._errors import (
     InvalidScheduleError,
     JobNotFoundError,
     TaskInputError,
     UnknownQueueError,
     UnknownTaskError,
 )
-from jobcore.keys import Keys
-from jobcore.registry import TaskInput, TaskRegistry, task
-from jobcore.serializer import dumps, loads
-from jobcore.states import JobState
-from jobcore.status import ms_to_datetime
-from jobcore.worker_registry import WorkerInfo, WorkerTotals
+from arq_jobs._jobs.states import JobState
+from arq_jobs._jobs.status import ms_to_datetime
+from arq_jobs._keys import Keys
+from arq_jobs._serializer import dumps, loads
+from arq_jobs._tasks.context import JobContext
+from arq_jobs._tasks.registry import TaskInput, TaskRegistry, task
+from arq_jobs._worker_registry import WorkerInfo, WorkerTotals
 from workers.tasks.noop import NoopInput, noop
 from workers.tasks.reports import ReportInput, generate_report
 

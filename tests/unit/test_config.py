@@ -5,8 +5,8 @@ from pathlib import Path
 import pytest
 from pydantic import RedisDsn
 
-from jobcore import config
-from jobcore.config import Settings, load_settings
+from arq_jobs import _config as config
+from arq_jobs._config import Settings, load_settings
 
 
 @pytest.fixture(autouse=True)

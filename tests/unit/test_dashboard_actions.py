@@ -9,10 +9,10 @@ import httpx
 import pytest
 from arq.connections import ArqRedis
 
-from jobcore.client import JobClient, now_ms
-from jobcore.errors import DeadLetterNotFoundError
-from jobcore.registry import TaskRegistry
-from jobcore.states import JobState
+from arq_jobs._client import JobClient, now_ms
+from arq_jobs._errors import DeadLetterNotFoundError
+from arq_jobs._jobs.states import JobState
+from arq_jobs._tasks.registry import TaskRegistry
 from workers.tasks.noop import NoopInput, noop
 
 from .conftest import RunWorker

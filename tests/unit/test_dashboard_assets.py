@@ -8,7 +8,7 @@ import hashlib
 
 import httpx
 
-from app.dashboard.assets import HTMX_FILE, HTMX_INTEGRITY, HTMX_SHA256, HTMX_VERSION, STATIC_DIR
+from arq_jobs._dashboard.assets import HTMX_FILE, HTMX_INTEGRITY, HTMX_SHA256, HTMX_VERSION, STATIC_DIR
 
 PINNED_HTMX = ("2.0.11", "d6fdc75f204e6bdefa99b69bf1e6d4ac69b8a364f77929f45c13476b4000f717")
 

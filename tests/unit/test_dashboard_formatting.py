@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta, timezone
 
-from app.dashboard.formatting import duration, iso, pretty_json, relative, short_id, snippet
+from arq_jobs._dashboard.formatting import duration, iso, pretty_json, relative, short_id, snippet
 
 NOW = datetime(2026, 11, 29, 10, 0, 0, tzinfo=UTC)
 

@@ -13,18 +13,18 @@ import httpx
 import pytest
 from arq.connections import ArqRedis
 
-from app.dashboard.formatting import iso
-from app.deps import AppState, get_state
-from app.main import create_app
-from jobcore.client import Enqueued, JobClient, now_ms
-from jobcore.context import JobContext
-from jobcore.errors import PermanentError
-from jobcore.keys import Keys
-from jobcore.records import THROTTLE, THROTTLED_UNTIL
-from jobcore.registry import TaskRegistry, task
-from jobcore.retry import RetryPolicy
-from jobcore.worker_registry import WorkerBeat, WorkerRegistry, WorkerTotals
-from workers.tasks import registry as shipped
+from arq_jobs._api.deps import AppState, get_state
+from arq_jobs._client import Enqueued, JobClient, now_ms
+from arq_jobs._dashboard.formatting import iso
+from arq_jobs._errors import PermanentError
+from arq_jobs._jobs.records import THROTTLE, THROTTLED_UNTIL
+from arq_jobs._keys import Keys
+from arq_jobs._tasks.context import JobContext
+from arq_jobs._tasks.registry import TaskRegistry, task
+from arq_jobs._tasks.retry import RetryPolicy
+from arq_jobs._worker_registry import WorkerBeat, WorkerRegistry, WorkerTotals
+from tests.apps import create_app
+from tests.shipped import registry as shipped
 from workers.tasks.noop import NoopInput, noop
 
 from .conftest import RunWorker, make_settings

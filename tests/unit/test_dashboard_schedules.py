@@ -1,7 +1,7 @@
 """The dashboard's schedules page over the ASGI app and fakeredis: each schedule's cron, timezone,
 queue, whether it is enabled, its next tick, and the job its last tick made with that job's state;
 and a tick's job page linking back to it. No worker runs here (its scheduler would fire the ticks):
-ticks are fired as a worker fires them, with `jobcore.schedules.fire`."""
+ticks are fired as a worker fires them, with `arq_jobs._schedules.views.fire`."""
 
 from __future__ import annotations
 
@@ -12,16 +12,16 @@ import httpx
 import pytest
 from arq.connections import ArqRedis
 
-from app.dashboard.formatting import iso
-from jobcore.client import JobClient
-from jobcore.config import Settings
-from jobcore.context import JobContext
-from jobcore.cron import Cron
-from jobcore.keys import Keys
-from jobcore.registry import TaskInput, TaskRegistry, task
-from jobcore.schedules import fire, tick_job_id
+from arq_jobs._client import JobClient
+from arq_jobs._config import Settings
+from arq_jobs._dashboard.formatting import iso
+from arq_jobs._keys import Keys
+from arq_jobs._schedules.cron import Cron
+from arq_jobs._schedules.views import fire, tick_job_id
+from arq_jobs._tasks.context import JobContext
+from arq_jobs._tasks.registry import TaskInput, TaskRegistry, task
 from tests.integration.tasks.scheduled import record_tick
-from workers.tasks import registry as shipped
+from tests.shipped import registry as shipped
 
 from .conftest import make_settings
 from .test_dashboard_pages import HTMX, dashboard_client

@@ -9,10 +9,10 @@ import httpx
 import pytest
 from arq.connections import ArqRedis
 
-from app.dashboard.security import csrf_token
-from jobcore.client import JobClient
-from jobcore.registry import TaskRegistry
-from jobcore.states import JobState
+from arq_jobs._client import JobClient
+from arq_jobs._dashboard.security import csrf_token
+from arq_jobs._jobs.states import JobState
+from arq_jobs._tasks.registry import TaskRegistry
 
 from .conftest import RunWorker, make_settings
 from .test_dashboard_pages import HTMX, REGISTRY, SAME_ORIGIN, Mix, dashboard_client, make_mix

@@ -11,14 +11,14 @@ import httpx
 import pytest
 from arq.connections import ArqRedis
 
-from jobcore.client import JobClient
-from jobcore.registry import Task, TaskRegistry
-from jobcore.states import JobState
-from jobcore.workflow_spec import Workflow
-from jobcore.workflow_status import WorkflowState, WorkflowStatus
-from jobcore.workflows import Workflows
+from arq_jobs._client import JobClient
+from arq_jobs._jobs.states import JobState
+from arq_jobs._tasks.registry import Task, TaskRegistry
+from arq_jobs._workflows.engine import Workflows
+from arq_jobs._workflows.spec import Workflow
+from arq_jobs._workflows.status import WorkflowState, WorkflowStatus
 from tests.integration.tasks.workflow_steps import wf_add, wf_double, wf_fail_always, wf_square, wf_total
-from workers.tasks import registry as shipped
+from tests.shipped import registry as shipped
 
 from .conftest import RunWorker, make_settings
 from .test_dashboard_actions import ACT, flash_text
@@ -226,8 +226,8 @@ async def test_cancel_without_javascript_answers_a_page_that_links_back(
 async def test_read_only_shows_the_workflow_and_refuses_to_cancel_it(
     arq_redis: ArqRedis, job_client: JobClient
 ) -> None:
-    from app.deps import AppState, get_state
-    from app.main import create_app
+    from arq_jobs._api.deps import AppState, get_state
+    from tests.apps import create_app
 
     workflow_id = await start(job_client, {"type": "group", "steps": [ADD]})
     settings = make_settings(dashboard_read_only=True)

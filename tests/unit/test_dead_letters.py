@@ -8,20 +8,20 @@ import httpx
 import pytest
 from arq.connections import ArqRedis
 
-from jobcore.client import JobClient, now_ms
-from jobcore.config import Settings
-from jobcore.deadletters import (
+from arq_jobs._client import JobClient, now_ms
+from arq_jobs._config import Settings
+from arq_jobs._deadletters import (
     DeadLetter,
     DeadLetterError,
     DeadLetterStore,
     FailureReason,
     build_dead_letter,
 )
-from jobcore.errors import DeadLetterNotFoundError
-from jobcore.keys import Keys
-from jobcore.records import JobRecord
-from jobcore.serializer import loads
-from jobcore.states import JobState
+from arq_jobs._errors import DeadLetterNotFoundError
+from arq_jobs._jobs.records import JobRecord
+from arq_jobs._jobs.states import JobState
+from arq_jobs._keys import Keys
+from arq_jobs._serializer import loads
 
 KEYS = Keys("unit")
 ALL = "unit:dead-letters"

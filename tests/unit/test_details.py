@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 from arq.connections import ArqRedis
 
-from jobcore.client import JobClient
-from jobcore.details import parse_details
-from jobcore.keys import Keys
-from jobcore.registry import TaskRegistry
+from arq_jobs._client import JobClient
+from arq_jobs._jobs.details import parse_details
+from arq_jobs._keys import Keys
+from arq_jobs._tasks.registry import TaskRegistry
 from workers.tasks.noop import NoopInput, noop
 
 from .conftest import RunWorker

@@ -14,13 +14,13 @@ from arq.worker import Worker
 from fakeredis.aioredis import FakeAsyncRedisConnection
 from redis.asyncio import ConnectionPool, Redis
 
-from jobcore.batching import ScriptBatch
-from jobcore.config import Settings
-from jobcore.keys import Keys
-from jobcore.records import ATTEMPT, FINISHED_AT, STARTED_AT, WORKER
-from jobcore.states import JobState
-from jobcore.transitions import Phase, Transition
-from workers.finish import FINISH_SCRIPT, finish_call
+from arq_jobs._config import Settings
+from arq_jobs._jobs.records import ATTEMPT, FINISHED_AT, STARTED_AT, WORKER
+from arq_jobs._jobs.states import JobState
+from arq_jobs._jobs.transitions import Phase, Transition
+from arq_jobs._keys import Keys
+from arq_jobs._scripts.batch import ScriptBatch
+from arq_jobs._worker.finish import FINISH_SCRIPT, finish_call
 
 JOB = "job-1"
 QUEUE = "unit:queue:default"

@@ -10,13 +10,13 @@ from arq.connections import ArqRedis
 from redis.asyncio.client import Pipeline
 from redis.exceptions import WatchError
 
-from jobcore.client import JobClient
-from jobcore.config import Settings
-from jobcore.errors import IdempotencyConflictError
-from jobcore.idempotency import IdempotencyClaim, fingerprint
-from jobcore.keys import Keys
-from jobcore.registry import TaskRegistry
-from jobcore.states import JobState
+from arq_jobs._client import JobClient
+from arq_jobs._config import Settings
+from arq_jobs._errors import IdempotencyConflictError
+from arq_jobs._idempotency import IdempotencyClaim, fingerprint
+from arq_jobs._jobs.states import JobState
+from arq_jobs._keys import Keys
+from arq_jobs._tasks.registry import TaskRegistry
 from workers.tasks.noop import NoopInput, noop
 from workers.tasks.reports import ReportInput, generate_report
 

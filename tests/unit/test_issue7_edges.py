@@ -14,19 +14,19 @@ import httpx
 import pytest
 from arq.connections import ArqRedis
 
-from jobcore.client import JobClient
-from jobcore.config import Settings
-from jobcore.context import JobContext
-from jobcore.cron import Cron
-from jobcore.keys import Keys
-from jobcore.registry import TaskInput, TaskRegistry, load_registry, task
-from jobcore.schedules import ScheduleStore, fire, tick_job_id
+from arq_jobs._client import JobClient
+from arq_jobs._config import Settings
+from arq_jobs._keys import Keys
+from arq_jobs._schedules import scheduler as scheduler_module
+from arq_jobs._schedules.cron import Cron
+from arq_jobs._schedules.views import ScheduleStore, fire, tick_job_id
+from arq_jobs._tasks.context import JobContext
+from arq_jobs._tasks.registry import TaskInput, TaskRegistry, load_registry, task
+from arq_jobs._worker.context import SCHEDULER_KEY, shutdown, startup
+from arq_jobs._worker.settings import worker_options
 from tests.integration.tasks.edge_probes import edge_unjsonable
 from tests.integration.tasks.workflow_steps import wf_add, wf_double, wf_total
-from workers import scheduler as scheduler_module
-from workers.context import SCHEDULER_KEY, shutdown, startup
-from workers.settings import worker_options
-from workers.tasks import registry as shipped
+from tests.shipped import registry as shipped
 
 from .conftest import RunWorker, make_settings
 

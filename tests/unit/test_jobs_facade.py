@@ -9,7 +9,7 @@ from mypy import api as mypy_api
 ROOT = Path(__file__).resolve().parents[2]
 
 ROUTE = """
-from app.deps import JobsDep
+from arq_jobs._api.deps import JobsDep
 from workers.tasks.noop import NoopInput
 from workers.tasks.reports import ReportInput, generate_report
 

@@ -1,5 +1,5 @@
-"""Per-task limits: parsing (jobcore.limits), the claim script holding jobs back (workers.claims) and
-the release script giving places back (workers.limits), on fakeredis and the real Redis."""
+"""Per-task limits: parsing (arq_jobs._limits.spec), the claim script holding jobs back (arq_jobs._worker.claims) and
+the release script giving places back (arq_jobs._limits.worker), on fakeredis and the real Redis."""
 
 from __future__ import annotations
 
@@ -14,14 +14,14 @@ from arq.constants import in_progress_key_prefix
 from fakeredis.aioredis import FakeAsyncRedisConnection
 from redis.asyncio import ConnectionPool, Redis
 
+from arq_jobs._keys import Keys
+from arq_jobs._limits.spec import RateLimit, TaskLimits
+from arq_jobs._limits.worker import RELEASE_SCRIPT, WorkerLimits
+from arq_jobs._scripts.run import run_script
+from arq_jobs._tasks.context import JobContext
+from arq_jobs._tasks.registry import TaskInput, TaskRegistry, task
+from arq_jobs._worker.claims import CLAIM_SCRIPT
 from devserver.redis_server import is_reachable
-from jobcore.context import JobContext
-from jobcore.keys import Keys
-from jobcore.limits import RateLimit, TaskLimits
-from jobcore.registry import TaskInput, TaskRegistry, task
-from jobcore.scripts import run_script
-from workers.claims import CLAIM_SCRIPT
-from workers.limits import RELEASE_SCRIPT, WorkerLimits
 
 REAL_REDIS_URL = "redis://127.0.0.1:6379/12"
 NOW = 1_800_000_000_000

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import structlog
 
-from jobcore.logs import DropArqJobLines, bind_job, configure_logging, get_logger
+from arq_jobs._logs import DropArqJobLines, bind_job, configure_logging, get_logger
 
 TOUCHED_LOGGERS = ("arq", "arq.worker", "httpx", "uvicorn", "uvicorn.error", "uvicorn.access")
 
@@ -88,13 +88,13 @@ def test_percent_args_are_interpolated() -> None:
 def test_structlog_lines_carry_their_keyword_fields() -> None:
     stream = configured()
 
-    get_logger("workers.runner").info("job.succeeded", duration_ms=12, result_bytes=40)
-    get_logger("workers.runner").warning("job %s late", "j1")
+    get_logger("arq_jobs._worker.runner").info("job.succeeded", duration_ms=12, result_bytes=40)
+    get_logger("arq_jobs._worker.runner").warning("job %s late", "j1")
 
     first, second = json_lines(stream)
     assert {k: v for k, v in first.items() if k != "timestamp"} == {
         "level": "info",
-        "logger": "workers.runner",
+        "logger": "arq_jobs._worker.runner",
         "event": "job.succeeded",
         "duration_ms": 12,
         "result_bytes": 40,
@@ -108,9 +108,9 @@ def test_bind_job_context_is_on_stdlib_and_structlog_lines_and_gone_after_the_bl
 
     with bind_job("j1", "echo", 2, "default"):
         logging.getLogger("workers.sample").info("inside %s", "stdlib")
-        get_logger("workers.runner").info("job.started", delay_ms=5)
+        get_logger("arq_jobs._worker.runner").info("job.started", delay_ms=5)
     logging.getLogger("workers.sample").info("outside")
-    get_logger("workers.runner").info("job.outside")
+    get_logger("arq_jobs._worker.runner").info("job.outside")
 
     stdlib_in, structlog_in, stdlib_out, structlog_out = json_lines(stream)
     assert stdlib_in["event"] == "inside stdlib"
@@ -147,14 +147,14 @@ def test_an_exception_is_the_exception_field_of_one_json_line() -> None:
         raise ValueError("bad input")
     except ValueError:
         logging.getLogger("workers.sample").exception("could not dead-letter job %s", "j1")
-        get_logger("workers.runner").exception("job.crashed")
+        get_logger("arq_jobs._worker.runner").exception("job.crashed")
 
     text = stream.getvalue()
     assert text.count("\n") == 2
     stdlib_line, structlog_line = json_lines(stream)
     for line, event, logger in (
         (stdlib_line, "could not dead-letter job j1", "workers.sample"),
-        (structlog_line, "job.crashed", "workers.runner"),
+        (structlog_line, "job.crashed", "arq_jobs._worker.runner"),
     ):
         assert (line["level"], line["logger"], line["event"]) == ("error", logger, event)
         assert line["exception"].startswith("Traceback (most recent call last):\n")
@@ -226,7 +226,7 @@ def test_configuring_twice_gives_one_line_per_call() -> None:
     stream = configured()
 
     logging.getLogger("workers.sample").info("once")
-    get_logger("workers.runner").info("once.too")
+    get_logger("arq_jobs._worker.runner").info("once.too")
     logging.getLogger("arq.worker").info("Starting worker for %d functions: %s", 1, "echo")
 
     assert [line["event"] for line in json_lines(stream)] == [
@@ -278,9 +278,9 @@ def test_level_drops_lower_lines_from_stdlib_and_structlog() -> None:
     stream = configured("WARNING")
 
     logging.getLogger("workers.sample").info("not shown")
-    get_logger("workers.runner").info("not.shown")
+    get_logger("arq_jobs._worker.runner").info("not.shown")
     logging.getLogger("arq.worker").info("Starting worker for %d functions: %s", 1, "echo")
-    get_logger("workers.runner").error("shown", job_id="j1")
+    get_logger("arq_jobs._worker.runner").error("shown", job_id="j1")
 
     [line] = json_lines(stream)
     assert (line["level"], line["event"], line["job_id"]) == ("error", "shown", "j1")
@@ -301,7 +301,7 @@ def test_console_format_is_human_readable_not_json() -> None:
 
     with bind_job("j1", "echo", 2, "default"):
         logging.getLogger("workers.sample").info("lease renewed for %s", "j1")
-        get_logger("workers.runner").info("job.succeeded", duration_ms=12)
+        get_logger("arq_jobs._worker.runner").info("job.succeeded", duration_ms=12)
 
     lines = stream.getvalue().splitlines()
     assert len(lines) == 2

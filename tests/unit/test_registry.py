@@ -8,11 +8,11 @@ from typing import Any
 import pytest
 from pydantic import BaseModel
 
-from app.main import create_app
-from jobcore.context import JobContext
-from jobcore.errors import TaskInputError, UnknownTaskError
-from jobcore.registry import Task, TaskRegistry, load_registry, task
-from workers.settings import worker_options
+from arq_jobs._errors import TaskInputError, UnknownTaskError
+from arq_jobs._tasks.context import JobContext
+from arq_jobs._tasks.registry import Task, TaskRegistry, load_registry, task
+from arq_jobs._worker.settings import worker_options
+from tests.apps import create_app
 from workers.tasks.noop import NoopInput
 from workers.tasks.reports import ReportInput, ReportResult
 
@@ -128,7 +128,7 @@ def probe_package(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[s
     (tmp_path / name / "__init__.py").write_text("")
     (tmp_path / name / "maths.py").write_text(
         "from pydantic import BaseModel\n"
-        "from jobcore.registry import task\n\n\n"
+        "from arq_jobs._tasks.registry import task\n\n\n"
         "class In(BaseModel):\n    n: int\n\n\n"
         "@task(queue='math')\n"
         "async def double(ctx, data: In) -> int:\n    return 2 * data.n\n"

@@ -4,9 +4,9 @@ import httpx
 import pytest
 from arq.connections import ArqRedis
 
-from jobcore.config import Settings
-from jobcore.context import JobContext
-from jobcore.progress import Progress
+from arq_jobs._config import Settings
+from arq_jobs._tasks.context import JobContext
+from arq_jobs._tasks.progress import Progress
 from workers.tasks.reports import Report, ReportInput, aggregate, generate_report, generate_rows, summarize
 
 from .conftest import job_context

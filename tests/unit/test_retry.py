@@ -10,22 +10,27 @@ import pytest
 from arq.connections import ArqRedis
 from pydantic import BaseModel
 
-from jobcore.config import Settings
-from jobcore.context import JobContext
-from jobcore.errors import (
+from arq_jobs._config import Settings
+from arq_jobs._errors import (
     JobCancelledError,
     PermanentError,
     SoftTimeLimitExceeded,
     TaskInputError,
     TimeLimitExceeded,
     TransientError,
-    WebhookRejectedError,
-    WebhookUnavailableError,
     WorkerLostError,
 )
-from jobcore.registry import task
-from jobcore.retry import MAX_RETRY_AFTER_S, RetryPolicy
-from workers.tasks.webhooks import WEBHOOK_RETRY, WebhookInput, retry_after_s, send_webhook
+from arq_jobs._tasks.context import JobContext
+from arq_jobs._tasks.registry import task
+from arq_jobs._tasks.retry import MAX_RETRY_AFTER_S, RetryPolicy
+from workers.tasks.webhooks import (
+    WEBHOOK_RETRY,
+    WebhookInput,
+    WebhookRejectedError,
+    WebhookUnavailableError,
+    retry_after_s,
+    send_webhook,
+)
 
 from .conftest import job_context
 

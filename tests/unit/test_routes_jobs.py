@@ -8,14 +8,14 @@ from arq.connections import ArqRedis
 from fastapi import FastAPI
 from redis.exceptions import OutOfMemoryError
 
-from app.deps import AppState, JobsDep, get_state
-from app.schemas import EnqueuedJob
-from jobcore.client import JobClient
-from jobcore.config import Settings
-from jobcore.connection import create_arq
-from jobcore.keys import Keys
-from jobcore.registry import TaskRegistry
-from jobcore.serializer import loads
+from arq_jobs._api.deps import AppState, JobsDep, get_state
+from arq_jobs._api.schemas import EnqueuedJob
+from arq_jobs._client import JobClient
+from arq_jobs._config import Settings
+from arq_jobs._connection import create_arq
+from arq_jobs._keys import Keys
+from arq_jobs._serializer import loads
+from arq_jobs._tasks.registry import TaskRegistry
 from workers.tasks.noop import NoopInput, noop
 
 

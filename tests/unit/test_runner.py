@@ -5,13 +5,13 @@ from __future__ import annotations
 import pytest
 from arq.connections import ArqRedis
 
-from jobcore.client import JobClient
-from jobcore.context import JobContext
-from jobcore.errors import TaskError
-from jobcore.keys import Keys
-from jobcore.registry import TaskRegistry, task
-from jobcore.states import JobState
-from workers.tasks import registry as shipped
+from arq_jobs._client import JobClient
+from arq_jobs._errors import TaskError
+from arq_jobs._jobs.states import JobState
+from arq_jobs._keys import Keys
+from arq_jobs._tasks.context import JobContext
+from arq_jobs._tasks.registry import TaskRegistry, task
+from tests.shipped import registry as shipped
 from workers.tasks.noop import NoopInput, noop
 from workers.tasks.reports import ReportInput, generate_report
 

@@ -18,20 +18,20 @@ from arq.connections import ArqRedis
 from arq.jobs import serialize_job
 from arq.worker import Worker
 
-from jobcore.client import JobClient, now_ms
-from jobcore.config import Settings
-from jobcore.context import JobContext
-from jobcore.deadletters import DeadLetter, DeadLetterStore
-from jobcore.errors import DeadLetterNotFoundError, PermanentError, TransientError
-from jobcore.keys import Keys
-from jobcore.records import JobError
-from jobcore.registry import Task, TaskRegistry, task
-from jobcore.retry import RetryPolicy
-from jobcore.serializer import dumps, loads
-from jobcore.states import JobState
-from jobcore.status import JobStatus
-from workers.context import get_runtime
-from workers.tasks import registry as shipped
+from arq_jobs._client import JobClient, now_ms
+from arq_jobs._config import Settings
+from arq_jobs._deadletters import DeadLetter, DeadLetterStore
+from arq_jobs._errors import DeadLetterNotFoundError, PermanentError, TransientError
+from arq_jobs._jobs.records import JobError
+from arq_jobs._jobs.states import JobState
+from arq_jobs._jobs.status import JobStatus
+from arq_jobs._keys import Keys
+from arq_jobs._serializer import dumps, loads
+from arq_jobs._tasks.context import JobContext
+from arq_jobs._tasks.registry import Task, TaskRegistry, task
+from arq_jobs._tasks.retry import RetryPolicy
+from arq_jobs._worker.context import get_runtime
+from tests.shipped import registry as shipped
 
 from .conftest import MakeWorker, RunWorker, make_settings
 from .test_registry import In
@@ -321,7 +321,7 @@ async def test_transient_failures_past_max_attempts_are_dead_lettered(
     assert letter.error.traceback is not None
     assert "Traceback (most recent call last)" in letter.error.traceback
     assert 'raise TransientError(f"still down for {data.n}")' in letter.error.traceback
-    assert letter.error.traceback.rstrip().endswith("jobcore.errors.TransientError: still down for 5")
+    assert letter.error.traceback.rstrip().endswith("arq_jobs._errors.TransientError: still down for 5")
     assert this_worker(letter)
     assert letter.enqueued_at == status.enqueued_at
     # the record's start (the wrapper's clock) vs ARQ's (status): the same moment, read twice

@@ -9,14 +9,14 @@ import httpx
 import pytest
 from arq.connections import ArqRedis
 
-from jobcore.client import now_ms
-from jobcore.config import Settings
-from jobcore.context import JobContext, Resources
-from jobcore.errors import SoftTimeLimitExceeded
-from jobcore.keys import Keys
-from jobcore.limits import TaskLimits
-from workers.limits import WorkerLimits
-from workers.runtime import Runtime
+from arq_jobs._client import now_ms
+from arq_jobs._config import Settings
+from arq_jobs._errors import SoftTimeLimitExceeded
+from arq_jobs._keys import Keys
+from arq_jobs._limits.spec import TaskLimits
+from arq_jobs._limits.worker import WorkerLimits
+from arq_jobs._tasks.context import JobContext, Resources
+from arq_jobs._worker.runtime import Runtime
 
 from .conftest import make_settings
 

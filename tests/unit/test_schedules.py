@@ -15,16 +15,16 @@ import pytest
 from arq.connections import ArqRedis
 from structlog.testing import capture_logs
 
-from app.main import create_app
-from jobcore.client import JobClient
-from jobcore.config import Settings
-from jobcore.context import JobContext
-from jobcore.cron import Cron
-from jobcore.keys import Keys
-from jobcore.registry import Schedule, Task, TaskInput, TaskRegistry, load_registry, task
-from jobcore.schedules import Fired, ScheduleStore, fire, tick_job_id
-from workers import scheduler as scheduler_module
-from workers.scheduler import Scheduler
+from arq_jobs._client import JobClient
+from arq_jobs._config import Settings
+from arq_jobs._keys import Keys
+from arq_jobs._schedules import scheduler as scheduler_module
+from arq_jobs._schedules.cron import Cron
+from arq_jobs._schedules.scheduler import Scheduler
+from arq_jobs._schedules.views import Fired, ScheduleStore, fire, tick_job_id
+from arq_jobs._tasks.context import JobContext
+from arq_jobs._tasks.registry import Schedule, Task, TaskInput, TaskRegistry, load_registry, task
+from tests.apps import create_app
 
 from .conftest import MakeWorker, make_settings
 
@@ -154,8 +154,8 @@ def bad_schedule_package(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Ite
     (tmp_path / name / "__init__.py").write_text("")
     (tmp_path / name / "reports.py").write_text(
         "from pydantic import BaseModel\n"
-        "from jobcore.cron import Cron\n"
-        "from jobcore.registry import task\n\n\n"
+        "from arq_jobs._schedules.cron import Cron\n"
+        "from arq_jobs._tasks.registry import task\n\n\n"
         "class In(BaseModel):\n    rows: int\n\n\n"
         "@task(schedule=Cron('0 6 * * *', name='morning_report', input={'rows': 'many'}))\n"
         "async def report(ctx, data: In) -> int:\n    return data.rows\n"

@@ -5,7 +5,7 @@ import pickle
 import pytest
 from pydantic import BaseModel
 
-from jobcore.serializer import EXCEPTION_KEY, dumps, loads
+from arq_jobs._serializer import EXCEPTION_KEY, dumps, loads
 
 
 class Point(BaseModel):

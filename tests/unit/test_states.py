@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from jobcore.states import JobState, derive_state
+from arq_jobs._jobs.states import JobState, derive_state
 
 NOW = 1_000_000
 

@@ -1,4 +1,4 @@
-"""jobcore.tracing with an in-memory exporter: enqueue → attempt context propagation, errors, the
+"""arq_jobs._tracing with an in-memory exporter: enqueue → attempt context propagation, errors, the
 FastAPI server span as the producer's parent, and no spans at all while tracing is off."""
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
 
-from jobcore import tracing
-from jobcore.tracing import (
+from arq_jobs import _tracing as tracing
+from arq_jobs._tracing import (
     attempt_span,
     configure_tracing,
     enqueue_span,

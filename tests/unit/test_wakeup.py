@@ -15,9 +15,9 @@ from arq.connections import ArqRedis
 from fakeredis.aioredis import FakeAsyncRedisConnection
 from redis.asyncio import ConnectionPool, Redis
 
+from arq_jobs._worker import wakeup as wakeup_module
+from arq_jobs._worker.wakeup import Wakeup
 from devserver.redis_server import is_reachable
-from workers import wakeup as wakeup_module
-from workers.wakeup import Wakeup
 
 REAL_REDIS_URL = "redis://127.0.0.1:6379/12"
 STEP_S = 0.2
@@ -176,7 +176,7 @@ async def test_the_listener_reconnects_after_losing_redis(
     pool = ConnectionPool(connection_class=FakeAsyncRedisConnection, server=server)
     redis = Redis(connection_pool=pool)
     wakeup = Wakeup(redis, "unit:queue:default:wake")
-    caplog.set_level(logging.WARNING, logger="workers.wakeup")
+    caplog.set_level(logging.WARNING, logger="arq_jobs._worker.wakeup")
     wakeup.start()
     try:
         await asyncio.sleep(0.2)

@@ -6,9 +6,8 @@ import httpx
 import pytest
 from arq.connections import ArqRedis
 
-from jobcore.config import Settings
-from jobcore.errors import WebhookError
-from workers.tasks.webhooks import WebhookInput, WebhookResult, send_webhook
+from arq_jobs._config import Settings
+from workers.tasks.webhooks import WebhookError, WebhookInput, WebhookResult, send_webhook
 
 from .conftest import job_context
 

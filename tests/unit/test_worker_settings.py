@@ -5,14 +5,14 @@ import socket
 import pytest
 from arq.utils import import_string
 
-from jobcore.client import JobClient
-from jobcore.config import Settings
-from jobcore.serializer import dumps, loads
-from jobcore.states import JobState
-from workers import settings as worker_settings
-from workers.context import CLIENT_SETTINGS_KEY, SETTINGS_KEY, shutdown, startup
-from workers.settings import pool_settings, worker_options
-from workers.tasks import registry
+from arq_jobs._client import JobClient
+from arq_jobs._config import Settings
+from arq_jobs._jobs.states import JobState
+from arq_jobs._serializer import dumps, loads
+from arq_jobs._worker import settings as worker_settings
+from arq_jobs._worker.context import CLIENT_SETTINGS_KEY, SETTINGS_KEY, shutdown, startup
+from arq_jobs._worker.settings import pool_settings, worker_options
+from tests.shipped import registry
 from workers.tasks.noop import NoopInput, noop
 
 from .conftest import RunWorker, make_settings
@@ -62,18 +62,16 @@ def test_each_queue_gets_a_pool_with_its_own_queue_key_health_check_and_concurre
 
 @pytest.fixture
 def configured(monkeypatch: pytest.MonkeyPatch) -> Settings:
-    """workers.settings as if started with JOBS_QUEUES=high,default,low,bulk-email."""
+    """arq_jobs._worker.settings as if started with JOBS_QUEUES=high,default,low,bulk-email."""
     settings = make_settings(queues=("high", "default", "low", "bulk-email"), queue_concurrency={"high": 5})
-    monkeypatch.setattr(worker_settings, "_settings", settings)
-    monkeypatch.setattr(worker_settings, "_registry", registry)
-    monkeypatch.setattr(worker_settings, "_pools", {"DefaultWorkerSettings": worker_settings.WorkerSettings})
+    monkeypatch.setattr(worker_settings, "deployment", lambda: (settings, registry))
+    monkeypatch.setattr(worker_settings, "_pools", {})
     return settings
 
 
 def test_arq_finds_a_pool_class_per_configured_queue(configured: Settings) -> None:
     for path, queue in (
         ("workers.HighWorkerSettings", "high"),
-        ("workers.settings.HighWorkerSettings", "high"),
         ("workers.LowWorkerSettings", "low"),
         ("workers.BulkEmailWorkerSettings", "bulk-email"),
     ):
@@ -81,16 +79,15 @@ def test_arq_finds_a_pool_class_per_configured_queue(configured: Settings) -> No
         assert pool.__name__ == path.rsplit(".", 1)[1]
         assert pool.queue_name == f"unit:queue:{queue}"
         assert pool.max_jobs == (5 if queue == "high" else 100)
-    assert import_string("workers.HighWorkerSettings") is import_string("workers.settings.HighWorkerSettings")
+    assert import_string("workers.HighWorkerSettings") is worker_settings.pool_class("HighWorkerSettings")
     assert import_string("workers.DefaultWorkerSettings") is import_string("workers.WorkerSettings")
-    assert "BulkEmailWorkerSettings" in dir(worker_settings)
 
 
 def test_a_pool_name_without_a_configured_queue_is_an_attribute_error_naming_the_pools(
     configured: Settings,
 ) -> None:
     with pytest.raises(AttributeError) as missing:
-        worker_settings.UrgentWorkerSettings  # noqa: B018
+        worker_settings.pool_class("UrgentWorkerSettings")
     assert str(missing.value) == (
         "UrgentWorkerSettings serves no queue of JOBS_QUEUES (high, default, low, bulk-email); the pools are "
         "HighWorkerSettings (high), WorkerSettings (default), LowWorkerSettings (low), "
@@ -98,8 +95,8 @@ def test_a_pool_name_without_a_configured_queue_is_an_attribute_error_naming_the
     )
     with pytest.raises(ImportError):
         import_string("workers.UrgentWorkerSettings")
-    with pytest.raises(AttributeError):
-        worker_settings.something_else  # noqa: B018
+    with pytest.raises(ImportError):
+        import_string("workers.something_else")
 
 
 async def test_a_pool_runs_only_the_jobs_of_its_queue(

@@ -12,19 +12,19 @@ import pytest
 from arq.connections import ArqRedis
 from redis.exceptions import ConnectionError as RedisConnectionError
 
-from jobcore.client import JobClient
-from jobcore.context import JobContext
-from jobcore.errors import InvalidWorkflowError, WorkflowNotCancellableError, WorkflowNotFoundError
-from jobcore.records import JobError
-from jobcore.registry import Task, TaskRegistry, task
-from jobcore.scripts import run_script
-from jobcore.serializer import dumps
-from jobcore.states import JobState
-from jobcore.status import JobStatus
-from jobcore.workflow_records import StepRef, StoredSpec, StoredStage, StoredStep, WorkflowRecord
-from jobcore.workflow_spec import Workflow, WorkflowKind, group
-from jobcore.workflow_status import WorkflowState, build_workflow_status
-from jobcore.workflows import ADVANCE_SCRIPT, Workflows
+from arq_jobs._client import JobClient
+from arq_jobs._errors import InvalidWorkflowError, WorkflowNotCancellableError, WorkflowNotFoundError
+from arq_jobs._jobs.records import JobError
+from arq_jobs._jobs.states import JobState
+from arq_jobs._jobs.status import JobStatus
+from arq_jobs._scripts.run import run_script
+from arq_jobs._serializer import dumps
+from arq_jobs._tasks.context import JobContext
+from arq_jobs._tasks.registry import Task, TaskRegistry, task
+from arq_jobs._workflows.engine import ADVANCE_SCRIPT, Workflows
+from arq_jobs._workflows.records import StepRef, StoredSpec, StoredStage, StoredStep, WorkflowRecord
+from arq_jobs._workflows.spec import Workflow, WorkflowKind, group
+from arq_jobs._workflows.status import WorkflowState, build_workflow_status
 from tests.integration.tasks.workflow_steps import (
     Number,
     Pair,
@@ -37,7 +37,7 @@ from tests.integration.tasks.workflow_steps import (
     wf_square,
     wf_total,
 )
-from workers.tasks import registry as shipped
+from tests.shipped import registry as shipped
 from workers.tasks.noop import NoopInput, noop
 
 from .conftest import RunWorker
@@ -270,8 +270,8 @@ def test_facade_blocks_are_checked_when_built() -> None:
 
 
 FACADE_ROUTE = """
-from app.deps import JobsDep
-from jobcore.workflow_spec import group
+from arq_jobs._api.deps import JobsDep
+from arq_jobs._workflows.spec import group
 from tests.integration.tasks.workflow_steps import Number, Pair, wf_add, wf_double, wf_square
 
 

@@ -1,6 +1,3 @@
-"""Task modules, one per domain. Every `@task` defined in a module here is registered: adding a task
-is adding (or editing) one file in this package."""
-
-from jobcore.registry import TaskRegistry
-
-registry = TaskRegistry.discover(__name__)
+"""The reference deployment's tasks, one module per domain. Every `@task` defined in a module here is
+registered (`JOBS_TASK_PACKAGES=workers.tasks`, the default): adding a task is adding (or editing) one
+file in this package."""

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from pydantic import JsonValue
 
-from jobcore.context import JobContext
-from jobcore.registry import TaskInput, task
+from arq_jobs import JobContext, TaskInput, task
 
 
 class NoopInput(TaskInput):

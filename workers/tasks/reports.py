@@ -10,8 +10,7 @@ from datetime import UTC, datetime, timedelta
 
 from pydantic import BaseModel, Field
 
-from jobcore.context import JobContext
-from jobcore.registry import TaskInput, task
+from arq_jobs import JobContext, TaskInput, task
 
 REGIONS = ("north", "south", "east", "west", "central")
 STEPS = 4

@@ -10,10 +10,35 @@ from typing import Annotated
 import httpx
 from pydantic import AnyHttpUrl, BaseModel, Field, JsonValue, StringConstraints
 
-from jobcore.context import JobContext
-from jobcore.errors import WebhookRejectedError, WebhookUnavailableError
-from jobcore.registry import TaskInput, task
-from jobcore.retry import RetryPolicy
+from arq_jobs import JobContext, PermanentError, RetryPolicy, TaskError, TaskInput, TransientError, task
+
+
+class WebhookError(TaskError):
+    """A webhook target answered with a status that is not 2xx."""
+
+    code = "webhook_error"
+
+    def __init__(self, url: str, status_code: int) -> None:
+        super().__init__(f"webhook target {url} answered HTTP {status_code}")
+        self.url = url
+        self.status_code = status_code
+
+
+class WebhookRejectedError(WebhookError, PermanentError):
+    """A webhook target refused the request (4xx other than 429): retrying cannot help."""
+
+    code = "webhook_rejected"
+
+
+class WebhookUnavailableError(WebhookError, TransientError):
+    """A webhook target is failing or throttling (5xx, 429): retried, after its Retry-After if given."""
+
+    code = "webhook_unavailable"
+
+    def __init__(self, url: str, status_code: int, retry_after_s: float | None = None) -> None:
+        WebhookError.__init__(self, url, status_code)
+        self.retry_after_s = retry_after_s
+
 
 HeaderName = Annotated[str, StringConstraints(pattern=r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$", max_length=256)]
 HeaderValue = Annotated[str, StringConstraints(pattern=r"^[\x20-\x7e\t]*$", max_length=8192)]

@@ -11,10 +11,10 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from jobcore.context import JobContext
-from jobcore.errors import TransientError
-from jobcore.registry import TaskInput, task
-from jobcore.retry import RetryPolicy
+from arq_jobs._errors import TransientError
+from arq_jobs._tasks.context import JobContext
+from arq_jobs._tasks.registry import TaskInput, task
+from arq_jobs._tasks.retry import RetryPolicy
 from tests.integration.tasks.workflow_steps import Value
 
 

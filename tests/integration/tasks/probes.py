@@ -7,10 +7,10 @@ import time
 
 from pydantic import BaseModel, Field
 
-from jobcore.context import JobContext
-from jobcore.errors import PermanentError, TransientError
-from jobcore.registry import TaskInput, task
-from jobcore.retry import RetryPolicy
+from arq_jobs._errors import PermanentError, TransientError
+from arq_jobs._tasks.context import JobContext
+from arq_jobs._tasks.registry import TaskInput, task
+from arq_jobs._tasks.retry import RetryPolicy
 
 
 class HoldInput(TaskInput):

@@ -3,9 +3,9 @@
 
 from __future__ import annotations
 
-from jobcore.context import JobContext
-from jobcore.cron import Cron
-from jobcore.registry import TaskInput, task
+from arq_jobs._schedules.cron import Cron
+from arq_jobs._tasks.context import JobContext
+from arq_jobs._tasks.registry import TaskInput, task
 
 
 class TickInput(TaskInput):

@@ -7,9 +7,9 @@ import asyncio
 
 from pydantic import BaseModel, Field, RootModel
 
-from jobcore.context import JobContext
-from jobcore.errors import TaskError
-from jobcore.registry import TaskInput, task
+from arq_jobs._errors import TaskError
+from arq_jobs._tasks.context import JobContext
+from arq_jobs._tasks.registry import TaskInput, task
 
 
 class Pair(TaskInput):

@@ -1,0 +1,93 @@
+"""Dependency providers and their `Annotated` aliases; tests replace them via dependency_overrides.
+
+They are `async def` although they do not await: FastAPI runs a plain `def` dependency in a thread
+pool, a thread hop per dependency per request."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Annotated
+
+from arq.connections import ArqRedis
+from fastapi import Depends, Request
+from redis.exceptions import RedisError
+
+from arq_jobs._api.jobs import Jobs
+from arq_jobs._client import JobClient
+from arq_jobs._config import Settings
+from arq_jobs._errors import RedisUnavailableError
+from arq_jobs._scripts.batch import ScriptBatch
+from arq_jobs._tasks.registry import TaskRegistry
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class AppState:
+    """What the lifespan owns: settings, the task registry and the pooled ArqRedis."""
+
+    settings: Settings
+    registry: TaskRegistry
+    arq: ArqRedis
+    batch: ScriptBatch | None = None  # shared by the requests' clients: concurrent enqueues go together
+    prefix: str = ""  # where install() mounted the routes: status URLs start with it
+
+
+STATE_KEY = "arq_jobs"
+
+
+async def get_state(request: Request) -> AppState:
+    try:
+        state: AppState = getattr(request.state, STATE_KEY)
+    except AttributeError:
+        raise RuntimeError(
+            "arq_jobs is not running in this app: call arq_jobs.fastapi.install(app) before the app "
+            "starts, and serve it with its lifespan"
+        ) from None
+    return state
+
+
+StateDep = Annotated[AppState, Depends(get_state)]
+
+
+async def get_settings(state: StateDep) -> Settings:
+    """The app's settings."""
+    return state.settings
+
+
+async def get_registry(state: StateDep) -> TaskRegistry:
+    """The task registry the app was built with."""
+    return state.registry
+
+
+async def get_arq(state: StateDep) -> ArqRedis:
+    """The pooled ArqRedis created in the lifespan."""
+    return state.arq
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+RegistryDep = Annotated[TaskRegistry, Depends(get_registry)]
+ArqDep = Annotated[ArqRedis, Depends(get_arq)]
+
+
+async def get_api_jobs(request: Request, state: StateDep) -> Jobs:
+    """The typed job facade for a request to one of the API's own routes (from the state directly:
+    each dependency FastAPI resolves costs time on every request)."""
+    return Jobs(JobClient(state.arq, state.settings, state.registry, state.batch), request, state.prefix)
+
+
+async def get_jobs(request: Request, state: StateDep) -> AsyncIterator[Jobs]:
+    """The typed job facade for this request. A Redis error out of the route (the route's own use of
+    Redis too) becomes RedisUnavailableError, answered 503 `redis_unavailable` as by the API's routes."""
+    try:
+        yield await get_api_jobs(request, state)
+    except RedisError as exc:
+        log.warning("redis error during %s %s: %r", request.method, request.url.path, exc)
+        raise RedisUnavailableError(exc) from exc
+
+
+ApiJobsDep = Annotated[Jobs, Depends(get_api_jobs)]
+JobsDep = Annotated[Jobs, Depends(get_jobs)]
+"""`jobs: JobsDep` in a route of yours: enqueue tasks, read job status, start workflows."""

@@ -1,0 +1,152 @@
+"""`install(app)`: the job API, dashboard, `/metrics` and health routes added to an existing FastAPI
+app, with the ArqRedis pool run inside the app's lifespan (around the app's own)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import Any
+
+import uvicorn
+from fastapi import FastAPI
+from fastapi.params import Depends
+
+from arq_jobs._api import metrics
+from arq_jobs._api.deps import STATE_KEY, AppState
+from arq_jobs._api.errors import on_jobs_error
+from arq_jobs._api.routes import (
+    deadletters,
+    events,
+    health,
+    jobs,
+    queues,
+    schedules,
+    tasks,
+    workers,
+    workflows,
+)
+from arq_jobs._config import Settings, load_settings
+from arq_jobs._connection import create_arq
+from arq_jobs._dashboard import build_router as build_dashboard
+from arq_jobs._errors import JobsError
+from arq_jobs._logs import configure_logging
+from arq_jobs._scripts.batch import ScriptBatch
+from arq_jobs._tasks.registry import TaskRegistry, load_registry
+from arq_jobs._tracing import configure_tracing, instrument_app, shutdown_tracing
+
+Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[Mapping[str, Any] | None]]
+
+
+def install(
+    app: FastAPI,
+    *,
+    prefix: str = "",
+    settings: Settings | None = None,
+    task_packages: Sequence[str] | None = None,
+    dashboard: bool = True,
+    dependencies: Sequence[Depends] = (),
+) -> None:
+    """Add the job routes (`POST {prefix}/jobs/{task}`, `GET {prefix}/jobs/{id}`, ...), the dashboard,
+    `/metrics` and the health routes to `app`, all under `prefix` and behind `dependencies`, and run
+    the Redis pool in the app's lifespan (started before the app's own lifespan, closed after it).
+
+    `settings` default to the `JOBS_*` environment; `task_packages` (default `JOBS_TASK_PACKAGES`)
+    name the packages whose modules define the tasks. Call it once, before the app starts."""
+    settings = settings or load_settings()
+    if task_packages is not None:
+        settings = settings.model_copy(update={"task_packages": tuple(task_packages)})
+    mount(
+        app,
+        settings,
+        load_registry(settings),
+        prefix=prefix,
+        dashboard=dashboard,
+        dependencies=dependencies,
+    )
+
+
+def mount(
+    app: FastAPI,
+    settings: Settings,
+    registry: TaskRegistry,
+    *,
+    prefix: str = "",
+    dashboard: bool = True,
+    dependencies: Sequence[Depends] = (),
+) -> None:
+    """`install()` with a registry already loaded (tests build one from a list of tasks)."""
+    if getattr(app.state, "arq_jobs_installed", False):
+        raise RuntimeError("arq_jobs is already installed in this app")
+    registry.check(settings)
+    prefix = normalized_prefix(prefix)
+    app.state.arq_jobs_installed = True
+    app.router.lifespan_context = around(  # type: ignore[assignment]  # ours yields a state
+        app.router.lifespan_context, settings, registry, prefix
+    )
+    routers = [
+        jobs.build_router(registry, settings),
+        events.router,
+        metrics.router,
+        queues.router,
+        workers.router,
+        deadletters.router,
+        tasks.router,
+        schedules.router,
+        health.router,
+        workflows.router,
+    ]
+    if dashboard and settings.dashboard_enabled:
+        routers.append(build_dashboard(settings))
+    for router in routers:
+        app.include_router(router, prefix=prefix, dependencies=list(dependencies))
+    metrics.instrument(app)
+    configure_tracing(settings, "jobs-api")
+    instrument_app(app)
+    app.add_exception_handler(JobsError, on_jobs_error)
+
+
+def normalized_prefix(prefix: str) -> str:
+    """`""` or `/path` without a trailing slash (what `include_router` wants)."""
+    prefix = prefix.strip()
+    if prefix in ("", "/"):
+        return ""
+    if not prefix.startswith("/") or prefix.endswith("/") or "//" in prefix:
+        raise ValueError(f"prefix {prefix!r} must start with '/' and not end with one, like '/jobs-api'")
+    return prefix
+
+
+def around(user: Lifespan, settings: Settings, registry: TaskRegistry, prefix: str) -> Lifespan:
+    """The app's lifespan inside ours: our pool opens first and closes last; both states are kept."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
+        arq = create_arq(settings)
+        batch = ScriptBatch(arq)
+        state = AppState(settings=settings, registry=registry, arq=arq, batch=batch, prefix=prefix)
+        try:
+            async with user(app) as user_state:
+                yield {**(user_state or {}), STATE_KEY: state}
+        finally:
+            await batch.drain()
+            await arq.aclose()
+            await arq.connection_pool.disconnect()
+            await asyncio.to_thread(shutdown_tracing)
+
+    return lifespan
+
+
+def serve(app: FastAPI, *, settings: Settings | None = None) -> None:
+    """Serve `app` with uvicorn on `JOBS_API_HOST`:`JOBS_API_PORT`, logging as the workers do
+    (`JOBS_LOG_LEVEL`, `JOBS_LOG_FORMAT`, `JOBS_ACCESS_LOG`); SIGTERM lets requests finish for 5 s."""
+    settings = settings or load_settings()
+    configure_logging(settings.log_level, settings.log_format)
+    uvicorn.run(
+        app,
+        host=settings.api_host,
+        port=settings.api_port,
+        log_level=settings.log_level.lower(),
+        log_config=None,
+        access_log=settings.access_log,
+        timeout_graceful_shutdown=5,
+    )

@@ -1,0 +1,176 @@
+"""`Jobs`: the typed facade routes use to enqueue jobs and read their status."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any
+from urllib.parse import quote
+
+from arq.connections import ArqRedis
+from fastapi import Request
+
+from arq_jobs._api.schemas import EnqueuedJob, WorkflowAccepted
+from arq_jobs._client import Enqueued, JobClient
+from arq_jobs._deadletters import DeadLetterStore
+from arq_jobs._errors import JobNotFoundError
+from arq_jobs._jobs.events import EventReader
+from arq_jobs._jobs.listing import JobPage
+from arq_jobs._jobs.states import JobState
+from arq_jobs._jobs.status import JobStatus
+from arq_jobs._keys import Keys
+from arq_jobs._queues import QueueStats
+from arq_jobs._tasks.registry import InputT, Task
+from arq_jobs._worker_registry import WorkerInfo
+from arq_jobs._workflows.engine import Workflows
+from arq_jobs._workflows.spec import Group, Step, Workflow
+from arq_jobs._workflows.status import WorkflowStatus
+
+STATUS_ROUTE = "get_job"
+
+
+class Jobs:
+    """Enqueue typed jobs from a route and read their status; URLs are built from the request."""
+
+    def __init__(self, client: JobClient, request: Request, prefix: str = "") -> None:
+        self.client = client
+        self.request = request
+        self.prefix = prefix.strip("/")
+
+    async def enqueue(
+        self,
+        task: Task[InputT, Any],
+        data: InputT,
+        *,
+        delay: float | timedelta | None = None,
+        run_at: datetime | None = None,
+        idempotency_key: str | None = None,
+        queue: str | None = None,
+    ) -> EnqueuedJob:
+        """Enqueue `task` with `data` (an instance of the task's input model), on its own queue or
+        on `queue` (one of the configured queues, else UnknownQueueError). With an
+        `idempotency_key`, a repeat of the same request answers with the first one's job
+        (`idempotent_replay`, its current status) and a different request raises
+        IdempotencyConflictError."""
+        job = await self.client.enqueue(
+            task, data, delay=delay, run_at=run_at, idempotency_key=idempotency_key, queue=queue
+        )
+        return await self.replay(job) if job.replayed else self.answer(job)
+
+    def answer(self, job: Enqueued) -> EnqueuedJob:
+        return EnqueuedJob(
+            job_id=job.job_id,
+            task=job.task,
+            status=job.status,
+            status_url=self.status_url(job.job_id),
+            scheduled_for=job.scheduled_for,
+            retry_of=job.retry_of,
+        )
+
+    async def replay(self, job: Enqueued) -> EnqueuedJob:
+        """The earlier job an Idempotency-Key names, with its current status."""
+        try:
+            current: JobStatus | None = await self.client.status(job.job_id)
+        except JobNotFoundError:
+            current = None
+        return EnqueuedJob(
+            job_id=job.job_id,
+            task=job.task,
+            status=current.status if current else None,
+            status_url=self.status_url(job.job_id),
+            scheduled_for=current.scheduled_for if current else None,
+            retry_of=current.retry_of if current else None,
+            idempotent_replay=True,
+        )
+
+    @property
+    def redis(self) -> ArqRedis:
+        """The app's Redis pool (for data of your own next to the jobs')."""
+        return self.client.redis
+
+    @property
+    def keys(self) -> Keys:
+        """The deployment's Redis key layout (`JOBS_KEY_PREFIX`)."""
+        return self.client.keys
+
+    async def status(self, job_id: str) -> JobStatus:
+        """The job's status; raises JobNotFoundError for an unknown id."""
+        return await self.client.status(job_id)
+
+    async def cancel(self, job_id: str) -> JobStatus:
+        """Cancel a job that has not ended; see JobClient.cancel."""
+        return await self.client.cancel(job_id)
+
+    async def retry_dead_letter(self, job_id: str) -> EnqueuedJob:
+        """Enqueue a dead letter again as a new job (`retry_of` = the old id)."""
+        return self.answer(await self.client.retry_dead_letter(job_id))
+
+    @property
+    def dead_letters(self) -> DeadLetterStore:
+        return self.client.dead_letters
+
+    async def jobs(
+        self,
+        *,
+        state: JobState | None = None,
+        task: str | None = None,
+        queue: str | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> JobPage:
+        """Jobs newest first (by run time) matching the filters; see JobClient.jobs."""
+        return await self.client.jobs(state=state, task=task, queue=queue, limit=limit, cursor=cursor)
+
+    async def workers(self) -> list[WorkerInfo]:
+        return await self.client.workers()
+
+    async def queues(self, alive: Sequence[WorkerInfo] | None = None) -> list[QueueStats]:
+        return await self.client.queues(alive)
+
+    @property
+    def events(self) -> EventReader:
+        return self.client.events
+
+    async def chain(self, *steps: Step[Any] | Group) -> WorkflowAccepted:
+        """Run `steps` one after another, each given the previous one's result; a step may be a
+        `group(...)` of steps run in parallel (the next step gets their results as a list):
+        `await jobs.chain(fetch.step(FetchInput(url=url)), parse.step())`. Only the first step takes
+        an input. InvalidWorkflowError (naming the step) before anything is enqueued."""
+        return await self.start_workflow(Workflow.chain(*steps))
+
+    async def group(self, *steps: Step[Any]) -> WorkflowAccepted:
+        """Run `steps` in parallel; the workflow's result is their results, in order."""
+        return await self.start_workflow(Workflow.group(*steps))
+
+    async def chord(self, steps: Sequence[Step[Any]], callback: Step[Any]) -> WorkflowAccepted:
+        """Run `steps` in parallel, then `callback` (given no input) with the list of their results."""
+        return await self.start_workflow(Workflow.chord(steps, callback))
+
+    async def start_workflow(self, workflow: Workflow) -> WorkflowAccepted:
+        """Create a built workflow (`Workflow.chain/group/chord`, or `Workflow.from_json`)."""
+        workflow_id = await self.workflows.create(workflow)
+        return WorkflowAccepted(workflow_id=workflow_id, status_url=self.workflow_url(workflow_id))
+
+    async def workflow(self, workflow_id: str) -> WorkflowStatus:
+        """The workflow's state and each step's; raises WorkflowNotFoundError for an unknown id."""
+        return await self.workflows.status(workflow_id)
+
+    async def cancel_workflow(self, workflow_id: str) -> WorkflowStatus:
+        """Cancel what has not finished; see Workflows.cancel."""
+        return await self.workflows.cancel(workflow_id)
+
+    @property
+    def workflows(self) -> Workflows:
+        return Workflows(self.client)
+
+    @property
+    def base(self) -> str:
+        """The URL the API's routes start from: the app's base URL and install()'s prefix."""
+        return f"{self.request.base_url}{self.prefix}/" if self.prefix else str(self.request.base_url)
+
+    def workflow_url(self, workflow_id: str) -> str:
+        return f"{self.base}workflows/{quote(workflow_id, safe='')}"
+
+    def status_url(self, job_id: str) -> str:
+        """`request.url_for(STATUS_ROUTE, job_id=...)` without its search through every route."""
+        return f"{self.base}jobs/{quote(job_id, safe='')}"

@@ -1,0 +1,47 @@
+"""Liveness and readiness probes, and whether every queue with due jobs has a live worker."""
+
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse
+
+from arq_jobs._api.deps import ApiJobsDep, ArqDep
+from arq_jobs._api.errors import JobsRoute
+from arq_jobs._api.schemas import ErrorBody, Health, QueueHealth, WorkersHealth
+
+router = APIRouter(route_class=JobsRoute, prefix="/health", tags=["health"])
+
+
+@router.get("/live")
+async def live() -> Health:
+    """The process answers."""
+    return Health(status="ok")
+
+
+@router.get("/ready", responses={503: {"model": ErrorBody, "description": "Redis is unreachable"}})
+async def ready(arq: ArqDep) -> Health:
+    """Redis answers (else 503)."""
+    await arq.ping()
+    return Health(status="ok", redis="ok")
+
+
+@router.get(
+    "/workers",
+    response_model=WorkersHealth,
+    responses={
+        503: {"model": WorkersHealth, "description": "Some queue has pending jobs and no live worker"}
+    },
+)
+async def workers(jobs: ApiJobsDep) -> WorkersHealth | JSONResponse:
+    """200 when every queue with pending (due) jobs has a live worker; else 503 naming the starved
+    queues."""
+    queues = [QueueHealth(name=q.name, pending=q.pending, workers=q.workers) for q in await jobs.queues()]
+    starved = [q.name for q in queues if q.pending > 0 and q.workers == 0]
+    if not starved:
+        return WorkersHealth(status="ok", starved_queues=[], queues=queues)
+    body = WorkersHealth(
+        status="starved",
+        starved_queues=starved,
+        queues=queues,
+        error="starved_queues",
+        message=f"pending jobs and no live worker in queue(s): {', '.join(starved)}",
+    )
+    return JSONResponse(body.model_dump(mode="json"), status_code=503)

@@ -1,0 +1,100 @@
+"""HTTP request and response models (the job status model itself is `arq_jobs._jobs.status.JobStatus`)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+from arq_jobs._jobs.states import JobState
+
+
+class EnqueuedJob(BaseModel):
+    """Answer to an accepted job: where to poll for its status."""
+
+    job_id: str
+    task: str
+    status: JobState | None = Field(
+        description="The job's state: at enqueue, or its current one when an Idempotency-Key replays an "
+        "earlier request (null if that job's record has expired since)."
+    )
+    status_url: str = Field(description="GET this URL for the job's status (also the Location header).")
+    scheduled_for: datetime | None = None
+    retry_of: str | None = Field(default=None, description="The dead-lettered job this one retries.")
+    idempotent_replay: bool = Field(
+        default=False, description="True when an Idempotency-Key matched an earlier request: no new job."
+    )
+
+
+class WorkflowAccepted(BaseModel):
+    """Answer to an accepted workflow: where to poll for its state."""
+
+    workflow_id: str
+    status_url: str = Field(description="GET this URL for the workflow's state (also the Location header).")
+
+
+class RetryInfo(BaseModel):
+    """Backoff between attempts: a random wait in [0, min(cap_s, base_s * factor^(attempt-1))]."""
+
+    base_s: float
+    factor: float
+    cap_s: float
+    retry_on: list[str] = Field(
+        description="Exceptions retried besides TransientError (time limits included)."
+    )
+    fail_on: list[str] = Field(
+        description="Exceptions that fail at once besides PermanentError and invalid input."
+    )
+
+
+class TaskInfo(BaseModel):
+    name: str
+    description: str
+    queue: str
+    timeout_s: float = Field(
+        description="Hard time limit of one attempt: it is stopped and counts as failed."
+    )
+    soft_timeout_s: float = Field(description="Soft time limit: the task is told (ctx.soft_limit_reached).")
+    max_attempts: int
+    retry: RetryInfo
+    rate_limit: str | None = Field(
+        default=None, description="At most this many starts per period across all workers, evenly spaced."
+    )
+    max_concurrency: int | None = Field(
+        default=None, description="At most this many attempts running at once across all workers."
+    )
+    input_schema: dict[str, Any]
+    result_schema: dict[str, Any]
+
+
+class TaskList(BaseModel):
+    tasks: list[TaskInfo]
+
+
+class ErrorBody(BaseModel):
+    """Every error answer: a stable code, a message naming what was wrong, and context fields."""
+
+    model_config = {"extra": "allow"}
+
+    error: str = Field(description="Stable error code, e.g. unknown_task, validation_error.")
+    message: str
+
+
+class Health(BaseModel):
+    status: str
+    redis: str | None = None
+
+
+class QueueHealth(BaseModel):
+    name: str
+    pending: int
+    workers: int = Field(description="Live workers serving the queue.")
+
+
+class WorkersHealth(BaseModel):
+    status: Literal["ok", "starved"]
+    starved_queues: list[str] = Field(description="Queues with pending jobs and no live worker.")
+    queues: list[QueueHealth]
+    error: str | None = Field(default=None, description="`starved_queues` when status is starved.")
+    message: str | None = None

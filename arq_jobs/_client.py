@@ -1,0 +1,531 @@
+"""Enqueue jobs and read their status: the one client the API (and later the CLI) builds on."""
+
+from __future__ import annotations
+
+import math
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from typing import Any
+
+from arq.connections import ArqRedis
+from arq.jobs import SerializationError, serialize_job
+from redis.asyncio.client import Pipeline
+from redis.exceptions import WatchError
+
+from arq_jobs._config import Settings
+from arq_jobs._deadletters import DeadLetterStore
+from arq_jobs._deadletters import parse as parse_dead_letter
+from arq_jobs._errors import (
+    DeadLetterNotFoundError,
+    IdempotencyConflictError,
+    InvalidScheduleError,
+    JobNotCancellableError,
+    JobNotFoundError,
+    TaskInputError,
+    UnknownQueueError,
+    UnknownTaskError,
+)
+from arq_jobs._idempotency import IdempotencyClaim, fingerprint
+from arq_jobs._jobs import records
+from arq_jobs._jobs.details import JobDetails, parse_details
+from arq_jobs._jobs.enqueue import ENQUEUE_SCRIPT, EnqueueWrite
+from arq_jobs._jobs.events import EventReader
+from arq_jobs._jobs.listing import JobPage, list_jobs
+from arq_jobs._jobs.records import JobRecord, record_ttl_ms
+from arq_jobs._jobs.states import JobState
+from arq_jobs._jobs.status import JobStatus, build_status, ms_to_datetime
+from arq_jobs._jobs.transitions import TRANSITION_LUA, Phase, Transition, call_lua, unpack_lua
+from arq_jobs._keys import Keys
+from arq_jobs._logs import get_logger
+from arq_jobs._queues import QueueStats, queue_stats
+from arq_jobs._scripts.batch import ScriptBatch
+from arq_jobs._scripts.run import run_script
+from arq_jobs._serializer import dumps, loads
+from arq_jobs._tasks.registry import InputT, Task, TaskRegistry
+from arq_jobs._tracing import enqueue_span
+from arq_jobs._worker_registry import WorkerInfo, WorkerRegistry
+
+log = get_logger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Enqueued:
+    """A job that was accepted: it is in Redis and will run. `replayed` when an Idempotency-Key
+    matched an earlier request, which created this job (no new job was made)."""
+
+    job_id: str
+    task: str
+    status: JobState
+    scheduled_for: datetime | None
+    replayed: bool = False
+    retry_of: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PreparedJob:
+    """Everything one enqueue writes, ready to be queued on a MULTI pipeline."""
+
+    accepted: Enqueued
+    payload: Any
+    queue: str
+    run_at_ms: int
+    job: bytes
+    record: JobRecord
+    expires_ms: int
+    record_ttl_ms: int
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+MAX_DELAY_S = 10 * 365 * 86_400
+
+
+def run_time_ms(now: int, delay: float | timedelta | None, run_at: datetime | None) -> int | None:
+    """When a delayed job should run, in epoch ms; None to run it now (no delay, or a time already
+    past). Refuses both at once, a negative or non-finite delay, a naive run_at, and anything more
+    than MAX_DELAY_S ahead."""
+    if delay is not None and run_at is not None:
+        raise InvalidScheduleError("give either delay or run_at, not both", ["delay", "run_at"])
+    if isinstance(delay, timedelta):
+        delay = delay.total_seconds()
+    if delay is not None:
+        if not (math.isfinite(delay) and 0 <= delay <= MAX_DELAY_S):
+            raise InvalidScheduleError(
+                f"delay must be a number of seconds from 0 to {MAX_DELAY_S}", ["delay"]
+            )
+        at = now + round(delay * 1000)
+    elif run_at is not None:
+        if run_at.tzinfo is None or run_at.utcoffset() is None:
+            raise InvalidScheduleError("run_at must include a timezone", ["run_at"])
+        at = round(run_at.timestamp() * 1000)
+        if at > now + MAX_DELAY_S * 1000:
+            raise InvalidScheduleError(f"run_at must be at most {MAX_DELAY_S} seconds ahead", ["run_at"])
+    else:
+        return None
+    return at if at > now else None
+
+
+def stored_payload(task: Task[InputT, Any], data: InputT) -> Any:
+    """What a job of `task` stores for `data` (JSON-able); TaskInputError when it would not come back
+    the same — e.g. a SecretStr (dumped masked) or a field excluded from dumps: the worker would get
+    other data than the caller gave."""
+    payload = data.model_dump(mode="json", by_alias=True)
+    if task.parse_input(payload).model_dump() != data.model_dump():
+        reason = "does not survive being stored as JSON (a SecretStr or excluded field?)"
+        raise TaskInputError(task.name, [{"loc": [], "msg": reason, "type": "json_round_trip"}])
+    return payload
+
+
+class JobClient:
+    """Enqueues typed jobs and reads their status, on the API's pooled ArqRedis."""
+
+    def __init__(
+        self,
+        redis: ArqRedis,
+        settings: Settings,
+        registry: TaskRegistry,
+        batch: ScriptBatch | None = None,
+    ) -> None:
+        """`batch`: share one between the clients of one process (the API's requests) so that
+        concurrent enqueues go to Redis together."""
+        self.redis = redis
+        self.settings = settings
+        self.registry = registry
+        self.keys = Keys(settings.key_prefix)
+        self.batch = batch or ScriptBatch(redis)
+
+    async def enqueue(
+        self,
+        task: Task[InputT, Any],
+        data: InputT,
+        *,
+        delay: float | timedelta | None = None,
+        run_at: datetime | None = None,
+        idempotency_key: str | None = None,
+        queue: str | None = None,
+        job_id: str | None = None,
+        workflow: str | None = None,
+        schedule: str | None = None,
+    ) -> Enqueued:
+        """Put a job for `task` on its queue (or on `queue`, one of the settings' `queues`, else
+        UnknownQueueError); it runs after `delay` seconds or at `run_at`.
+
+        A given `job_id` is used only if no job has it: otherwise nothing is stored and the answer
+        is that job, `replayed` (how schedules and workflows enqueue exactly once). `workflow` and
+        `schedule` link the job to the workflow step or the schedule that made it.
+
+        With an `idempotency_key`, the first request makes the job and every later one with the same
+        key and the same request (task, input, delay/run_at, queue) within `idempotency_ttl_s` gets
+        that job back (`replayed`); the same key with another request raises IdempotencyConflictError.
+        Concurrent identical requests still make exactly one job (WATCH/MULTI on the key).
+        """
+        if job_id is not None and idempotency_key is not None:
+            raise ValueError("give a job_id or an idempotency_key, not both")
+        prepared = self._prepare(
+            task, data, delay, run_at, queue=queue, job_id=job_id, workflow=workflow, schedule=schedule
+        )
+        with enqueue_span(task.name, prepared.queue, prepared.accepted.job_id) as trace:
+            if trace is not None:
+                prepared = replace(prepared, record=replace(prepared.record, trace=trace))
+            accepted = await self._store(
+                task, prepared, delay, run_at, idempotency_key, only_new=job_id is not None
+            )
+        if not accepted.replayed:
+            log.debug(f"job.{accepted.status}", job_id=accepted.job_id, task=task.name, queue=prepared.queue)
+        return accepted
+
+    async def _store(
+        self,
+        task: Task[Any, Any],
+        prepared: PreparedJob,
+        delay: float | timedelta | None,
+        run_at: datetime | None,
+        idempotency_key: str | None,
+        *,
+        only_new: bool = False,
+    ) -> Enqueued:
+        if idempotency_key is None:
+            keys, args = self._enqueue_write(prepared, only_new=only_new).call(self.settings)
+            stored = await self.batch.call(ENQUEUE_SCRIPT, keys, args)
+            return prepared.accepted if stored == 1 else replace(prepared.accepted, replayed=True)
+        # the queue counts only when it is not the task's own: fingerprints stored before queues
+        # could be chosen still match
+        chosen = None if prepared.queue == task.queue_for(self.settings) else prepared.queue
+        request = fingerprint(task.name, prepared.payload, delay, run_at, chosen)
+        claim = IdempotencyClaim(idempotency_key, request, task.name, prepared.accepted.job_id)
+        key = self.keys.idempotency(claim.digest)
+        while True:
+            async with self.redis.pipeline(transaction=True) as pipe:
+                await pipe.watch(key)
+                earlier = IdempotencyClaim.parse(await pipe.get(key))
+                if earlier is not None:
+                    if earlier.fingerprint != request:
+                        raise IdempotencyConflictError(idempotency_key, earlier.task, earlier.job_id)
+                    return Enqueued(
+                        earlier.job_id, earlier.task, prepared.accepted.status, None, replayed=True
+                    )
+                pipe.multi()  # type: ignore[no-untyped-call]
+                pipe.set(key, claim.to_json(), px=self.settings.idempotency_ttl_s * 1000)
+                self._write(pipe, prepared)
+                try:
+                    await pipe.execute()
+                except WatchError:  # an identical request won the race: answer with its job
+                    continue
+                return prepared.accepted
+
+    def _prepare(
+        self,
+        task: Task[InputT, Any],
+        data: InputT,
+        delay: float | timedelta | None,
+        run_at: datetime | None,
+        retry_of: str | None = None,
+        queue: str | None = None,
+        job_id: str | None = None,
+        workflow: str | None = None,
+        schedule: str | None = None,
+    ) -> PreparedJob:
+        if self.registry.get(task.name) is not task:
+            raise UnknownTaskError(task.name)
+        queue = self.queue_for(task, queue)
+        if not isinstance(data, task.input_model):
+            data = task.parse_input(data)
+        now = now_ms()
+        scheduled = run_time_ms(now, delay, run_at)
+        run_at_ms = now if scheduled is None else scheduled
+        job_id = job_id or uuid.uuid4().hex
+        record = JobRecord(
+            task=task.name,
+            queue=queue,
+            enqueued_ms=now,
+            scheduled_ms=scheduled,
+            max_attempts=task.max_attempts,
+            retry_of=retry_of,
+            workflow=workflow,
+            schedule=schedule,
+        )
+        payload = stored_payload(task, data)
+        try:
+            job = serialize_job(task.name, (payload,), {}, None, now, serializer=dumps)
+        except SerializationError as error:
+            reason = f"cannot be stored as JSON ({error.__cause__ or error})"
+            raise TaskInputError(task.name, [{"loc": [], "msg": reason, "type": "json_unstorable"}]) from None
+        accepted = Enqueued(
+            job_id,
+            task.name,
+            JobState.PENDING if scheduled is None else JobState.SCHEDULED,
+            ms_to_datetime(scheduled),
+            retry_of=retry_of,
+        )
+        expires_ms = run_at_ms - now + self.settings.job_expires_s * 1000
+        return PreparedJob(
+            accepted=accepted,
+            payload=payload,
+            queue=queue,
+            run_at_ms=run_at_ms,
+            job=job,
+            record=record,
+            expires_ms=expires_ms,
+            record_ttl_ms=record_ttl_ms(
+                expires_ms, task.timeout_for(self.settings), self.settings.result_ttl_s
+            ),
+        )
+
+    def queue_for(self, task: Task[Any, Any], queue: str | None = None) -> str:
+        """The queue a job of `task` goes to: `queue` if given, else the task's own; UnknownQueueError
+        unless it is one of the settings' `queues`."""
+        chosen = task.queue_for(self.settings) if queue is None else queue
+        if chosen not in self.settings.queues:
+            raise UnknownQueueError(chosen, self.settings.queues, task.name)
+        return chosen
+
+    def _write(self, pipe: Pipeline, job: PreparedJob) -> None:
+        """Queue the script that stores `job` on a MULTI pipeline (EVAL: a script missing from the
+        cache would fail inside the transaction)."""
+        keys, args = self._enqueue_write(job).call(self.settings)
+        pipe.eval(ENQUEUE_SCRIPT, len(keys), *keys, *args)  # type: ignore[arg-type]
+
+    def _enqueue_write(self, job: PreparedJob, *, only_new: bool = False) -> EnqueueWrite:
+        """ARQ's job key and queue entry, our record and its first transition: they appear together
+        or not at all."""
+        job_id = job.accepted.job_id
+        due_now = job.record.scheduled_ms is None
+        event = JobState.PENDING if due_now else JobState.SCHEDULED
+        return EnqueueWrite(
+            job_id=job_id,
+            queue_key=self.keys.queue(job.queue),
+            job=job.job,
+            expires_ms=job.expires_ms,
+            run_at_ms=job.run_at_ms,
+            record=job.record.to_hash(),
+            record_ttl_ms=job.record_ttl_ms,
+            entered=Transition(job_id, event, Phase.QUEUED, job.record.enqueued_ms, created=True),
+            wake=due_now,
+            only_new=only_new,
+        )
+
+    async def enqueue_payload(
+        self,
+        task_name: str,
+        payload: Any,
+        *,
+        delay: float | timedelta | None = None,
+        run_at: datetime | None = None,
+        idempotency_key: str | None = None,
+        queue: str | None = None,
+    ) -> Enqueued:
+        """Enqueue by task name with an unvalidated payload (dict or JSON-able data)."""
+        task = self.registry.get(task_name)
+        self.queue_for(task, queue)  # an unknown queue is refused before the payload is looked at
+        return await self.enqueue(
+            task,
+            task.parse_input(payload),
+            delay=delay,
+            run_at=run_at,
+            idempotency_key=idempotency_key,
+            queue=queue,
+        )
+
+    async def status(self, job_id: str) -> JobStatus:
+        """Everything known about a job; raises JobNotFoundError for an unknown or expired id."""
+        status = (await self.statuses([job_id]))[0]
+        if status is None:
+            raise JobNotFoundError(job_id)
+        return status
+
+    async def statuses(self, job_ids: Sequence[str]) -> list[JobStatus | None]:
+        """The status of each job (None for an unknown or expired id), read in one round trip."""
+        # MULTI/EXEC: one consistent snapshot, even while ARQ finishes a job between our reads
+        async with self.redis.pipeline(transaction=True) as pipe:
+            for job_id in job_ids:
+                pipe.hgetall(self.keys.record(job_id))
+                pipe.get(Keys.arq_result(job_id))
+                pipe.exists(Keys.arq_in_progress(job_id))
+                pipe.exists(Keys.arq_job(job_id))
+            replies = await pipe.execute()
+        now = now_ms()
+        found = []
+        for n, job_id in enumerate(job_ids):
+            raw_record, raw_result, in_progress, queued = replies[4 * n : 4 * n + 4]
+            found.append(
+                build_status(
+                    job_id,
+                    JobRecord.from_hash(raw_record),
+                    _read_result(raw_result),
+                    in_progress=bool(in_progress),
+                    queued=bool(queued),
+                    now_ms=now,
+                )
+            )
+        return found
+
+    async def details(self, job_id: str) -> JobDetails:
+        """The input a job was given and its error's traceback, as far as ARQ still keeps them."""
+        raw_job, raw_result = await self.redis.mget([Keys.arq_job(job_id), Keys.arq_result(job_id)])
+        return parse_details(raw_job, raw_result)
+
+    async def jobs(
+        self,
+        *,
+        state: JobState | None = None,
+        task: str | None = None,
+        queue: str | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> JobPage:
+        """Jobs newest first (by run time) matching every filter given, `limit` after `cursor`."""
+        return await list_jobs(
+            self.redis,
+            self.keys,
+            self.statuses,
+            state=state,
+            task=task,
+            queue=queue,
+            limit=limit,
+            cursor=cursor,
+        )
+
+    async def cancel(self, job_id: str, *, whole_workflow: bool = True) -> JobStatus:
+        """Cancel a job. Waiting (pending, scheduled, retrying): removed from its queue at once, it
+        never runs. Running: marked, and its worker stops it within about a second. Raises
+        JobNotFoundError for an unknown id and JobNotCancellableError once it has ended. Unknown ids
+        leave nothing behind (unlike ARQ's abort, which would abort a later job given that id).
+        A workflow step's job cancels its workflow with it (its other unfinished steps too)."""
+        current = await self.status(job_id)
+        if current.is_terminal:
+            raise JobNotCancellableError(job_id, current.status.value)
+        queue = self.keys.queue(current.queue or self.settings.queue_name)
+        keys, args = cancel_call(self.settings, job_id, queue, now_ms())
+        outcome = await run_script(self.redis, CANCEL_SCRIPT, keys, args)
+        if outcome == b"missing":
+            raise JobNotFoundError(job_id)
+        after = await self.status(job_id)
+        if outcome == b"ended":
+            raise JobNotCancellableError(job_id, after.status.value)
+        if outcome == b"cancelled":
+            log.info("job.cancelled", job_id=job_id, task=after.task, queue=after.queue, waiting=True)
+        if whole_workflow and after.workflow_id is not None:
+            from arq_jobs._workflows.engine import Workflows  # which builds on this client
+
+            await Workflows(self).stop(after.workflow_id)
+            after = await self.status(job_id)
+        return after
+
+    @property
+    def events(self) -> EventReader:
+        return EventReader(self.redis, self.keys)
+
+    @property
+    def worker_registry(self) -> WorkerRegistry:
+        return WorkerRegistry(self.redis, self.settings)
+
+    async def workers(self) -> list[WorkerInfo]:
+        """Live workers, then recently stale or stopped ones."""
+        return await self.worker_registry.workers(now_ms())
+
+    def queue_names(self, workers: Sequence[WorkerInfo] = ()) -> list[str]:
+        """Every queue known: the configured ones in their order, then any other that a task names
+        or a live worker serves (a worker started with other settings), sorted."""
+        others = {task.queue_for(self.settings) for task in self.registry}
+        others.update(q for w in workers if w.state == "alive" for q in w.queues)
+        return [*self.settings.queues, *sorted(others.difference(self.settings.queues))]
+
+    async def queues(self, alive: Sequence[WorkerInfo] | None = None) -> list[QueueStats]:
+        """Counts by state of every known queue, with its live workers (`alive`: when already read)."""
+        now = now_ms()
+        if alive is None:
+            alive = await self.worker_registry.alive(now)
+        return [
+            await queue_stats(self.redis, self.keys, name, now, sum(name in w.queues for w in alive))
+            for name in self.queue_names(alive)
+        ]
+
+    @property
+    def dead_letters(self) -> DeadLetterStore:
+        return DeadLetterStore(self.redis, self.keys, self.settings.dead_letter_ttl_s)
+
+    async def retry_dead_letter(self, job_id: str) -> Enqueued:
+        """Enqueue a dead letter's task and input again, on the queue the failed job was on, as a new
+        job that links back (`retry_of`), and remove the dead letter, in one transaction (two
+        concurrent retries make one job). UnknownQueueError when that queue is no longer configured."""
+        key = self.keys.dead_letter(job_id)
+        async with self.redis.pipeline(transaction=True) as pipe:
+            await pipe.watch(key)
+            letter = parse_dead_letter(await pipe.get(key))
+            if letter is None:
+                raise DeadLetterNotFoundError(job_id)
+            task = self.registry.get(letter.task)
+            prepared = self._prepare(
+                task, task.parse_input(letter.input), None, None, retry_of=job_id, queue=letter.queue
+            )
+            pipe.multi()  # type: ignore[no-untyped-call]
+            self._write(pipe, prepared)
+            self.dead_letters.remove(pipe, letter)
+            try:
+                await pipe.execute()
+            except WatchError:  # retried or deleted meanwhile
+                raise DeadLetterNotFoundError(job_id) from None
+        return prepared.accepted
+
+
+# Atomic cancel. KEYS: record, ARQ result, ARQ in-progress, ARQ job, ARQ retry, queue, events;
+# ARGV: now (ms), job id, how long to keep the record of a cancelled job (ms), the transition's
+# arguments. Answers missing | ended | running | cancelled.
+CANCEL_SCRIPT = (
+    TRANSITION_LUA
+    + unpack_lua(4)
+    + f"""
+if redis.call('EXISTS', KEYS[1]) == 0 then return 'missing' end
+local mark = redis.call('HGET', KEYS[1], '{records.MARK}')
+if mark == '{JobState.CANCELLED}' then return 'ended' end
+if redis.call('EXISTS', KEYS[2]) == 1 then return 'ended' end
+-- a job marked retrying is waiting even while its failed attempt's lease is still being released
+if redis.call('EXISTS', KEYS[3]) == 1 and mark ~= '{JobState.RETRYING}' then
+  redis.call('HSET', KEYS[1], '{records.CANCEL_REQUESTED}', ARGV[1])
+  return 'running'
+end
+if redis.call('EXISTS', KEYS[4]) == 0 then return 'missing' end
+redis.call('ZREM', KEYS[6], ARGV[2])
+redis.call('DEL', KEYS[4], KEYS[5])
+-- cancel_requested too: a worker that already read the job stops at its attempt's start
+redis.call('HSET', KEYS[1], '{records.MARK}', '{JobState.CANCELLED}', '{records.FINISHED_AT}', ARGV[1],
+  '{records.CANCEL_REQUESTED}', ARGV[1])
+redis.call('HDEL', KEYS[1], '{records.NEXT_ATTEMPT_AT}')
+redis.call('PEXPIRE', KEYS[1], ARGV[3])
+{call_lua(1, 7, 4)}
+return 'cancelled'
+"""
+)
+
+
+def cancel_call(
+    settings: Settings, job_id: str, queue_key: str, now: int
+) -> tuple[list[str], list[str | int]]:
+    """CANCEL_SCRIPT's KEYS and ARGV for cancelling `job_id` (waiting in `queue_key`) at `now`."""
+    keys = Keys(settings.key_prefix)
+    cancelled = Transition(job_id, JobState.CANCELLED, Phase.CANCELLED, now)
+    script_keys = [
+        keys.record(job_id),
+        Keys.arq_result(job_id),
+        Keys.arq_in_progress(job_id),
+        Keys.arq_job(job_id),
+        Keys.arq_retry(job_id),
+        queue_key,
+        keys.events(job_id),
+    ]
+    return script_keys, [now, job_id, settings.result_ttl_s * 1000, *cancelled.args(settings)]
+
+
+def _read_result(raw: bytes | None) -> dict[str, Any] | None:
+    if raw is None:
+        return None
+    try:
+        result = loads(raw)
+    except ValueError:
+        return {"s": False, "r": "the stored result is not JSON; it was not read"}
+    return result if isinstance(result, dict) else None

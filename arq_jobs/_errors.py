@@ -1,0 +1,278 @@
+"""The project's exceptions. Core code raises these; `arq_jobs._api.errors` maps them to HTTP answers.
+
+JobsError                        root: anything this project raises on purpose
+├── NotFoundError                something named in the request does not exist
+│   ├── UnknownTaskError         no task is registered under that name
+│   ├── JobNotFoundError         no job (or an expired one) has that id
+│   ├── DeadLetterNotFoundError  no dead letter has that job id
+│   └── WorkflowNotFoundError    no workflow (or an expired one) has that id
+├── ConflictError                the request clashes with the current state
+│   ├── IdempotencyConflictError an Idempotency-Key was reused with another request
+│   ├── JobNotCancellableError   the job has already ended
+│   └── WorkflowNotCancellableError  the workflow has already ended
+├── InvalidScheduleError         delay / run_at given wrongly
+├── InvalidWorkflowError         a workflow spec is wrong (names the step by its path)
+├── UnknownQueueError            a job was sent to a queue that is not configured
+├── TaskInputError               a payload does not validate against the task's input model
+├── RedisUnavailableError        Redis is unreachable or refused a command: nothing was done
+└── TaskError                    raised inside a job: the attempt fails with this error
+    ├── PermanentError           retrying cannot help: the job fails at once
+    │   └── JobCancelledError    the job was cancelled while it ran
+    └── TransientError           another attempt may succeed (after `retry_after_s`, if given)
+        ├── TimeLimitExceeded    the attempt ran into its task's hard time limit
+        ├── SoftTimeLimitExceeded  raised by `ctx.check_soft_limit()` once the soft limit passed
+        └── WorkerLostError      the worker running an attempt died; found by the next attempt
+
+A task may raise any exception; its task's RetryPolicy decides whether it is retried.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+
+class JobsError(Exception):
+    """Root of the project's exceptions; `code` is a stable machine-readable name."""
+
+    code = "jobs_error"
+
+    def details(self) -> dict[str, Any]:
+        """Context that names what was wrong (task, job id, field), for error bodies."""
+        return {}
+
+
+class NotFoundError(JobsError):
+    code = "not_found"
+
+
+class UnknownTaskError(NotFoundError):
+    code = "unknown_task"
+
+    def __init__(self, task: str) -> None:
+        super().__init__(f"no task named {task!r} is registered")
+        self.task = task
+
+    def details(self) -> dict[str, Any]:
+        return {"task": self.task}
+
+
+class JobNotFoundError(NotFoundError):
+    code = "job_not_found"
+
+    def __init__(self, job_id: str) -> None:
+        super().__init__(f"no job with id {job_id!r} (unknown, or its record has expired)")
+        self.job_id = job_id
+
+    def details(self) -> dict[str, Any]:
+        return {"job_id": self.job_id}
+
+
+class DeadLetterNotFoundError(NotFoundError):
+    code = "dead_letter_not_found"
+
+    def __init__(self, job_id: str) -> None:
+        super().__init__(f"no dead letter for job id {job_id!r} (unknown, deleted, retried or expired)")
+        self.job_id = job_id
+
+    def details(self) -> dict[str, Any]:
+        return {"job_id": self.job_id}
+
+
+class WorkflowNotFoundError(NotFoundError):
+    code = "workflow_not_found"
+
+    def __init__(self, workflow_id: str) -> None:
+        super().__init__(f"no workflow with id {workflow_id!r} (unknown, or it has expired)")
+        self.workflow_id = workflow_id
+
+    def details(self) -> dict[str, Any]:
+        return {"workflow_id": self.workflow_id}
+
+
+class ConflictError(JobsError):
+    code = "conflict"
+
+
+class IdempotencyConflictError(ConflictError):
+    code = "idempotency_conflict"
+
+    def __init__(self, key: str, task: str, job_id: str) -> None:
+        super().__init__(
+            f"Idempotency-Key {key!r} was already used for a different request "
+            f"(task {task!r}, job {job_id}); use a new key for a new request"
+        )
+        self.key = key
+        self.task = task
+        self.job_id = job_id
+
+    def details(self) -> dict[str, Any]:
+        return {"idempotency_key": self.key, "task": self.task, "job_id": self.job_id}
+
+
+class JobNotCancellableError(ConflictError):
+    code = "job_not_cancellable"
+
+    def __init__(self, job_id: str, status: str) -> None:
+        super().__init__(f"job {job_id} has already ended ({status}); only unfinished jobs can be cancelled")
+        self.job_id = job_id
+        self.status = status
+
+    def details(self) -> dict[str, Any]:
+        return {"job_id": self.job_id, "status": self.status}
+
+
+class WorkflowNotCancellableError(ConflictError):
+    code = "workflow_not_cancellable"
+
+    def __init__(self, workflow_id: str, status: str) -> None:
+        super().__init__(
+            f"workflow {workflow_id} has already ended ({status}); only unfinished workflows can be cancelled"
+        )
+        self.workflow_id = workflow_id
+        self.status = status
+
+    def details(self) -> dict[str, Any]:
+        return {"workflow_id": self.workflow_id, "status": self.status}
+
+
+class InvalidScheduleError(JobsError):
+    code = "invalid_schedule"
+
+    def __init__(self, message: str, fields: list[str]) -> None:
+        super().__init__(message)
+        self.fields = fields
+
+    def details(self) -> dict[str, Any]:
+        return {"fields": self.fields}
+
+
+class InvalidWorkflowError(JobsError):
+    """A workflow spec that cannot run: `path` names the step (`steps[1].steps[0]`, `callback`), `task`
+    its task, `detail` the pydantic errors of a bad input; `context` adds what else names the problem
+    (the unknown queue and the configured ones)."""
+
+    code = "invalid_workflow"
+
+    def __init__(
+        self,
+        problem: str,
+        *,
+        path: str | None = None,
+        task: str | None = None,
+        detail: list[dict[str, Any]] | None = None,
+        **context: Any,
+    ) -> None:
+        where = "" if path is None else f"{path} ({task}): " if task else f"{path}: "
+        super().__init__(f"invalid workflow: {where}{problem}")
+        self.path = path
+        self.task = task
+        self.detail = detail
+        self.context = context
+
+    def details(self) -> dict[str, Any]:
+        found: dict[str, Any] = {"path": self.path}
+        if self.task is not None:
+            found["task"] = self.task
+        if self.detail is not None:
+            found["detail"] = self.detail
+        return {**found, **self.context}
+
+
+class UnknownQueueError(JobsError):
+    code = "unknown_queue"
+
+    def __init__(self, queue: str, queues: tuple[str, ...] | list[str], task: str | None = None) -> None:
+        super().__init__(f"no queue named {queue!r} is configured; the queues are {', '.join(queues)}")
+        self.queue = queue
+        self.queues = list(queues)
+        self.task = task
+
+    def details(self) -> dict[str, Any]:
+        found: dict[str, Any] = {"queue": self.queue, "queues": self.queues}
+        if self.task is not None:
+            found["task"] = self.task
+        return found
+
+
+class TaskInputError(JobsError):
+    code = "invalid_input"
+
+    def __init__(self, task: str, errors: list[dict[str, Any]]) -> None:
+        where = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or '(body)'}: {e['msg']}" for e in errors)
+        super().__init__(f"invalid input for task {task!r}: {where}")
+        self.task = task
+        self.errors = errors
+
+    def details(self) -> dict[str, Any]:
+        return {"task": self.task, "detail": self.errors}
+
+
+class RedisUnavailableError(JobsError):
+    """Redis did not answer or refused the command (out of memory, read-only replica): the request was
+    not completed, and can be tried again."""
+
+    code = "redis_unavailable"
+
+    def __init__(self, reason: Exception) -> None:
+        if isinstance(reason, RedisConnectionError | RedisTimeoutError):
+            problem = "Redis is unreachable"
+        else:
+            problem = f"Redis refused the request ({type(reason).__name__})"
+        super().__init__(f"{problem}; the request was not completed. Try again shortly.")
+
+
+class TaskError(JobsError):
+    """Raised by a task to fail its attempt with a clear message (retried per the task's policy)."""
+
+    code = "task_error"
+
+
+class PermanentError(TaskError):
+    """Raised by a task when another attempt cannot succeed: the job fails without retrying."""
+
+    code = "permanent_error"
+
+
+class TransientError(TaskError):
+    """Raised by a task when another attempt may succeed, optionally after `retry_after_s`."""
+
+    code = "transient_error"
+
+    def __init__(self, message: str, retry_after_s: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
+class TimeLimitExceeded(TransientError):
+    """The attempt ran longer than its task's hard time limit and was stopped."""
+
+    code = "time_limit_exceeded"
+
+    def __init__(self, limit_s: float) -> None:
+        super().__init__(f"the attempt ran longer than the hard time limit of {limit_s:g} s and was stopped")
+        self.limit_s = limit_s
+
+
+class SoftTimeLimitExceeded(TransientError):
+    """The attempt passed its task's soft time limit (raised by `JobContext.check_soft_limit`)."""
+
+    code = "soft_time_limit_exceeded"
+
+    def __init__(self, limit_s: float) -> None:
+        super().__init__(f"the attempt passed its soft time limit of {limit_s:g} s")
+        self.limit_s = limit_s
+
+
+class WorkerLostError(TransientError):
+    """The worker running an attempt stopped (killed, crashed) before it finished."""
+
+    code = "worker_lost"
+
+
+class JobCancelledError(PermanentError):
+    """The job was cancelled while it ran."""
+
+    code = "job_cancelled"

@@ -1,0 +1,84 @@
+"""A job's events as clients see them: each stream entry (see arq_jobs._jobs.transitions) rebuilt into the
+job's status as of that event."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from redis.asyncio import Redis
+
+from arq_jobs._jobs.records import JobRecord
+from arq_jobs._jobs.states import JobState
+from arq_jobs._jobs.status import JobStatus, build_status
+from arq_jobs._jobs.transitions import PROGRESS_EVENT
+from arq_jobs._keys import Keys
+from arq_jobs._serializer import loads
+
+WAITING_EVENTS = frozenset({JobState.PENDING, JobState.SCHEDULED, JobState.RETRYING})
+RUNNING_EVENTS = frozenset({JobState.RUNNING, PROGRESS_EVENT})
+
+
+@dataclass(frozen=True, slots=True)
+class JobEvent:
+    """One event: its stream id (for Last-Event-ID), its name (a state, or `progress`) and the job's
+    status at that moment."""
+
+    id: str
+    event: str
+    status: JobStatus
+
+    @property
+    def is_last(self) -> bool:
+        """The job ended with this event: nothing follows."""
+        return self.event != PROGRESS_EVENT and self.status.is_terminal
+
+
+def parse_event(job_id: str, entry_id: bytes | str, fields: dict[bytes, bytes]) -> JobEvent | None:
+    """The event of one stream entry; None for an entry that cannot be read."""
+    entry = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
+    data = dict(fields)
+    event = data.pop(b"event", b"").decode()
+    raw_extra = data.pop(b"extra", b"")
+    extra: Any = None
+    if raw_extra:
+        try:
+            extra = loads(raw_extra)
+        except ValueError:
+            extra = None
+    record = JobRecord.from_hash(data)
+    if record is None or not event:
+        return None
+    status = build_status(
+        job_id,
+        record,
+        extra if isinstance(extra, dict) else None,
+        in_progress=event in RUNNING_EVENTS,
+        queued=event in WAITING_EVENTS,
+        now_ms=int(entry.split("-", 1)[0]),
+    )
+    if status is None:
+        return None
+    return JobEvent(entry, event, status)
+
+
+class EventReader:
+    """Reads a job's events from its stream."""
+
+    def __init__(self, redis: Redis, keys: Keys) -> None:
+        self.redis = redis
+        self.keys = keys
+
+    async def read(
+        self, job_id: str, after: str, *, block_ms: int | None = None, count: int = 100
+    ) -> list[JobEvent]:
+        """Events after the stream id `after` ("0" for all), waiting up to `block_ms` for one."""
+        stream = self.keys.events(job_id)
+        replies = await self.redis.xread({stream: after}, count=count, block=block_ms)
+        found: list[JobEvent] = []
+        for _, entries in replies or []:
+            for entry_id, fields in entries:
+                event = parse_event(job_id, entry_id, fields)
+                if event is not None:
+                    found.append(event)
+        return found

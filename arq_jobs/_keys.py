@@ -1,0 +1,106 @@
+"""Every Redis key the project reads or writes: ARQ's own and ours (under `key_prefix`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from arq.constants import (
+    in_progress_key_prefix,
+    job_key_prefix,
+    result_key_prefix,
+    retry_key_prefix,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Keys:
+    """Key names for one deployment; `prefix` isolates deployments (and tests) sharing a Redis."""
+
+    prefix: str
+
+    def queue(self, name: str) -> str:
+        """ARQ's sorted set of job ids to run, scored by run-at time in ms."""
+        return f"{self.prefix}:queue:{name}"
+
+    def record(self, job_id: str) -> str:
+        """Our hash per job: task, queue, timestamps, attempt, progress."""
+        return f"{self.prefix}:job:{job_id}"
+
+    def dead_letter(self, job_id: str) -> str:
+        """One dead letter (JSON), kept for the dead-letter retention."""
+        return f"{self.prefix}:dead:{job_id}"
+
+    def dead_letters(self, task: str | None = None) -> str:
+        """Sorted set of dead-lettered job ids by failure time (ms): all, or one task's."""
+        return f"{self.prefix}:dead-letters" if task is None else f"{self.prefix}:dead-letters:task:{task}"
+
+    def dead_letters_of_queue(self, queue: str) -> str:
+        """Sorted set of one queue's dead-lettered job ids by failure time (ms)."""
+        return f"{self.prefix}:dead-letters:queue:{queue}"
+
+    def idempotency(self, digest: str) -> str:
+        """Which job an Idempotency-Key created (`digest` is a hash of the key)."""
+        return f"{self.prefix}:idempotency:{digest}"
+
+    def events(self, job_id: str) -> str:
+        """Stream of a job's state changes and progress updates (GET /jobs/{id}/events)."""
+        return f"{self.prefix}:events:{job_id}"
+
+    def index(self, kind: str, value: str | None = None) -> str:
+        """Sorted set of job ids by run time (ms): `all`, one `queue:<q>`, one `task:<t>`, one
+        `phase:<p>` or one `phase:<p>:queue:<q>` (see arq_jobs._jobs.transitions)."""
+        return f"{self.prefix}:index:{kind}" if value is None else f"{self.prefix}:index:{kind}:{value}"
+
+    def retry_waits(self, queue: str) -> str:
+        """Sorted set of a queue's retrying jobs by when their backoff ends (ms)."""
+        return f"{self.prefix}:retry-waits:{queue}"
+
+    def workers(self) -> str:
+        """Sorted set of worker ids by last heartbeat (ms)."""
+        return f"{self.prefix}:workers"
+
+    def worker(self, worker_id: str) -> str:
+        """One worker's last heartbeat (JSON)."""
+        return f"{self.prefix}:worker:{worker_id}"
+
+    def workflow(self, workflow_id: str) -> str:
+        """Our hash per workflow: its stages, each step's result, progress counters, cancel and
+        error flags (arq_jobs._workflows.engine)."""
+        return f"{self.prefix}:workflow:{workflow_id}"
+
+    def schedule(self, name: str) -> str:
+        """One schedule's last fired tick (ms) and the job it made (hash, arq_jobs._schedules.views)."""
+        return f"{self.prefix}:schedule:{name}"
+
+    def report(self, report_id: str) -> str:
+        """Where `generate_report` stores the report it built."""
+        return f"{self.prefix}:report:{report_id}"
+
+    def limit(self, task: str, kind: str) -> str:
+        """One task's limit state, shared by every worker (the claim script, `arq_jobs._limits`): `rate`
+        (the time its next job may start, ms), `slots` (the last start time given to a held-back
+        job, ms), `running` (sorted set of job ids holding a place, by lease expiry), `waiting`
+        (sorted set of `<queue key>|<job id>` held back, by due time)."""
+        return f"{self.prefix}:limit:{task}:{kind}"
+
+    @staticmethod
+    def wake_channel(queue_key: str) -> str:
+        """Pub/sub channel told of every job enqueued to run now on the queue `queue_key`: its
+        workers poll at once instead of at their next poll."""
+        return f"{queue_key}:wake"
+
+    @staticmethod
+    def arq_job(job_id: str) -> str:
+        return job_key_prefix + job_id
+
+    @staticmethod
+    def arq_result(job_id: str) -> str:
+        return result_key_prefix + job_id
+
+    @staticmethod
+    def arq_in_progress(job_id: str) -> str:
+        return in_progress_key_prefix + job_id
+
+    @staticmethod
+    def arq_retry(job_id: str) -> str:
+        return retry_key_prefix + job_id

@@ -1,0 +1,7 @@
+"""Workflows: chains, groups and chords of task steps. A step is `some_task.step(data)` (only a
+workflow's first step takes an input; each later one gets the previous result); `group(...)` runs
+steps in parallel. Start one with `jobs.chain(...)`, `jobs.group(...)` or `jobs.chord(...)`."""
+
+from arq_jobs._workflows.spec import Group, Step, group
+
+__all__ = ["Group", "Step", "group"]
