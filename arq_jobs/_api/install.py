@@ -6,9 +6,11 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from dataclasses import dataclass
 from typing import Any
 
 import uvicorn
+from arq.connections import ArqRedis
 from fastapi import FastAPI
 from fastapi.params import Depends
 
@@ -36,6 +38,26 @@ from arq_jobs._tasks.registry import TaskRegistry, load_registry
 from arq_jobs._tracing import configure_tracing, instrument_app, shutdown_tracing
 
 Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[Mapping[str, Any] | None]]
+INSTALLATION = "arq_jobs_installation"  # the app.state attribute that holds an app's Installation
+
+
+@dataclass(slots=True)
+class Installation:
+    """What `install()` put into an app: its settings, tasks and prefix, and how its lifespan connects
+    to Redis (`arq_jobs.testing` swaps that for an in-memory Redis)."""
+
+    settings: Settings
+    registry: TaskRegistry
+    prefix: str
+    connect: Callable[[Settings], ArqRedis] = create_arq
+
+
+def installation(app: FastAPI) -> Installation:
+    """The Installation of `app`; LookupError when `install()` was not called on it."""
+    found = getattr(app.state, INSTALLATION, None)
+    if not isinstance(found, Installation):
+        raise LookupError("arq_jobs is not installed in this app: call arq_jobs.fastapi.install(app)")
+    return found
 
 
 def install(
@@ -76,14 +98,13 @@ def mount(
     dependencies: Sequence[Depends] = (),
 ) -> None:
     """`install()` with a registry already loaded (tests build one from a list of tasks)."""
-    if getattr(app.state, "arq_jobs_installed", False):
+    if getattr(app.state, INSTALLATION, None) is not None:
         raise RuntimeError("arq_jobs is already installed in this app")
     registry.check(settings)
     prefix = normalized_prefix(prefix)
-    app.state.arq_jobs_installed = True
-    app.router.lifespan_context = around(  # type: ignore[assignment]  # ours yields a state
-        app.router.lifespan_context, settings, registry, prefix
-    )
+    found = Installation(settings, registry, prefix)
+    setattr(app.state, INSTALLATION, found)
+    app.router.lifespan_context = around(app.router.lifespan_context, found)  # type: ignore[assignment]
     routers = [
         jobs.build_router(registry, settings),
         events.router,
@@ -116,14 +137,16 @@ def normalized_prefix(prefix: str) -> str:
     return prefix
 
 
-def around(user: Lifespan, settings: Settings, registry: TaskRegistry, prefix: str) -> Lifespan:
+def around(user: Lifespan, found: Installation) -> Lifespan:
     """The app's lifespan inside ours: our pool opens first and closes last; both states are kept."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
-        arq = create_arq(settings)
+        arq = found.connect(found.settings)
         batch = ScriptBatch(arq)
-        state = AppState(settings=settings, registry=registry, arq=arq, batch=batch, prefix=prefix)
+        state = AppState(
+            settings=found.settings, registry=found.registry, arq=arq, batch=batch, prefix=found.prefix
+        )
         try:
             async with user(app) as user_state:
                 yield {**(user_state or {}), STATE_KEY: state}
