@@ -16,7 +16,7 @@ from fastapi.params import Depends
 
 from arq_jobs._api import metrics
 from arq_jobs._api.deps import STATE_KEY, AppState
-from arq_jobs._api.errors import on_jobs_error
+from arq_jobs._api.errors import JobsRoute, on_jobs_error
 from arq_jobs._api.routes import (
     deadletters,
     events,
@@ -31,11 +31,14 @@ from arq_jobs._api.routes import (
 from arq_jobs._config import Settings, load_settings
 from arq_jobs._connection import create_arq
 from arq_jobs._dashboard import build_router as build_dashboard
+from arq_jobs._dashboard.routing import DashboardRoute
 from arq_jobs._errors import JobsError
 from arq_jobs._logs import configure_logging
 from arq_jobs._scripts.batch import ScriptBatch
 from arq_jobs._tasks.registry import TaskRegistry, load_registry
 from arq_jobs._tracing import configure_tracing, instrument_app, shutdown_tracing
+from arq_jobs._version_guard import VersionGuard
+from arq_jobs._worker_registry import WorkerRegistry
 
 Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[Mapping[str, Any] | None]]
 INSTALLATION = "arq_jobs_installation"  # the app.state attribute that holds an app's Installation
@@ -121,7 +124,7 @@ def mount(
         routers.append(build_dashboard(settings))
     for router in routers:
         app.include_router(router, prefix=prefix, dependencies=list(dependencies))
-    metrics.instrument(app)
+    metrics.instrument(app, prefix, own=(JobsRoute, DashboardRoute))
     configure_tracing(settings, "jobs-api")
     instrument_app(app)
     app.add_exception_handler(JobsError, on_jobs_error)
@@ -145,7 +148,12 @@ def around(user: Lifespan, found: Installation) -> Lifespan:
         arq = found.connect(found.settings)
         batch = ScriptBatch(arq)
         state = AppState(
-            settings=found.settings, registry=found.registry, arq=arq, batch=batch, prefix=found.prefix
+            settings=found.settings,
+            registry=found.registry,
+            arq=arq,
+            batch=batch,
+            prefix=found.prefix,
+            guard=VersionGuard(WorkerRegistry(arq, found.settings)),
         )
         try:
             async with user(app) as user_state:

@@ -52,9 +52,13 @@ class ApiMetrics:
 class MetricsMiddleware:
     """Counts and times every HTTP request by method, route template and status."""
 
-    def __init__(self, app: ASGIApp, metrics: ApiMetrics) -> None:
+    def __init__(
+        self, app: ASGIApp, metrics: ApiMetrics, prefix: str = "", own: tuple[type, ...] = ()
+    ) -> None:
         self.app = app
         self.metrics = metrics
+        self.prefix = prefix
+        self.own = own  # the route classes of install()'s routes, mounted under `prefix`
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -67,7 +71,7 @@ class MetricsMiddleware:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                self.metrics.latency.labels(scope["method"], route_of(scope)).observe(
+                self.metrics.latency.labels(scope["method"], self.route_of(scope)).observe(
                     time.perf_counter() - start
                 )
             await send(message)
@@ -75,14 +79,17 @@ class MetricsMiddleware:
         try:
             await self.app(scope, receive, send_and_time)
         finally:
-            self.metrics.requests.labels(scope["method"], route_of(scope), str(status)).inc()
+            self.metrics.requests.labels(scope["method"], self.route_of(scope), str(status)).inc()
 
-
-def route_of(scope: Scope) -> str:
-    """The matched route's path template (`/jobs/{job_id}`), or `unmatched`."""
-    route = scope.get("route")
-    path = getattr(route, "path", None)
-    return path if isinstance(path, str) else "unmatched"
+    def route_of(self, scope: Scope) -> str:
+        """The matched route's path template (`/jobs/{job_id}`), or `unmatched`. FastAPI keeps an
+        included router's routes as they were declared, without the prefix they were included
+        under: install()'s own routes get theirs back here."""
+        route = scope.get("route")
+        path = getattr(route, "path", None)
+        if not isinstance(path, str):
+            return "unmatched"
+        return self.prefix + path if isinstance(route, self.own) else path
 
 
 router = APIRouter(route_class=JobsRoute, tags=["health"])
@@ -106,7 +113,8 @@ async def metrics(request: Request, jobs: ApiJobsDep) -> Response:
     return Response(generate_latest(found.registry), media_type=CONTENT_TYPE_LATEST)
 
 
-def instrument(app: FastAPI) -> None:
-    """Count and time `app`'s requests (the route `router` serves them)."""
+def instrument(app: FastAPI, prefix: str = "", own: tuple[type, ...] = ()) -> None:
+    """Count and time `app`'s requests (the route `router` serves them); `own` routes were included
+    under `prefix`."""
     app.state.arq_jobs_metrics = ApiMetrics()
-    app.add_middleware(MetricsMiddleware, metrics=app.state.arq_jobs_metrics)
+    app.add_middleware(MetricsMiddleware, metrics=app.state.arq_jobs_metrics, prefix=prefix, own=own)
