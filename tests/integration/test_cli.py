@@ -1,4 +1,4 @@
-"""The `arq-jobs` CLI as an operator runs it (`python -m cli`, a real process) against the real Redis
+"""The `arq-jobs` CLI as an operator runs it (`python -m arq_jobs`, a real process) against the real Redis
 and a real `arq workers.WorkerSettings` worker. Each test has its own key prefix, so counts are exact."""
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from .conftest import ROOT, TASK_PACKAGES, Service, delete_prefix, service_env, 
 
 # every task of the shipped and the test task packages, in registry order
 KNOWN_TASKS = ", ".join(task.name for task in TaskRegistry.discover_all(tuple(TASK_PACKAGES.split(","))))
-CLI = [sys.executable, "-m", "cli"]
+CLI = [sys.executable, "-m", "arq_jobs"]
 
 Run = Callable[..., subprocess.CompletedProcess[str]]
 
