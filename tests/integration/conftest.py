@@ -116,13 +116,14 @@ class Service:
     command: list[str]
     env: dict[str, str]
     log_path: Path
+    cwd: Path = ROOT
     process: subprocess.Popen[bytes] = field(init=False)
 
     def start(self) -> Service:
         self._log = self.log_path.open("wb")
         self.process = subprocess.Popen(
             self.command,
-            cwd=ROOT,
+            cwd=self.cwd,
             env=self.env,
             stdout=self._log,
             stderr=subprocess.STDOUT,
