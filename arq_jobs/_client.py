@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -11,10 +10,11 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from arq.connections import ArqRedis
-from arq.jobs import SerializationError, serialize_job
 from redis.asyncio.client import Pipeline
 from redis.exceptions import WatchError
 
+from arq_jobs import _arq
+from arq_jobs._clock import ms_to_datetime, now_ms
 from arq_jobs._config import Settings
 from arq_jobs._deadletters import DeadLetterStore
 from arq_jobs._deadletters import parse as parse_dead_letter
@@ -29,24 +29,26 @@ from arq_jobs._errors import (
     UnknownTaskError,
 )
 from arq_jobs._idempotency import IdempotencyClaim, fingerprint
-from arq_jobs._jobs import records
 from arq_jobs._jobs.details import JobDetails, parse_details
 from arq_jobs._jobs.enqueue import ENQUEUE_SCRIPT, EnqueueWrite
 from arq_jobs._jobs.events import EventReader
 from arq_jobs._jobs.listing import JobPage, list_jobs
 from arq_jobs._jobs.records import JobRecord, record_ttl_ms
 from arq_jobs._jobs.states import JobState
-from arq_jobs._jobs.status import JobStatus, build_status, ms_to_datetime
-from arq_jobs._jobs.transitions import TRANSITION_LUA, Phase, Transition, call_lua, unpack_lua
+from arq_jobs._jobs.status import JobStatus, build_status
+from arq_jobs._jobs.transitions import Phase, Transition
 from arq_jobs._keys import Keys
 from arq_jobs._logs import get_logger
 from arq_jobs._queues import QueueStats, queue_stats
 from arq_jobs._scripts.batch import ScriptBatch
 from arq_jobs._scripts.run import run_script
+from arq_jobs._scripts.script import Arg, load_script
 from arq_jobs._serializer import dumps, loads
-from arq_jobs._tasks.registry import InputT, Task, TaskRegistry
+from arq_jobs._tasks.registry import InputT, Task, TaskRegistry, stored_payload
 from arq_jobs._tracing import enqueue_span
+from arq_jobs._version_guard import Skew, VersionGuard
 from arq_jobs._worker_registry import WorkerInfo, WorkerRegistry
+from arq_jobs._workflows.engine import Workflows
 
 log = get_logger(__name__)
 
@@ -78,10 +80,6 @@ class PreparedJob:
     record_ttl_ms: int
 
 
-def now_ms() -> int:
-    return int(time.time() * 1000)
-
-
 MAX_DELAY_S = 10 * 365 * 86_400
 
 
@@ -110,17 +108,6 @@ def run_time_ms(now: int, delay: float | timedelta | None, run_at: datetime | No
     return at if at > now else None
 
 
-def stored_payload(task: Task[InputT, Any], data: InputT) -> Any:
-    """What a job of `task` stores for `data` (JSON-able); TaskInputError when it would not come back
-    the same — e.g. a SecretStr (dumped masked) or a field excluded from dumps: the worker would get
-    other data than the caller gave."""
-    payload = data.model_dump(mode="json", by_alias=True)
-    if task.parse_input(payload).model_dump() != data.model_dump():
-        reason = "does not survive being stored as JSON (a SecretStr or excluded field?)"
-        raise TaskInputError(task.name, [{"loc": [], "msg": reason, "type": "json_round_trip"}])
-    return payload
-
-
 class JobClient:
     """Enqueues typed jobs and reads their status, on the API's pooled ArqRedis."""
 
@@ -130,14 +117,20 @@ class JobClient:
         settings: Settings,
         registry: TaskRegistry,
         batch: ScriptBatch | None = None,
+        guard: VersionGuard | bool = True,
     ) -> None:
         """`batch`: share one between the clients of one process (the API's requests) so that
-        concurrent enqueues go to Redis together."""
+        concurrent enqueues go to Redis together. `guard` (arq_jobs._version_guard), when
+        `settings.version_guard` is on: a VersionGuard shared the same way, True for one of its own,
+        False for none (a worker's client: its schedules and workflow steps are its own tasks)."""
         self.redis = redis
         self.settings = settings
         self.registry = registry
         self.keys = Keys(settings.key_prefix)
         self.batch = batch or ScriptBatch(redis)
+        self.guard: VersionGuard | None = None
+        if guard is not False and settings.version_guard:
+            self.guard = guard if isinstance(guard, VersionGuard) else VersionGuard(self.worker_registry)
 
     async def enqueue(
         self,
@@ -169,6 +162,8 @@ class JobClient:
         prepared = self._prepare(
             task, data, delay, run_at, queue=queue, job_id=job_id, workflow=workflow, schedule=schedule
         )
+        if workflow is None:  # a workflow's steps were all checked when it was created
+            await self.check_served(task, prepared.queue)
         with enqueue_span(task.name, prepared.queue, prepared.accepted.job_id) as trace:
             if trace is not None:
                 prepared = replace(prepared, record=replace(prepared.record, trace=trace))
@@ -251,8 +246,8 @@ class JobClient:
         )
         payload = stored_payload(task, data)
         try:
-            job = serialize_job(task.name, (payload,), {}, None, now, serializer=dumps)
-        except SerializationError as error:
+            job = _arq.serialize_job(task.name, (payload,), {}, None, now, serializer=dumps)
+        except _arq.SerializationError as error:
             reason = f"cannot be stored as JSON ({error.__cause__ or error})"
             raise TaskInputError(task.name, [{"loc": [], "msg": reason, "type": "json_unstorable"}]) from None
         accepted = Enqueued(
@@ -276,6 +271,12 @@ class JobClient:
             ),
         )
 
+    async def check_served(self, task: Task[Any, Any], queue: str, path: str | None = None) -> None:
+        """TaskNotServedError when live workers serve `queue` and none can run `task` (the version
+        guard; a no-op when it is off). `path` names a workflow step."""
+        if self.guard is not None:
+            await self.guard.check(task, queue, path)
+
     def queue_for(self, task: Task[Any, Any], queue: str | None = None) -> str:
         """The queue a job of `task` goes to: `queue` if given, else the task's own; UnknownQueueError
         unless it is one of the settings' `queues`."""
@@ -288,7 +289,7 @@ class JobClient:
         """Queue the script that stores `job` on a MULTI pipeline (EVAL: a script missing from the
         cache would fail inside the transaction)."""
         keys, args = self._enqueue_write(job).call(self.settings)
-        pipe.eval(ENQUEUE_SCRIPT, len(keys), *keys, *args)  # type: ignore[arg-type]
+        pipe.eval(ENQUEUE_SCRIPT.source, len(keys), *keys, *args)  # type: ignore[arg-type]
 
     def _enqueue_write(self, job: PreparedJob, *, only_new: bool = False) -> EnqueueWrite:
         """ARQ's job key and queue entry, our record and its first transition: they appear together
@@ -410,8 +411,6 @@ class JobClient:
         if outcome == b"cancelled":
             log.info("job.cancelled", job_id=job_id, task=after.task, queue=after.queue, waiting=True)
         if whole_workflow and after.workflow_id is not None:
-            from arq_jobs._workflows.engine import Workflows  # which builds on this client
-
             await Workflows(self).stop(after.workflow_id)
             after = await self.status(job_id)
         return after
@@ -427,6 +426,10 @@ class JobClient:
     async def workers(self) -> list[WorkerInfo]:
         """Live workers, then recently stale or stopped ones."""
         return await self.worker_registry.workers(now_ms())
+
+    def skew(self, alive: Sequence[WorkerInfo]) -> Skew:
+        """How the task code of the `alive` workers differs from this client's registry."""
+        return Skew.of(self.registry, self.settings, (w for w in alive if w.state == "alive"))
 
     def queue_names(self, workers: Sequence[WorkerInfo] = ()) -> list[str]:
         """Every queue known: the configured ones in their order, then any other that a task names
@@ -463,6 +466,7 @@ class JobClient:
             prepared = self._prepare(
                 task, task.parse_input(letter.input), None, None, retry_of=job_id, queue=letter.queue
             )
+            await self.check_served(task, prepared.queue)
             pipe.multi()  # type: ignore[no-untyped-call]
             self._write(pipe, prepared)
             self.dead_letters.remove(pipe, letter)
@@ -473,52 +477,29 @@ class JobClient:
         return prepared.accepted
 
 
-# Atomic cancel. KEYS: record, ARQ result, ARQ in-progress, ARQ job, ARQ retry, queue, events;
-# ARGV: now (ms), job id, how long to keep the record of a cancelled job (ms), the transition's
-# arguments. Answers missing | ended | running | cancelled.
-CANCEL_SCRIPT = (
-    TRANSITION_LUA
-    + unpack_lua(4)
-    + f"""
-if redis.call('EXISTS', KEYS[1]) == 0 then return 'missing' end
-local mark = redis.call('HGET', KEYS[1], '{records.MARK}')
-if mark == '{JobState.CANCELLED}' then return 'ended' end
-if redis.call('EXISTS', KEYS[2]) == 1 then return 'ended' end
--- a job marked retrying is waiting even while its failed attempt's lease is still being released
-if redis.call('EXISTS', KEYS[3]) == 1 and mark ~= '{JobState.RETRYING}' then
-  redis.call('HSET', KEYS[1], '{records.CANCEL_REQUESTED}', ARGV[1])
-  return 'running'
-end
-if redis.call('EXISTS', KEYS[4]) == 0 then return 'missing' end
-redis.call('ZREM', KEYS[6], ARGV[2])
-redis.call('DEL', KEYS[4], KEYS[5])
--- cancel_requested too: a worker that already read the job stops at its attempt's start
-redis.call('HSET', KEYS[1], '{records.MARK}', '{JobState.CANCELLED}', '{records.FINISHED_AT}', ARGV[1],
-  '{records.CANCEL_REQUESTED}', ARGV[1])
-redis.call('HDEL', KEYS[1], '{records.NEXT_ATTEMPT_AT}')
-redis.call('PEXPIRE', KEYS[1], ARGV[3])
-{call_lua(1, 7, 4)}
-return 'cancelled'
-"""
-)
+CANCEL_SCRIPT = load_script("cancel-7.lua")
 
 
-def cancel_call(
-    settings: Settings, job_id: str, queue_key: str, now: int
-) -> tuple[list[str], list[str | int]]:
+def cancel_call(settings: Settings, job_id: str, queue_key: str, now: int) -> tuple[list[str], list[Arg]]:
     """CANCEL_SCRIPT's KEYS and ARGV for cancelling `job_id` (waiting in `queue_key`) at `now`."""
     keys = Keys(settings.key_prefix)
     cancelled = Transition(job_id, JobState.CANCELLED, Phase.CANCELLED, now)
-    script_keys = [
-        keys.record(job_id),
-        Keys.arq_result(job_id),
-        Keys.arq_in_progress(job_id),
-        Keys.arq_job(job_id),
-        Keys.arq_retry(job_id),
-        queue_key,
-        keys.events(job_id),
-    ]
-    return script_keys, [now, job_id, settings.result_ttl_s * 1000, *cancelled.args(settings)]
+    script_keys = CANCEL_SCRIPT.keys(
+        record=keys.record(job_id),
+        result=Keys.arq_result(job_id),
+        in_progress=Keys.arq_in_progress(job_id),
+        arq_job=Keys.arq_job(job_id),
+        retry=Keys.arq_retry(job_id),
+        queue=queue_key,
+        events=keys.events(job_id),
+    )
+    args = CANCEL_SCRIPT.args(
+        now=now,
+        job_id=job_id,
+        record_ttl_ms=settings.result_ttl_s * 1000,
+        transition=cancelled.args(settings),
+    )
+    return script_keys, args
 
 
 def _read_result(raw: bytes | None) -> dict[str, Any] | None:

@@ -128,6 +128,11 @@ class Settings(BaseSettings):
     worker_history_s: PositiveInt = Field(
         default=3600, description="How long a stopped or dead worker stays listed (as stale) by GET /workers."
     )
+    version_guard: bool = Field(
+        default=True,
+        description="Refuse a job (409 task_not_served) when live workers serve its queue and none of "
+        "them has its task, or all run it with another input schema; false queues it anyway.",
+    )
     events_maxlen: PositiveInt = Field(
         default=1000, description="Events kept per job for GET /jobs/{id}/events (oldest trimmed first)."
     )

@@ -17,10 +17,10 @@ from arq.connections import ArqRedis
 from pydantic import BaseModel, Field, JsonValue, ValidationError
 from redis.asyncio.client import Pipeline
 
+from arq_jobs._clock import ms_to_datetime
 from arq_jobs._errors import DeadLetterNotFoundError
 from arq_jobs._jobs.paging import walk
 from arq_jobs._jobs.records import JobRecord
-from arq_jobs._jobs.status import ms_to_datetime
 from arq_jobs._keys import Keys
 from arq_jobs._serializer import read_exception
 

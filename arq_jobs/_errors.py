@@ -9,7 +9,8 @@ JobsError                        root: anything this project raises on purpose
 ├── ConflictError                the request clashes with the current state
 │   ├── IdempotencyConflictError an Idempotency-Key was reused with another request
 │   ├── JobNotCancellableError   the job has already ended
-│   └── WorkflowNotCancellableError  the workflow has already ended
+│   ├── WorkflowNotCancellableError  the workflow has already ended
+│   └── TaskNotServedError       live workers serve the queue, and none can run the task (version skew)
 ├── InvalidScheduleError         delay / run_at given wrongly
 ├── InvalidWorkflowError         a workflow spec is wrong (names the step by its path)
 ├── UnknownQueueError            a job was sent to a queue that is not configured
@@ -28,7 +29,7 @@ A task may raise any exception; its task's RetryPolicy decides whether it is ret
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -136,6 +137,59 @@ class WorkflowNotCancellableError(ConflictError):
 
     def details(self) -> dict[str, Any]:
         return {"workflow_id": self.workflow_id, "status": self.status}
+
+
+class TaskNotServedError(ConflictError):
+    """Live workers serve the job's queue and none of them can run its task: they do not know it
+    (`unknown_to_workers`) or all run it with another input schema (`schema_mismatch`). Raised by the
+    version guard instead of queueing a job that would be dead-lettered; `path` names a workflow step."""
+
+    code = "task_not_served"
+
+    def __init__(
+        self,
+        task: str,
+        queue: str,
+        reason: Literal["unknown_to_workers", "schema_mismatch"],
+        *,
+        workers: int,
+        api_input_schema: str,
+        worker_input_schemas: list[str],
+        path: str | None = None,
+    ) -> None:
+        where = f"the {workers} live worker(s) of queue {queue!r}"
+        if reason == "unknown_to_workers":
+            problem = f"task {task!r} is unknown to {where}"
+        else:
+            theirs = ", ".join(worker_input_schemas)
+            problem = (
+                f"{where} run task {task!r} with another input schema ({theirs}; this API's: "
+                f"{api_input_schema})"
+            )
+        super().__init__(
+            f"{problem}: they run another version of the tasks, so the job was not queued. Deploy the "
+            "same task code to the API and the workers (or set JOBS_VERSION_GUARD=false)"
+        )
+        self.task = task
+        self.queue = queue
+        self.reason = reason
+        self.workers = workers
+        self.api_input_schema = api_input_schema
+        self.worker_input_schemas = worker_input_schemas
+        self.path = path
+
+    def details(self) -> dict[str, Any]:
+        found: dict[str, Any] = {
+            "task": self.task,
+            "queue": self.queue,
+            "reason": self.reason,
+            "workers": self.workers,
+            "api_input_schema": self.api_input_schema,
+            "worker_input_schemas": self.worker_input_schemas,
+        }
+        if self.path is not None:
+            found["path"] = self.path
+        return found
 
 
 class InvalidScheduleError(JobsError):

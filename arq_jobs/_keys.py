@@ -4,12 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from arq.constants import (
-    in_progress_key_prefix,
-    job_key_prefix,
-    result_key_prefix,
-    retry_key_prefix,
-)
+from arq_jobs import _arq
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,16 +86,16 @@ class Keys:
 
     @staticmethod
     def arq_job(job_id: str) -> str:
-        return job_key_prefix + job_id
+        return _arq.JOB_PREFIX + job_id
 
     @staticmethod
     def arq_result(job_id: str) -> str:
-        return result_key_prefix + job_id
+        return _arq.RESULT_PREFIX + job_id
 
     @staticmethod
     def arq_in_progress(job_id: str) -> str:
-        return in_progress_key_prefix + job_id
+        return _arq.IN_PROGRESS_PREFIX + job_id
 
     @staticmethod
     def arq_retry(job_id: str) -> str:
-        return retry_key_prefix + job_id
+        return _arq.RETRY_PREFIX + job_id

@@ -8,7 +8,7 @@ the context bound by `bind_job`.
 Our own structlog events skip stdlib logging (a LogRecord, a handler, a formatter): they are rendered
 by structlog's processors and written to the same stream, which makes a job's two lines about three
 times cheaper. ARQ's per-job lines are dropped before ARQ's logger builds a record for them
-(`quiet_arq_job_lines`, in the worker).
+(`arq_jobs._arq.quiet_job_lines`, in the worker).
 """
 
 from __future__ import annotations
@@ -23,20 +23,9 @@ import orjson
 import structlog
 from structlog.typing import EventDict, Processor, WrappedLogger
 
-LogFormat = Literal["auto", "json", "console"]
+from arq_jobs import _arq
 
-# arq.worker's per-job lines (arq 0.28 `Worker.run_job`): start, success, failure (with traceback),
-# retry, re-queue at shutdown.
-# Each job's state transitions are logged by our runner instead, with the job's fields.
-ARQ_PER_JOB_FORMATS = frozenset(
-    {
-        "%6.2fs → %s(%s)%s",
-        "%6.2fs ← %s ● %s",
-        "%6.2fs ! %s failed, %s: %s",
-        "%6.2fs ↻ %s retrying job in %0.2fs",
-        "%6.2fs ↻ %s cancelled, will be run again",
-    }
-)
+LogFormat = Literal["auto", "json", "console"]
 
 # Loggers whose own handlers (the arq CLI's, uvicorn's default config) would print lines a second time.
 PROPAGATING_LOGGERS = ("arq", "uvicorn", "uvicorn.error", "uvicorn.access")
@@ -45,28 +34,11 @@ _JSON_FIRST_KEYS = ("timestamp", "level", "logger", "event")
 
 
 class DropArqJobLines(logging.Filter):
-    """Drops arq.worker's per-job start/finish/failure records (matched on the format string)."""
+    """Drops arq.worker's per-job start/finish/failure records (matched on the format string): each
+    job's state transitions are logged by our runner instead, with the job's fields."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return record.msg not in ARQ_PER_JOB_FORMATS
-
-
-class ArqWorkerLogger(logging.LoggerAdapter[logging.Logger]):
-    """arq.worker's module logger with its per-job lines dropped before a record is made for them
-    (two per job; the DropArqJobLines filter drops them too, but only after the record is built)."""
-
-    def log(self, level: int, msg: object, *args: object, **kwargs: Any) -> None:
-        if msg in ARQ_PER_JOB_FORMATS:
-            return
-        self.logger.log(level, msg, *args, **kwargs)
-
-
-def quiet_arq_job_lines() -> None:
-    """Replace arq.worker's module logger by an ArqWorkerLogger (in a worker process)."""
-    import arq.worker
-
-    if not isinstance(arq.worker.logger, ArqWorkerLogger):
-        arq.worker.logger = ArqWorkerLogger(arq.worker.logger, {})  # type: ignore[assignment]
+        return record.msg not in _arq.PER_JOB_LOG_FORMATS
 
 
 _write_lock = threading.Lock()
@@ -200,7 +172,7 @@ def configure_logging(level: str, fmt: LogFormat = "auto", *, stream: TextIO | N
         logger.propagate = True
     logging.getLogger("arq").setLevel(level)
 
-    arq_worker = logging.getLogger("arq.worker")
+    arq_worker = logging.getLogger(_arq.LOGGER_NAME)
     for old_filter in list(arq_worker.filters):
         if isinstance(old_filter, DropArqJobLines):
             arq_worker.removeFilter(old_filter)

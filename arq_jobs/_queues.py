@@ -9,33 +9,9 @@ from redis.asyncio import Redis
 from arq_jobs._jobs.transitions import Phase
 from arq_jobs._keys import Keys
 from arq_jobs._scripts.run import run_script
+from arq_jobs._scripts.script import load_script
 
-# KEYS: queued, running, succeeded, failed, cancelled phase indexes of the queue, its retry waits,
-# its dead letters; ARGV: now (ms). Answers the counts, then the run time of the oldest pending job
-# (-1 when none): the earliest due queued job that is not waiting out a retry backoff.
-QUEUE_STATS_SCRIPT = """
-local now = tonumber(ARGV[1])
-local queued = redis.call('ZCARD', KEYS[1])
-local scheduled = redis.call('ZCOUNT', KEYS[1], '(' .. now, '+inf')
-local retrying = redis.call('ZCOUNT', KEYS[6], '(' .. now, '+inf')
-local oldest = -1
-local offset = 0
-while oldest == -1 and offset < 1000 do
-  local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'WITHSCORES', 'LIMIT', offset, 100)
-  if #due == 0 then break end
-  for i = 1, #due, 2 do
-    local wait = redis.call('ZSCORE', KEYS[6], due[i])
-    if not wait or tonumber(wait) <= now then
-      oldest = tonumber(due[i + 1])
-      break
-    end
-  end
-  offset = offset + 100
-end
-return {queued - scheduled - retrying, scheduled, retrying, redis.call('ZCARD', KEYS[2]),
-  redis.call('ZCARD', KEYS[3]), redis.call('ZCARD', KEYS[4]), redis.call('ZCARD', KEYS[5]),
-  redis.call('ZCARD', KEYS[7]), oldest}
-"""
+QUEUE_STATS_SCRIPT = load_script("queue-stats-7.lua")
 
 
 class QueueStats(BaseModel):
@@ -58,13 +34,11 @@ class QueueStats(BaseModel):
 
 async def queue_stats(redis: Redis, keys: Keys, queue: str, now_ms: int, workers: int) -> QueueStats:
     """The counts of one queue, read atomically; `workers` is its number of live workers."""
-    phase = [keys.index("phase", f"{p.value}:queue:{queue}") for p in Phase]
-    answer = await run_script(
-        redis,
-        QUEUE_STATS_SCRIPT,
-        [*phase, keys.retry_waits(queue), keys.dead_letters_of_queue(queue)],
-        [now_ms],
+    phase = {p.value: keys.index("phase", f"{p.value}:queue:{queue}") for p in Phase}
+    script_keys = QUEUE_STATS_SCRIPT.keys(
+        **phase, retry_waits=keys.retry_waits(queue), dead_letters=keys.dead_letters_of_queue(queue)
     )
+    answer = await run_script(redis, QUEUE_STATS_SCRIPT, script_keys, QUEUE_STATS_SCRIPT.args(now=now_ms))
     pending, scheduled, retrying, running, succeeded, failed, cancelled, dead, oldest = (
         int(v) for v in answer
     )

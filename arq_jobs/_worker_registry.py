@@ -15,11 +15,15 @@ from pydantic import BaseModel, Field, ValidationError
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 
+from arq_jobs._clock import ms_to_datetime
 from arq_jobs._config import Settings
-from arq_jobs._jobs.status import ms_to_datetime
 from arq_jobs._keys import Keys
+from arq_jobs._scripts.run import run_script
+from arq_jobs._scripts.script import load_script
 
 MISSED_BEATS = 3
+
+ALIVE_SCRIPT = load_script("alive-beats-1.lua")
 
 WorkerState = Literal["alive", "stale", "stopped"]
 
@@ -46,6 +50,11 @@ class WorkerBeat(BaseModel):
     running_jobs: list[str] = Field(description="Ids of the jobs it runs now.")
     totals: WorkerTotals
     registry_version: str = Field(description="Fingerprint of the task registry it runs.")
+    tasks: dict[str, str] | None = Field(
+        default=None,
+        description="The tasks it serves, each with the fingerprint of its input schema (null from a "
+        "worker too old to say).",
+    )
     version: str = Field(description="Version of this package it runs.")
     stopped: bool = False
 
@@ -107,3 +116,21 @@ class WorkerRegistry:
 
     async def alive(self, now_ms: int) -> list[WorkerInfo]:
         return [w for w in await self.workers(now_ms) if w.state == "alive"]
+
+    async def alive_beats(self, now_ms: int) -> list[WorkerBeat]:
+        """The heartbeats of the live workers, read in one round trip (for the version guard)."""
+        raw = await run_script(
+            self.redis,
+            ALIVE_SCRIPT,
+            ALIVE_SCRIPT.keys(workers=self.keys.workers()),
+            ALIVE_SCRIPT.args(since=now_ms - self.alive_ms, worker_prefix=self.keys.worker("")),
+        )
+        found = []
+        for value in raw:
+            try:
+                beat = WorkerBeat.model_validate_json(value)
+            except ValidationError:  # expired meanwhile (''), or unreadable
+                continue
+            if not beat.stopped:
+                found.append(beat)
+        return found

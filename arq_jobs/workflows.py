@@ -2,6 +2,7 @@
 workflow's first step takes an input; each later one gets the previous result); `group(...)` runs
 steps in parallel. Start one with `jobs.chain(...)`, `jobs.group(...)` or `jobs.chord(...)`."""
 
-from arq_jobs._workflows.spec import Group, Step, group
+from arq_jobs._tasks.registry import Step
+from arq_jobs._workflows.spec import Group, group
 
 __all__ = ["Group", "Step", "group"]

@@ -20,6 +20,7 @@ from arq_jobs._config import Settings
 from arq_jobs._errors import RedisUnavailableError
 from arq_jobs._scripts.batch import ScriptBatch
 from arq_jobs._tasks.registry import TaskRegistry
+from arq_jobs._version_guard import VersionGuard
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +34,7 @@ class AppState:
     arq: ArqRedis
     batch: ScriptBatch | None = None  # shared by the requests' clients: concurrent enqueues go together
     prefix: str = ""  # where install() mounted the routes: status URLs start with it
+    guard: VersionGuard | None = None  # shared by the requests' clients: one snapshot of the workers a second
 
 
 STATE_KEY = "arq_jobs"
@@ -75,7 +77,9 @@ ArqDep = Annotated[ArqRedis, Depends(get_arq)]
 async def get_api_jobs(request: Request, state: StateDep) -> Jobs:
     """The typed job facade for a request to one of the API's own routes (from the state directly:
     each dependency FastAPI resolves costs time on every request)."""
-    return Jobs(JobClient(state.arq, state.settings, state.registry, state.batch), request, state.prefix)
+    guard = True if state.guard is None else state.guard
+    client = JobClient(state.arq, state.settings, state.registry, state.batch, guard)
+    return Jobs(client, request, state.prefix)
 
 
 async def get_jobs(request: Request, state: StateDep) -> AsyncIterator[Jobs]:

@@ -20,10 +20,11 @@ from arq_jobs._jobs.states import JobState
 from arq_jobs._jobs.status import JobStatus
 from arq_jobs._keys import Keys
 from arq_jobs._queues import QueueStats
-from arq_jobs._tasks.registry import InputT, Task
+from arq_jobs._tasks.registry import InputT, Step, Task
+from arq_jobs._version_guard import Skew
 from arq_jobs._worker_registry import WorkerInfo
 from arq_jobs._workflows.engine import Workflows
-from arq_jobs._workflows.spec import Group, Step, Workflow
+from arq_jobs._workflows.spec import Group, Workflow
 from arq_jobs._workflows.status import WorkflowStatus
 
 STATUS_ROUTE = "get_job"
@@ -126,6 +127,10 @@ class Jobs:
 
     async def queues(self, alive: Sequence[WorkerInfo] | None = None) -> list[QueueStats]:
         return await self.client.queues(alive)
+
+    def skew(self, alive: Sequence[WorkerInfo]) -> Skew:
+        """How the live workers' task code differs from this API's."""
+        return self.client.skew(alive)
 
     @property
     def events(self) -> EventReader:

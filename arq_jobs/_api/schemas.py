@@ -8,6 +8,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from arq_jobs._jobs.states import JobState
+from arq_jobs._version_guard import Skew
 
 
 class EnqueuedJob(BaseModel):
@@ -98,3 +99,4 @@ class WorkersHealth(BaseModel):
     queues: list[QueueHealth]
     error: str | None = Field(default=None, description="`starved_queues` when status is starved.")
     message: str | None = None
+    skew: Skew = Field(description="Task code of the live workers vs this API's (never a cause of 503).")

@@ -24,7 +24,8 @@ from arq_jobs._cli.output import (
     show,
 )
 from arq_jobs._cli.session import fail, run
-from arq_jobs._client import Enqueued, JobClient, now_ms
+from arq_jobs._client import Enqueued, JobClient
+from arq_jobs._clock import now_ms
 from arq_jobs._deadletters import DeadLetter, DeadLetterPage
 from arq_jobs._errors import JobsError
 

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from pydantic import JsonValue
 
 from arq_jobs._api.jobs import Jobs
-from arq_jobs._client import now_ms
+from arq_jobs._clock import now_ms
 from arq_jobs._deadletters import DeadLetter, DeadLetterPage
 from arq_jobs._errors import DeadLetterNotFoundError, JobNotFoundError, NotFoundError
 from arq_jobs._jobs.details import JobDetails
@@ -19,6 +19,7 @@ from arq_jobs._jobs.status import JobStatus
 from arq_jobs._jobs.transitions import PROGRESS_EVENT
 from arq_jobs._queues import QueueStats
 from arq_jobs._schedules.views import ScheduleView, schedule_views
+from arq_jobs._version_guard import Skew
 from arq_jobs._worker_registry import WorkerInfo
 from arq_jobs._workflows.status import WorkflowStatus
 
@@ -46,6 +47,7 @@ class Overview:
     dead_letters: int
     workers: list[WorkerInfo]
     queues: list[QueueStats]
+    skew: Skew
 
     @property
     def live_workers(self) -> int:
@@ -61,9 +63,10 @@ class Overview:
 
 async def overview(jobs: Jobs) -> Overview:
     workers = await jobs.workers()
-    queues = await jobs.queues([w for w in workers if w.state == "alive"])
+    alive = [w for w in workers if w.state == "alive"]
+    queues = await jobs.queues(alive)
     totals = {state: sum(counts(q)[state] for q in queues) for state in JobState}
-    return Overview(totals, sum(q.dead_lettered for q in queues), workers, queues)
+    return Overview(totals, sum(q.dead_lettered for q in queues), workers, queues, jobs.skew(alive))
 
 
 @dataclass(frozen=True, slots=True)

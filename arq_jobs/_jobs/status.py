@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, Field, JsonValue
 
+from arq_jobs._clock import ms_to_datetime
 from arq_jobs._jobs.records import JobError, JobRecord
 from arq_jobs._jobs.states import JobState, derive_state
 from arq_jobs._serializer import read_exception
 from arq_jobs._tasks.progress import Progress
 
-__all__ = ["JobError", "JobStatus", "build_status", "decode_error", "ms_to_datetime"]
+__all__ = ["JobError", "JobStatus", "build_status", "decode_error"]
 
 
 class Throttled(BaseModel):
@@ -56,10 +57,6 @@ class JobStatus(BaseModel):
     )
     workflow_id: str | None = Field(default=None, description="The workflow this job is a step of.")
     schedule: str | None = Field(default=None, description="The schedule that made this job.")
-
-
-def ms_to_datetime(ms: int | None) -> datetime | None:
-    return None if ms is None else datetime.fromtimestamp(ms / 1000, tz=UTC)
 
 
 def decode_error(raw: Any) -> JobError:

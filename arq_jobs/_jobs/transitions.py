@@ -1,5 +1,7 @@
-"""State transitions: every change of a job's state goes through one Lua function that updates its
-record, the listing indexes and the job's event stream together, atomically.
+"""State transitions: every change of a job's state goes through one Lua function
+(`arq_jobs/_scripts/lua/includes/transition.lua`, which the enqueue, begin, finish, cancel and
+give-back scripts include) that updates its record, the listing indexes and the job's event stream
+together, atomically.
 
 Indexes (sorted sets of job ids scored by the job's run time, ms — its scheduled time, else when it
 was enqueued): `all`, `queue:<q>`, `task:<t>` (written once, at enqueue), and one per *phase* —
@@ -21,16 +23,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import StrEnum
+from functools import cache
 from typing import Any
 
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 
 from arq_jobs._config import Settings
-from arq_jobs._jobs import records
 from arq_jobs._jobs.records import RECORD_MARGIN_S
 from arq_jobs._keys import Keys
 from arq_jobs._scripts.run import run_script
+from arq_jobs._scripts.script import Arg, load_script
 from arq_jobs._serializer import dumps
 
 
@@ -44,79 +47,14 @@ class Phase(StrEnum):
 
 PROGRESS_EVENT = "progress"
 
-# transition(record, stream, prefix, job id, event, phase ('' = unchanged), now ms, horizon ms,
-#            maxlen, extra, created ('1' at enqueue), fields to set, fields to delete) -> 0 | 1
-TRANSITION_LUA = f"""
-local function transition(record, stream, prefix, job_id, event, phase, now, horizon, maxlen, extra,
-                          created, fields, drop)
-  if redis.call('EXISTS', record) == 0 then return 0 end
-  if #fields > 0 then redis.call('HSET', record, unpack(fields)) end
-  if #drop > 0 then redis.call('HDEL', record, unpack(drop)) end
-  local info = redis.call('HMGET', record, '{records.QUEUE}', '{records.TASK}', '{records.PHASE}',
-    '{records.SCHEDULED_FOR}', '{records.ENQUEUED_AT}', '{records.NEXT_ATTEMPT_AT}')
-  local queue, task, was = info[1] or '', info[2] or '', info[3]
-  local score = info[4] or info[5] or now
-  local cutoff = '(' .. (tonumber(now) - tonumber(horizon))
-  local function add(key)
-    redis.call('ZADD', key, score, job_id)
-    redis.call('ZREMRANGEBYSCORE', key, '-inf', cutoff)
-    redis.call('PEXPIRE', key, horizon)
-  end
-  local index = prefix .. ':index:'
-  if created == '1' then
-    add(index .. 'all')
-    add(index .. 'queue:' .. queue)
-    add(index .. 'task:' .. task)
-  end
-  if phase ~= '' and phase ~= was then
-    if was then
-      redis.call('ZREM', index .. 'phase:' .. was, job_id)
-      redis.call('ZREM', index .. 'phase:' .. was .. ':queue:' .. queue, job_id)
-    end
-    add(index .. 'phase:' .. phase)
-    add(index .. 'phase:' .. phase .. ':queue:' .. queue)
-    redis.call('HSET', record, '{records.PHASE}', phase)
-  end
-  local waits = prefix .. ':retry-waits:' .. queue
-  if event == 'retrying' then
-    redis.call('ZADD', waits, info[6] or now, job_id)
-    redis.call('PEXPIRE', waits, horizon)
-  elseif phase ~= '' then
-    redis.call('ZREM', waits, job_id)
-  end
-  local snapshot = redis.call('HGETALL', record)
-  redis.call('XADD', stream, 'MAXLEN', '~', maxlen, '*', 'event', event, 'extra', extra, unpack(snapshot))
-  local ttl = redis.call('PTTL', record)
-  if ttl > 0 then redis.call('PEXPIRE', stream, ttl) end
-  return 1
-end
-"""
-
-# The function's arguments after the two keys, as ARGV: prefix, job id, event, phase, now, horizon,
-# maxlen, extra, created, number of field/value items, the items, then the fields to delete.
-ARGS_LUA = """
-local nfields = tonumber(ARGV[{base} + 10])
-local fields = {{}}
-for i = 1, nfields do fields[i] = ARGV[{base} + 10 + i] end
-local drop = {{}}
-for i = {base} + 11 + nfields, #ARGV do drop[#drop + 1] = ARGV[i] end
-"""
+TRANSITION_SCRIPT = load_script("transition-2.lua")
 
 
-def unpack_lua(args_at: int) -> str:
-    """Lua that reads a Transition's field lists (`fields`, `drop`) from ARGV[args_at] on."""
-    return ARGS_LUA.format(base=args_at - 1)
-
-
-def call_lua(record_key: int, stream_key: int, args_at: int) -> str:
-    """A Lua call of `transition` with the record and stream at those KEYS indexes and its
-    arguments from ARGV[args_at] on (after `unpack_lua(args_at)`)."""
-    base = args_at - 1
-    argv = ", ".join(f"ARGV[{base + i}]" for i in range(1, 10))
-    return f"transition(KEYS[{record_key}], KEYS[{stream_key}], {argv}, fields, drop)"
-
-
-TRANSITION_SCRIPT = TRANSITION_LUA + unpack_lua(1) + f"return {call_lua(1, 2, 1)}\n"
+@cache
+def derived_prefixes(key_prefix: str) -> tuple[str, str]:
+    """What the transition puts an index's kind and a queue's name after (Keys.index, Keys.retry_waits)."""
+    keys = Keys(key_prefix)
+    return keys.index(""), keys.retry_waits("")
 
 
 def index_horizon_ms(settings: Settings) -> int:
@@ -140,31 +78,35 @@ class Transition:
     created: bool = False
 
     def keys(self, keys: Keys) -> list[str]:
-        return [keys.record(self.job_id), keys.events(self.job_id)]
+        return TRANSITION_SCRIPT.keys(record=keys.record(self.job_id), events=keys.events(self.job_id))
 
-    def args(self, settings: Settings) -> list[str | int]:
-        items: list[str | int] = []
+    def args(self, settings: Settings) -> list[Arg]:
+        """transition-2.lua's ARGV, which the scripts that include the transition take as a group."""
+        index_prefix, retry_waits_prefix = derived_prefixes(settings.key_prefix)
+        changes: list[Arg] = [2 * len(self.fields)]
         for name, value in self.fields.items():
-            items += [name, value]
-        return [
-            settings.key_prefix,
-            self.job_id,
-            self.event,
-            self.phase.value if self.phase else "",
-            self.now_ms,
-            index_horizon_ms(settings),
-            settings.events_maxlen,
-            dumps(self.extra).decode() if self.extra is not None else "",
-            "1" if self.created else "0",
-            len(items),
-            *items,
-            *self.drop,
-        ]
+            changes += [name, value]
+        changes += self.drop
+        return TRANSITION_SCRIPT.args(
+            index_prefix=index_prefix,
+            retry_waits_prefix=retry_waits_prefix,
+            job_id=self.job_id,
+            event=self.event,
+            phase=self.phase.value if self.phase else "",
+            now=self.now_ms,
+            horizon=index_horizon_ms(settings),
+            maxlen=settings.events_maxlen,
+            extra=dumps(self.extra).decode() if self.extra is not None else "",
+            created="1" if self.created else "0",
+            changes=changes,
+        )
 
     def queue_on(self, pipe: Pipeline, settings: Settings) -> None:
-        """Queue the transition on a (MULTI) pipeline."""
+        """Queue the transition on a (MULTI) pipeline (EVAL: a script missing from the cache would
+        fail inside the transaction)."""
         keys = Keys(settings.key_prefix)
-        pipe.eval(TRANSITION_SCRIPT, 2, *self.keys(keys), *[str(arg) for arg in self.args(settings)])
+        argv = [str(arg) for arg in self.args(settings)]
+        pipe.eval(TRANSITION_SCRIPT.source, 2, *self.keys(keys), *argv)
 
     async def apply(self, redis: Redis, settings: Settings) -> bool:
         """Run the transition now; False when the job has no record (nothing is written then)."""

@@ -14,33 +14,12 @@ from dataclasses import dataclass, field
 
 from redis.asyncio.client import Pipeline
 
-from arq_jobs._jobs.records import THROTTLED_UNTIL
 from arq_jobs._keys import Keys
 from arq_jobs._limits.spec import TaskLimits
+from arq_jobs._scripts.script import Arg, load_script
 from arq_jobs._tasks.registry import TaskRegistry
 
-# KEYS: the task's running set, its waiting set. ARGV: job id, now (ms), max running, key prefix.
-# Frees the job's place (and places whose lease ran out), then makes as many waiting jobs due now as
-# there are free places (skipping entries of jobs no longer in their queue: cancelled, or claimed).
-RELEASE_SCRIPT = f"""
-redis.call('ZREM', KEYS[1], ARGV[1])
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[2])
-local free = tonumber(ARGV[3]) - redis.call('ZCARD', KEYS[1])
-local woken = 0
-while free > 0 do
-  local first = redis.call('ZPOPMIN', KEYS[2])
-  if #first == 0 then break end
-  local sep = string.find(first[1], '|', 1, true)
-  local queue, id = string.sub(first[1], 1, sep - 1), string.sub(first[1], sep + 1)
-  if redis.call('ZADD', queue, 'XX', 'CH', ARGV[2], id) == 1 then
-    redis.call('HSET', ARGV[4] .. ':job:' .. id, '{THROTTLED_UNTIL}', ARGV[2])
-    redis.call('PUBLISH', queue .. ':wake', '')
-    free = free - 1
-    woken = woken + 1
-  end
-end
-return woken
-"""
+RELEASE_SCRIPT = load_script("release-place-2.lua")
 
 
 @dataclass
@@ -60,13 +39,14 @@ class WorkerLimits:
         return cls(keys, {task.name: task.limits for task in registry if task.limits})
 
     def claim_args(self) -> list[str | int | float]:
-        """CLAIM_SCRIPT's arguments after the first four: none when no task has limits."""
+        """The claim script's `limits` (claim-1.lua): none when no task has limits."""
         if not self.by_task:
             return []
-        args: list[str | int | float] = [self.keys.prefix, len(self.by_task)]
+        args: list[str | int | float] = [self.keys.record("")]
         for name, limits in self.by_task.items():
             interval = limits.rate.interval_ms if limits.rate else 0
             args += [name, interval, limits.max_concurrency or 0]
+            args += [self.keys.limit(name, kind) for kind in ("rate", "slots", "running", "waiting")]
         return args
 
     def hold(self, job_id: str, task: str) -> None:
@@ -80,11 +60,20 @@ class WorkerLimits:
         for job_id, task in self.held.items():
             pipe.zadd(self.keys.limit(task, "running"), {job_id: now_ms + lease_ms}, xx=True)
 
-    def release_call(self, job_id: str, now_ms: int) -> tuple[list[str], list[str | int]] | None:
+    def release_call(self, job_id: str, now_ms: int) -> tuple[list[str], list[Arg]] | None:
         """RELEASE_SCRIPT's keys and arguments when `job_id` held a place (forgetting it), else None."""
         task = self.held.pop(job_id, None)
         if task is None:
             return None
         limits = self.by_task[task]
-        keys = [self.keys.limit(task, "running"), self.keys.limit(task, "waiting")]
-        return keys, [job_id, now_ms, limits.max_concurrency or 0, self.keys.prefix]
+        keys = RELEASE_SCRIPT.keys(
+            running=self.keys.limit(task, "running"), waiting=self.keys.limit(task, "waiting")
+        )
+        args = RELEASE_SCRIPT.args(
+            job_id=job_id,
+            now=now_ms,
+            max_running=limits.max_concurrency or 0,
+            record_prefix=self.keys.record(""),
+            wake_suffix=Keys.wake_channel(""),
+        )
+        return keys, args

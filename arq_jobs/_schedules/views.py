@@ -19,12 +19,13 @@ from pydantic import BaseModel, Field
 from redis.asyncio import Redis
 
 from arq_jobs._client import Enqueued, JobClient
+from arq_jobs._clock import ms_to_datetime
 from arq_jobs._config import Settings
 from arq_jobs._jobs.states import JobState
-from arq_jobs._jobs.status import ms_to_datetime
 from arq_jobs._keys import Keys
 from arq_jobs._logs import get_logger
 from arq_jobs._scripts.run import run_script
+from arq_jobs._scripts.script import load_script
 from arq_jobs._tasks.registry import Schedule
 
 log = get_logger(__name__)
@@ -32,14 +33,7 @@ log = get_logger(__name__)
 LAST_TICK = "tick"
 LAST_JOB = "job_id"
 
-# KEYS: the schedule's hash; ARGV: tick (ms), job id. Records them unless a later tick is recorded
-# already (a slow process must not move the last run back). Answers 1 when recorded.
-RECORD_SCRIPT = f"""
-local recorded = tonumber(redis.call('HGET', KEYS[1], '{LAST_TICK}') or '-1')
-if tonumber(ARGV[1]) <= recorded then return 0 end
-redis.call('HSET', KEYS[1], '{LAST_TICK}', ARGV[1], '{LAST_JOB}', ARGV[2])
-return 1
-"""
+RECORD_SCRIPT = load_script("record-tick-1.lua")
 
 
 class LastRun(BaseModel):
@@ -94,7 +88,10 @@ class ScheduleStore:
     async def record(self, schedule: str, fired: Fired) -> bool:
         """Remember `fired` as the schedule's last run unless a later tick is remembered already."""
         answer = await run_script(
-            self.redis, RECORD_SCRIPT, [self.keys.schedule(schedule)], [fired.tick_ms, fired.job_id]
+            self.redis,
+            RECORD_SCRIPT,
+            RECORD_SCRIPT.keys(schedule=self.keys.schedule(schedule)),
+            RECORD_SCRIPT.args(tick=fired.tick_ms, job_id=fired.job_id),
         )
         return bool(answer)
 

@@ -17,14 +17,13 @@ from typing import Any
 from redis.asyncio import Redis
 from redis.exceptions import NoScriptError
 
-from arq_jobs._scripts.run import run_script, sha1
-
-Arg = str | int | float | bytes
+from arq_jobs._scripts.run import run_script, source_and_sha
+from arq_jobs._scripts.script import Arg, Script
 
 
 @dataclass(frozen=True, slots=True)
 class ScriptCall:
-    source: str
+    script: Script | str
     keys: Sequence[str]
     args: Sequence[Arg]
     answer: asyncio.Future[Any]
@@ -36,15 +35,15 @@ class ScriptBatch:
         self._queued: list[ScriptCall] = []
         self._sending: set[asyncio.Task[None]] = set()
 
-    def call(self, source: str, keys: Sequence[str], args: Sequence[Arg]) -> asyncio.Future[Any]:
-        """Run `source` with `keys` and `args` in the next batch; the future gets its answer (or its
+    def call(self, script: Script | str, keys: Sequence[str], args: Sequence[Arg]) -> asyncio.Future[Any]:
+        """Run `script` with `keys` and `args` in the next batch; the future gets its answer (or its
         error). A call whose future is cancelled before the batch goes out is dropped; once sent,
         cancelling does not take it back."""
         loop = asyncio.get_running_loop()
         answer: asyncio.Future[Any] = loop.create_future()
         if not self._queued:
             loop.call_soon(self._flush)
-        self._queued.append(ScriptCall(source, keys, args, answer))
+        self._queued.append(ScriptCall(script, keys, args, answer))
         return answer
 
     async def drain(self) -> None:
@@ -66,7 +65,7 @@ class ScriptBatch:
         try:
             async with self.redis.pipeline(transaction=False) as pipe:
                 for call in calls:
-                    pipe.evalsha(sha1(call.source), len(call.keys), *call.keys, *call.args)  # type: ignore[arg-type]
+                    pipe.evalsha(source_and_sha(call.script)[1], len(call.keys), *call.keys, *call.args)  # type: ignore[arg-type]
                 answers = await pipe.execute(raise_on_error=False)
         except BaseException as error:  # the connection failed: every call of the batch fails
             for call in calls:
@@ -77,7 +76,7 @@ class ScriptBatch:
         for call, answer in zip(calls, answers, strict=True):
             if isinstance(answer, NoScriptError):  # Redis restarted or flushed its scripts
                 try:
-                    answer = await run_script(self.redis, call.source, call.keys, call.args)
+                    answer = await run_script(self.redis, call.script, call.keys, call.args)
                 except Exception as error:
                     answer = error
             if isinstance(answer, Exception):

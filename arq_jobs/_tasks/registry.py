@@ -14,7 +14,8 @@ import pkgutil
 import re
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast, get_type_hints
+from functools import cached_property
+from typing import Any, Generic, TypeVar, cast, get_type_hints
 
 from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
 
@@ -25,16 +26,41 @@ from arq_jobs._schedules.cron import Cron
 from arq_jobs._tasks.context import JobContext
 from arq_jobs._tasks.retry import RetryPolicy
 
-if TYPE_CHECKING:
-    from arq_jobs._workflows.spec import Step
-
 SOFT_LIMIT_FRACTION = 0.8
+FINGERPRINT_LENGTH = 12
 
 
 class TaskInput(BaseModel):
     """Base for task input models: refuses NaN and Infinity, which JSON (and so Redis) cannot carry."""
 
     model_config = ConfigDict(allow_inf_nan=False)
+
+
+def input_fingerprint(model: type[BaseModel]) -> str:
+    """A short fingerprint of an input model's JSON schema (sha256 of its canonical JSON, without the
+    titles, descriptions and examples that do not change what validates): the same schema gives the
+    same fingerprint in every process, so API and workers can compare theirs."""
+    schema = json.dumps(what_validates(model.model_json_schema()), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(schema.encode()).hexdigest()[:FINGERPRINT_LENGTH]
+
+
+DOCUMENTATION_KEYWORDS = frozenset({"title", "description", "examples"})
+NAMED_SCHEMAS = frozenset({"properties", "patternProperties", "$defs", "definitions"})
+
+
+def what_validates(schema: Any, *, names: bool = False) -> Any:
+    """`schema` without its documentation keywords (a property *named* `title` stays)."""
+    if isinstance(schema, dict):
+        if names:
+            return {name: what_validates(value) for name, value in schema.items()}
+        return {
+            key: what_validates(value, names=key in NAMED_SCHEMAS)
+            for key, value in schema.items()
+            if key not in DOCUMENTATION_KEYWORDS
+        }
+    if isinstance(schema, list):
+        return [what_validates(item) for item in schema]
+    return schema
 
 
 InputT = TypeVar("InputT", bound=BaseModel)
@@ -62,6 +88,11 @@ class Task(Generic[InputT, ResultT]):
     @property
     def max_attempts(self) -> int:
         return self.retry.max_attempts
+
+    @cached_property
+    def input_fingerprint(self) -> str:
+        """The fingerprint of this task's input schema (computed once)."""
+        return input_fingerprint(self.input_model)
 
     async def __call__(self, ctx: JobContext, data: InputT) -> ResultT:
         return await self.function(ctx, data)
@@ -99,9 +130,28 @@ class Task(Generic[InputT, ResultT]):
     def step(self, data: InputT | None = None, *, queue: str | None = None) -> Step[InputT]:
         """This task as a workflow step (arq_jobs._workflows.spec): the first steps take `data`, later
         ones none (they get the previous step's result); `queue` overrides the task's own."""
-        from arq_jobs._workflows.spec import Step  # the workflow module builds on this one
-
         return Step(self, data, queue)
+
+
+@dataclass(frozen=True, slots=True)
+class Step(Generic[InputT]):
+    """A task as a workflow step (`task.step(data)`): with its input in the first stage, without in
+    later ones; `queue` overrides the task's own. Workflows are built of them (arq_jobs._workflows.spec)."""
+
+    task: Task[InputT, Any]
+    data: InputT | None = None
+    queue: str | None = None
+
+
+def stored_payload(task: Task[InputT, Any], data: InputT) -> Any:
+    """What a job of `task` stores for `data` (JSON-able); TaskInputError when it would not come back
+    the same — e.g. a SecretStr (dumped masked) or a field excluded from dumps: the worker would get
+    other data than the caller gave."""
+    payload = data.model_dump(mode="json", by_alias=True)
+    if task.parse_input(payload).model_dump() != data.model_dump():
+        reason = "does not survive being stored as JSON (a SecretStr or excluded field?)"
+        raise TaskInputError(task.name, [{"loc": [], "msg": reason, "type": "json_round_trip"}])
+    return payload
 
 
 def task(
@@ -220,6 +270,10 @@ class TaskRegistry:
             for t in sorted(self._tasks.values(), key=lambda t: t.name)
         ]
         return hashlib.sha256(json.dumps(described, sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+    def input_fingerprints(self) -> dict[str, str]:
+        """Each task's input-schema fingerprint, by name: what a worker says it serves."""
+        return {name: t.input_fingerprint for name, t in sorted(self._tasks.items())}
 
     def check(self, settings: Settings) -> None:
         """Raise ValueError naming the first task or schedule these settings cannot run (its queue

@@ -1,6 +1,6 @@
 """Adjustments to the running ARQ `Worker`, made from on_startup (the arq CLI builds the Worker
 itself, so there is no subclass to give it): ARQ 0.28 is in maintenance mode and these fix, in our
-layer, what it does not do.
+layer, what it does not do. How each reaches into ARQ, and what it assumes, is in `arq_jobs._arq`.
 
 - Claims take a lease of `lease_s`, not "longest time limit + 10 s": a job whose worker dies between
   ARQ's claim and the start of our wrapper is still recovered within the lease.
@@ -17,15 +17,13 @@ layer, what it does not do.
 from __future__ import annotations
 
 import asyncio
-import gc
 import logging
-from collections.abc import Awaitable, Callable
 from typing import Any
 
-import arq.worker
 from arq.worker import Worker
 
-from arq_jobs._client import now_ms
+from arq_jobs import _arq
+from arq_jobs._clock import now_ms
 from arq_jobs._keys import Keys
 from arq_jobs._limits.worker import RELEASE_SCRIPT
 from arq_jobs._worker.claims import poll_iteration
@@ -36,40 +34,19 @@ from arq_jobs._worker.wakeup import Wakeup
 
 log = logging.getLogger(__name__)
 
-FinishFailed = Callable[[str, bytes | None], Awaitable[None]]
-
-
-def find_worker(ctx: dict[str, Any]) -> Worker | None:
-    """The ARQ Worker whose `ctx` this is (the dict on_startup receives)."""
-    for holder in gc.get_referrers(ctx):
-        if isinstance(holder, Worker) and holder.ctx is ctx:
-            return holder
-        if isinstance(holder, dict):  # the instance's __dict__ on interpreters without inline values
-            for owner in gc.get_referrers(holder):
-                if isinstance(owner, Worker) and owner.ctx is ctx:
-                    return owner
-    return None
-
 
 def adopt(ctx: dict[str, Any], runtime: Runtime) -> Worker | None:
     """Adjust the ARQ Worker running `ctx`; `runtime.finishing` holds the transitions of attempts that
     ended, by job id, for `finish_job` to write."""
     resources = runtime.resources
     finishing = runtime.finishing
-    worker = find_worker(ctx)
+    worker = _arq.find_worker(ctx)
     if worker is None:
         log.warning("ARQ worker not found: leases fall back to ARQ's, early failures are not dead-lettered")
         return None
-    worker.in_progress_timeout_s = resources.settings.lease_s
-    pool = worker.pool
-    queue_name = worker.queue_name
-    wakeup = Wakeup(pool, Keys.wake_channel(queue_name))
+    queue_name = _arq.queue_of(worker)
+    wakeup = Wakeup(_arq.redis_of(worker), Keys.wake_channel(queue_name))
     runtime.wakeup = wakeup
-    worker._poll_iteration = poll_iteration(  # type: ignore[method-assign]
-        worker, wakeup, runtime.limits.claim_args()
-    )
-    # Worker.main() enters its poll loop after on_startup, reading this module global then.
-    arq.worker.poll = wakeup.poll  # type: ignore[attr-defined]
 
     async def finish_job(
         job_id: str,
@@ -99,15 +76,18 @@ def adopt(ctx: dict[str, Any], runtime: Runtime) -> Worker | None:
         else:  # both in one batch
             await asyncio.gather(finishing_call, runtime.batch.call(RELEASE_SCRIPT, *release))
 
-    worker.finish_job = finish_job  # type: ignore[method-assign]
-    original: FinishFailed = worker.finish_failed_job
-
-    async def finish_failed_job(job_id: str, result_data: bytes | None) -> None:
+    async def dead_letter_first(job_id: str, result_data: bytes | None) -> None:
         try:
             await dead_letter_refused(runtime, job_id, result_data)
         except Exception:  # never keep ARQ from cleaning up the job
             log.exception("could not dead-letter job %s", job_id)
-        await original(job_id, result_data)
 
-    worker.finish_failed_job = finish_failed_job  # type: ignore[method-assign]
+    _arq.adopt(
+        worker,
+        lease_s=resources.settings.lease_s,
+        poll=wakeup.poll,
+        poll_iteration=poll_iteration(worker, wakeup, runtime.limits.claim_args()),
+        finish_job=finish_job,
+        before_finish_failed_job=dead_letter_first,
+    )
     return worker

@@ -11,10 +11,11 @@ from typing import Any
 
 import httpx
 
+from arq_jobs import _arq
 from arq_jobs._client import JobClient
 from arq_jobs._config import Settings
 from arq_jobs._limits.worker import WorkerLimits
-from arq_jobs._logs import configure_logging, quiet_arq_job_lines
+from arq_jobs._logs import configure_logging
 from arq_jobs._schedules.scheduler import Scheduler
 from arq_jobs._tasks.context import Resources
 from arq_jobs._tasks.registry import TaskRegistry
@@ -43,7 +44,7 @@ async def startup(ctx: dict[str, Any]) -> None:
     """ARQ on_startup: configure logging and build the shared HTTP client."""
     settings: Settings = ctx[SETTINGS_KEY]
     configure_logging(settings.log_level, settings.log_format)
-    quiet_arq_job_lines()
+    _arq.quiet_job_lines()
     http = httpx.AsyncClient(
         timeout=httpx.Timeout(settings.http_timeout_s),
         follow_redirects=False,
@@ -54,13 +55,17 @@ async def startup(ctx: dict[str, Any]) -> None:
     ctx[RESOURCES_KEY] = resources
     registry: TaskRegistry = ctx[REGISTRY_KEY]
     runtime = Runtime(
-        resources, registry_version=registry.version, limits=WorkerLimits.of(registry, resources.keys)
+        resources,
+        registry_version=registry.version,
+        tasks=registry.input_fingerprints(),
+        limits=WorkerLimits.of(registry, resources.keys),
     )
     runtime.worker = adopt(ctx, runtime)
     await runtime.start()
     ctx[RUNTIME_KEY] = runtime
     client_settings: Settings = ctx.get(CLIENT_SETTINGS_KEY, settings)
-    runtime.client = JobClient(resources.redis, client_settings, registry, batch=runtime.batch)
+    # no version guard: the worker enqueues its own tasks (schedules, workflow steps it advances)
+    runtime.client = JobClient(resources.redis, client_settings, registry, batch=runtime.batch, guard=False)
     scheduler = Scheduler.for_worker(runtime.client)
     if scheduler is not None:
         scheduler.start()

@@ -8,7 +8,7 @@ from typing import Any
 
 from arq.worker import Retry
 
-from arq_jobs._client import now_ms
+from arq_jobs._clock import now_ms
 from arq_jobs._deadletters import (
     DeadLetterError,
     DeadLetterStore,

@@ -23,15 +23,17 @@ from typing import Any, NoReturn
 import orjson
 from arq.worker import Function, Retry, func
 
-from arq_jobs._client import now_ms
+from arq_jobs import _arq
+from arq_jobs._clock import now_ms
 from arq_jobs._deadletters import FailureReason
 from arq_jobs._errors import JobCancelledError, TaskError, TimeLimitExceeded, WorkerLostError
 from arq_jobs._jobs.records import CANCEL_REQUESTED, FINISHED_AT
 from arq_jobs._jobs.states import JobState
-from arq_jobs._jobs.transitions import TRANSITION_LUA, Phase, Transition, call_lua, unpack_lua
+from arq_jobs._jobs.transitions import Phase, Transition
 from arq_jobs._keys import Keys
 from arq_jobs._logs import bind_job, get_logger
 from arq_jobs._scripts.run import run_script
+from arq_jobs._scripts.script import load_script
 from arq_jobs._serializer import dumps
 from arq_jobs._tasks.context import JobContext, Resources
 from arq_jobs._tasks.registry import Task, TaskRegistry
@@ -54,23 +56,14 @@ async def give_back_attempt(resources: Resources, job_id: str) -> None:
     a DECR would otherwise create one without a TTL), and show the job pending again."""
     keys = resources.keys
     back = Transition(job_id, JobState.PENDING, Phase.QUEUED, now_ms())
-    await run_script(
-        resources.redis,
-        GIVE_BACK_SCRIPT,
-        [Keys.arq_retry(job_id), keys.record(job_id), keys.events(job_id)],
-        back.args(resources.settings),
+    script_keys = GIVE_BACK_SCRIPT.keys(
+        retry=Keys.arq_retry(job_id), record=keys.record(job_id), events=keys.events(job_id)
     )
+    args = GIVE_BACK_SCRIPT.args(transition=back.args(resources.settings))
+    await run_script(resources.redis, GIVE_BACK_SCRIPT, script_keys, args)
 
 
-# KEYS: ARQ retry counter, record, events; ARGV: the `pending` transition's arguments
-GIVE_BACK_SCRIPT = (
-    TRANSITION_LUA
-    + unpack_lua(1)
-    + f"""
-if redis.call('EXISTS', KEYS[1]) == 1 then redis.call('DECR', KEYS[1]) end
-return {call_lua(2, 3, 1)}
-"""
-)
+GIVE_BACK_SCRIPT = load_script("give-back-3.lua")
 
 
 async def run_attempt(
@@ -114,7 +107,7 @@ async def run_attempt(
             raise
         except Retry as retry:
             outcome = "retried"
-            details = {"retry_in_s": (retry.defer_score or 0) / 1000, "error_type": _cause(retry)}
+            details = {"retry_in_s": _arq.retry_defer_s(retry), "error_type": _cause(retry)}
             raise
         except asyncio.CancelledError:
             outcome = None  # put back in its queue by the worker's shutdown

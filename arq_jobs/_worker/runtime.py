@@ -20,7 +20,9 @@ from dataclasses import dataclass, field
 from arq.worker import Worker
 from redis.exceptions import RedisError
 
-from arq_jobs._client import JobClient, now_ms
+from arq_jobs import _arq
+from arq_jobs._client import JobClient
+from arq_jobs._clock import ms_to_datetime, now_ms
 from arq_jobs._jobs.records import (
     ATTEMPT,
     CANCEL_REQUESTED,
@@ -29,17 +31,15 @@ from arq_jobs._jobs.records import (
     STARTED_AT,
     THROTTLE,
     THROTTLED_UNTIL,
-    TRACE,
     WORKER,
-    WORKFLOW,
     record_ttl_ms,
 )
 from arq_jobs._jobs.states import JobState
-from arq_jobs._jobs.status import ms_to_datetime
-from arq_jobs._jobs.transitions import TRANSITION_LUA, Phase, Transition, call_lua, unpack_lua
+from arq_jobs._jobs.transitions import Phase, Transition
 from arq_jobs._keys import Keys
 from arq_jobs._limits.worker import WorkerLimits
 from arq_jobs._scripts.batch import ScriptBatch
+from arq_jobs._scripts.script import load_script
 from arq_jobs._tasks.context import Resources
 from arq_jobs._version import PACKAGE_VERSION
 from arq_jobs._worker.metrics import WorkerMetrics
@@ -50,22 +50,7 @@ log = logging.getLogger(__name__)
 
 BEAT_INTERVAL_S = 1.0
 
-# The start of an attempt in one round trip and one command. KEYS: ARQ in-progress, ARQ job, record,
-# events; ARGV: lease, job data TTL, record TTL (ms), then the `running` transition's arguments.
-# Answers {1} and records nothing of this attempt when the job was cancelled meanwhile, else {0, the
-# record's trace context, its workflow step}.
-BEGIN_SCRIPT = (
-    TRANSITION_LUA
-    + unpack_lua(4)
-    + f"""
-if redis.call('HEXISTS', KEYS[3], '{CANCEL_REQUESTED}') == 1 then return {{1}} end
-redis.call('PEXPIRE', KEYS[1], ARGV[1])
-redis.call('PEXPIRE', KEYS[2], ARGV[2])
-redis.call('PEXPIRE', KEYS[3], ARGV[3])
-{call_lua(3, 4, 4)}
-return {{0, redis.call('HGET', KEYS[3], '{TRACE}'), redis.call('HGET', KEYS[3], '{WORKFLOW}')}}
-"""
-)
+BEGIN_SCRIPT = load_script("begin-attempt-4.lua")  # the start of an attempt in one command
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +77,7 @@ class Runtime:
     wakeup: Wakeup | None = None
     interval_s: float = BEAT_INTERVAL_S
     registry_version: str = ""
+    tasks: dict[str, str] | None = None  # the tasks it serves → input fingerprints (computed once)
     running: dict[str, RunningAttempt] = field(default_factory=dict)
     finishing: dict[str, Transition] = field(default_factory=dict)
     totals: WorkerTotals = field(default_factory=WorkerTotals)
@@ -126,6 +112,7 @@ class Runtime:
             running_jobs=sorted(self.running),
             totals=self.totals.model_copy(),
             registry_version=self.registry_version,
+            tasks=self.tasks,
             version=PACKAGE_VERSION,
             stopped=stopped,
         )
@@ -165,17 +152,19 @@ class Runtime:
             fields={ATTEMPT: attempt, STARTED_AT: now, WORKER: self.resources.worker_id},
             drop=(MARK, NEXT_ATTEMPT_AT, THROTTLE, THROTTLED_UNTIL),
         )
-        args: list[str | int] = [
-            self.lease_ms,
-            round((timeout_s + settings.job_expires_s) * 1000),
-            record_ttl_ms(0, timeout_s, settings.result_ttl_s),
-            *running.args(settings),
-        ]
-        answer = await self.batch.call(
-            BEGIN_SCRIPT,
-            [Keys.arq_in_progress(job_id), Keys.arq_job(job_id), keys.record(job_id), keys.events(job_id)],
-            args,
+        args = BEGIN_SCRIPT.args(
+            lease_ms=self.lease_ms,
+            job_ttl_ms=round((timeout_s + settings.job_expires_s) * 1000),
+            record_ttl_ms=record_ttl_ms(0, timeout_s, settings.result_ttl_s),
+            transition=running.args(settings),
         )
+        script_keys = BEGIN_SCRIPT.keys(
+            in_progress=Keys.arq_in_progress(job_id),
+            arq_job=Keys.arq_job(job_id),
+            record=keys.record(job_id),
+            events=keys.events(job_id),
+        )
+        answer = await self.batch.call(BEGIN_SCRIPT, script_keys, args)
         if answer[0] == 1:
             return Begun(cancelled=True)
         trace, workflow = (answer[1:] + [None, None])[:2]
@@ -207,7 +196,7 @@ class Runtime:
         cancels the job's run_job task (its time limit cancels only the inner one). Without the
         Worker at hand: whether our own task was cancelled by anyone."""
         if self.worker is not None:
-            parent = self.worker.tasks.get(job_id)
+            parent = _arq.run_job_task(self.worker, job_id)
             return parent is not None and parent.cancelling() > 0
         current = asyncio.current_task()
         return current is not None and current.cancelling() > 0

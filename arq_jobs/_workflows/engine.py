@@ -18,11 +18,13 @@ import asyncio
 import contextlib
 import uuid
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Protocol
 
+from arq.connections import ArqRedis
 from pydantic import BaseModel
 
-from arq_jobs._client import JobClient, now_ms, stored_payload
+from arq_jobs._clock import now_ms
+from arq_jobs._config import Settings
 from arq_jobs._errors import (
     InvalidWorkflowError,
     JobNotCancellableError,
@@ -34,17 +36,17 @@ from arq_jobs._errors import (
     WorkflowNotCancellableError,
     WorkflowNotFoundError,
 )
+from arq_jobs._jobs.status import JobStatus
+from arq_jobs._keys import Keys
 from arq_jobs._logs import get_logger
+from arq_jobs._scripts.batch import ScriptBatch
+from arq_jobs._scripts.script import load_script
 from arq_jobs._serializer import dumps, loads
-from arq_jobs._tasks.registry import Task
+from arq_jobs._tasks.registry import InputT, Task, TaskRegistry, stored_payload
 from arq_jobs._workflows.records import (
     CANCELLED,
     CREATED_AT,
-    DONE,
-    ENQUEUED,
     ERROR,
-    RESULT,
-    SIZE,
     SPEC,
     STAGES,
     TTL,
@@ -65,62 +67,57 @@ log = get_logger(__name__)
 
 NOTHING, STAGE_COMPLETE, WORKFLOW_COMPLETE = 0, 1, 2
 
-# KEYS: the workflow. ARGV: stage, step index, the step's result (JSON). Answers {0} when there is
-# nothing to do; {1, spec, the stage's results in order} when the stage is complete and the next one
-# is still to be enqueued (not cancelled, no error); {2} when this result completed the last stage.
-ADVANCE_SCRIPT = f"""
-if redis.call('EXISTS', KEYS[1]) == 0 then return {{{NOTHING}}} end
-local stage = tonumber(ARGV[1])
-local new = redis.call('HSETNX', KEYS[1], '{RESULT}' .. stage .. ':' .. ARGV[2], ARGV[3])
-local done
-if new == 1 then
-  done = redis.call('HINCRBY', KEYS[1], '{DONE}' .. stage, 1)
-  redis.call('PEXPIRE', KEYS[1], redis.call('HGET', KEYS[1], '{TTL}'))
-else
-  done = tonumber(redis.call('HGET', KEYS[1], '{DONE}' .. stage) or '0')
-end
-local size = tonumber(redis.call('HGET', KEYS[1], '{SIZE}' .. stage))
-if done < size then return {{{NOTHING}}} end
-if stage + 1 >= tonumber(redis.call('HGET', KEYS[1], '{STAGES}')) then
-  if new == 1 then return {{{WORKFLOW_COMPLETE}}} end
-  return {{{NOTHING}}}
-end
-if redis.call('HEXISTS', KEYS[1], '{CANCELLED}') == 1 or redis.call('HEXISTS', KEYS[1], '{ERROR}') == 1
-  or redis.call('HEXISTS', KEYS[1], '{ENQUEUED}' .. (stage + 1)) == 1 then
-  return {{{NOTHING}}}
-end
-local fields = {{'{SPEC}'}}
-for i = 0, size - 1 do fields[#fields + 1] = '{RESULT}' .. stage .. ':' .. i end
-local found = redis.call('HMGET', KEYS[1], unpack(fields))
-return {{{STAGE_COMPLETE}, unpack(found)}}
-"""
+ADVANCE_SCRIPT = load_script("advance-workflow-1.lua")
+MARK_SCRIPT = load_script("mark-workflow-1.lua")
+CANCELLED_SCRIPT = load_script("workflow-cancelled-1.lua")
 
-# KEYS: the workflow. ARGV: field, value, '1' to leave a value already set. Renews the TTL; answers 1
-# when it set the field, 0 when it did not (or there is no such workflow).
-MARK_SCRIPT = f"""
-if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
-local set = 1
-if ARGV[3] == '1' then set = redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2])
-else redis.call('HSET', KEYS[1], ARGV[1], ARGV[2]) end
-redis.call('PEXPIRE', KEYS[1], redis.call('HGET', KEYS[1], '{TTL}'))
-return set
-"""
 
-CANCELLED_SCRIPT = f"return redis.call('HEXISTS', KEYS[1], '{CANCELLED}')"
+class JobsClient(Protocol):
+    """What workflows need of a job client: arq_jobs._client.JobClient, which imports this module (a
+    cancelled step's job stops its workflow), so it is named here by what it offers."""
+
+    settings: Settings
+    keys: Keys
+    redis: ArqRedis
+    registry: TaskRegistry
+    batch: ScriptBatch
+
+    async def enqueue(
+        self,
+        task: Task[InputT, Any],
+        data: InputT,
+        *,
+        queue: str | None = None,
+        job_id: str | None = None,
+        workflow: str | None = None,
+    ) -> object: ...
+
+    async def statuses(self, job_ids: Sequence[str]) -> list[JobStatus | None]: ...
+
+    async def cancel(self, job_id: str, *, whole_workflow: bool = True) -> JobStatus: ...
+
+    def queue_for(self, task: Task[Any, Any], queue: str | None = None) -> str: ...
+
+    async def check_served(self, task: Task[Any, Any], queue: str, path: str | None = None) -> None: ...
 
 
 class Workflows:
     """The workflows of one deployment, on a JobClient (its registry, settings, Redis and batch)."""
 
-    def __init__(self, client: JobClient) -> None:
+    def __init__(self, client: JobsClient) -> None:
         self.client = client
         self.keys = client.keys
 
     async def create(self, workflow: Workflow) -> str:
         """Check `workflow` against this deployment (registered tasks, configured queues, inputs that
-        can be stored: InvalidWorkflowError naming the step), store it, enqueue its first stage; its id."""
+        can be stored: InvalidWorkflowError naming the step; tasks the live workers serve:
+        TaskNotServedError), store it, enqueue its first stage; its id."""
         workflow_id = uuid.uuid4().hex
         spec, tasks = self._plan(workflow)
+        # every step now, before anything is stored: workers enqueue the later stages unguarded
+        for stage in spec.stages:
+            for step in stage.steps:
+                await self.client.check_served(self.client.registry.get(step.task), step.queue, step.path)
         first = [placed.step.data for placed in workflow.stages[0].steps]
         ttl = workflow_ttl_ms(self.client.settings, tasks)
         fields: dict[str, str | int] = {
@@ -181,7 +178,11 @@ class Workflows:
         """Record that step `ref` succeeded with `output`; when that completes its stage, enqueue the
         next one (or record why it cannot take the stage's output)."""
         key = self.keys.workflow(ref.workflow_id)
-        answer = await self.client.batch.call(ADVANCE_SCRIPT, [key], [ref.stage, ref.index, dumps(output)])
+        answer = await self.client.batch.call(
+            ADVANCE_SCRIPT,
+            ADVANCE_SCRIPT.keys(workflow=key),
+            ADVANCE_SCRIPT.args(stage=ref.stage, index=ref.index, result=dumps(output)),
+        )
         if answer[0] == WORKFLOW_COMPLETE:
             log.info("workflow.succeeded", workflow_id=ref.workflow_id)
         if answer[0] != STAGE_COMPLETE:
@@ -202,7 +203,8 @@ class Workflows:
 
     async def cancelled(self, ref: StepRef) -> bool:
         """Whether the workflow of step `ref` was cancelled (asked when an attempt starts)."""
-        answer = await self.client.batch.call(CANCELLED_SCRIPT, [self.keys.workflow(ref.workflow_id)], [])
+        key = self.keys.workflow(ref.workflow_id)
+        answer = await self.client.batch.call(CANCELLED_SCRIPT, CANCELLED_SCRIPT.keys(workflow=key), [])
         return bool(answer)
 
     def _plan(self, workflow: Workflow) -> tuple[StoredSpec, list[Task[Any, Any]]]:
@@ -264,7 +266,11 @@ class Workflows:
 
     async def _mark(self, workflow_id: str, field: str, value: str | int, *, only_new: bool = False) -> bool:
         key = self.keys.workflow(workflow_id)
-        answer = await self.client.batch.call(MARK_SCRIPT, [key], [field, value, "1" if only_new else "0"])
+        answer = await self.client.batch.call(
+            MARK_SCRIPT,
+            MARK_SCRIPT.keys(workflow=key),
+            MARK_SCRIPT.args(field=field, value=value, only_new="1" if only_new else "0"),
+        )
         return bool(answer)
 
     async def _cancel_job(self, job_id: str) -> None:

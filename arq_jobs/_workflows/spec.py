@@ -19,10 +19,10 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, replace
 from enum import StrEnum
-from typing import Any, Generic
+from typing import Any
 
 from arq_jobs._errors import InvalidWorkflowError, TaskInputError, UnknownTaskError
-from arq_jobs._tasks.registry import InputT, Task, TaskRegistry
+from arq_jobs._tasks.registry import Step, Task, TaskRegistry
 
 # per chain and per group: a finished stage hands every member's result to one script answer
 MAX_STEPS = 1000
@@ -32,16 +32,6 @@ class WorkflowKind(StrEnum):
     CHAIN = "chain"
     GROUP = "group"
     CHORD = "chord"
-
-
-@dataclass(frozen=True, slots=True)
-class Step(Generic[InputT]):
-    """A task as a workflow step (`task.step(data)`): with its input in the first stage, without in
-    later ones; `queue` overrides the task's own."""
-
-    task: Task[InputT, Any]
-    data: InputT | None = None
-    queue: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,9 +19,10 @@ from enum import StrEnum
 
 from pydantic import BaseModel, Field, JsonValue
 
+from arq_jobs._clock import ms_to_datetime
 from arq_jobs._jobs.records import JobError
 from arq_jobs._jobs.states import JobState
-from arq_jobs._jobs.status import JobStatus, ms_to_datetime
+from arq_jobs._jobs.status import JobStatus
 from arq_jobs._workflows.records import StoredStep, WorkflowError, WorkflowRecord
 from arq_jobs._workflows.spec import WorkflowKind
 

@@ -24,7 +24,9 @@ def client_for(runtime: Runtime, registry: TaskRegistry) -> JobClient:
     for a runtime built without it (tests)."""
     if runtime.client is None:
         resources = runtime.resources
-        runtime.client = JobClient(resources.redis, resources.settings, registry, batch=runtime.batch)
+        runtime.client = JobClient(
+            resources.redis, resources.settings, registry, batch=runtime.batch, guard=False
+        )
     return runtime.client
 
 

@@ -6,22 +6,19 @@ import os
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any
 
-import fakeredis
 import httpx
 import pytest
 from arq.connections import ArqRedis
 from arq.worker import Worker
-from fakeredis.aioredis import FakeAsyncRedisConnection
 from fastapi import FastAPI
-from redis.asyncio import ConnectionPool
 
+from arq_jobs import _arq
 from arq_jobs._api.deps import AppState, get_state
 from arq_jobs._client import JobClient
 from arq_jobs._config import Settings
-from arq_jobs._serializer import dumps, loads
 from arq_jobs._tasks.context import JobContext, Resources
 from arq_jobs._tasks.registry import TaskRegistry
-from arq_jobs._worker.settings import worker_options
+from arq_jobs.testing import _close_redis, _fake_redis, _worker
 from tests.apps import create_app
 from tests.shipped import registry as shipped_registry
 
@@ -51,11 +48,9 @@ def registry() -> TaskRegistry:
 
 @pytest.fixture
 async def arq_redis() -> AsyncIterator[ArqRedis]:
-    pool = ConnectionPool(connection_class=FakeAsyncRedisConnection, server=fakeredis.FakeServer())
-    redis = ArqRedis(pool, job_serializer=dumps, job_deserializer=loads)
+    redis = _fake_redis()
     yield redis
-    await redis.aclose()
-    await pool.disconnect()
+    await _close_redis(redis)
 
 
 @pytest.fixture
@@ -94,26 +89,15 @@ RunWorker = Callable[..., Awaitable[Worker]]
 
 
 @pytest.fixture
-def make_worker(
-    arq_redis: ArqRedis, settings: Settings, registry: TaskRegistry, monkeypatch: pytest.MonkeyPatch
-) -> MakeWorker:
+def make_worker(arq_redis: ArqRedis, settings: Settings, registry: TaskRegistry) -> Iterator[MakeWorker]:
     """A real arq Worker on fakeredis with the options WorkerSettings uses (other `settings` if
     given; keyword arguments override Worker options)."""
 
-    async def no_info(*args: object) -> None:  # fakeredis has no INFO command
-        return None
-
-    monkeypatch.setattr("arq.worker.log_redis_info", no_info)
-
     def make(settings: Settings = settings, **overrides: Any) -> Worker:
-        # fresh options (and so a fresh ctx) per worker: on_startup finds its Worker through the ctx
-        options = worker_options(settings, registry)
-        del options["redis_settings"]
-        options["poll_delay"] = 0.01
-        options.update(overrides)
-        return Worker(**options, redis_pool=arq_redis, handle_signals=False)
+        return _worker(arq_redis, settings, registry, **overrides)
 
-    return make
+    with _arq.without_redis_info():  # fakeredis has no INFO command
+        yield make
 
 
 @pytest.fixture

@@ -5,10 +5,11 @@ from datetime import UTC, datetime
 import httpx
 import pytest
 from arq.connections import ArqRedis
-from arq.constants import abort_jobs_ss
 from arq.jobs import serialize_result
 
-from arq_jobs._client import CANCEL_SCRIPT, JobClient, cancel_call, now_ms
+from arq_jobs._arq import ABORT_SET
+from arq_jobs._client import CANCEL_SCRIPT, JobClient, cancel_call
+from arq_jobs._clock import now_ms
 from arq_jobs._config import Settings
 from arq_jobs._errors import JobNotCancellableError, JobNotFoundError
 from arq_jobs._jobs.records import JobError as RecordError
@@ -124,7 +125,7 @@ async def test_cancel_an_unknown_job_leaves_nothing_behind(
         await job_client.cancel(unknown)
     assert missing.value.details() == {"job_id": unknown}
     assert await keys_mentioning(arq_redis, unknown) == []
-    assert await arq_redis.exists(abort_jobs_ss) == 0
+    assert await arq_redis.exists(ABORT_SET) == 0
     assert [key async for key in arq_redis.scan_iter()] == []
 
 
@@ -144,7 +145,7 @@ async def test_cancel_a_running_job_requests_it(job_client: JobClient, arq_redis
     assert await arq_redis.hget(f"unit:job:{job.job_id}", "state") is None
     assert await arq_redis.exists(Keys.arq_job(job.job_id), Keys.arq_in_progress(job.job_id)) == 2
     assert await arq_redis.zscore(QUEUE, job.job_id) is not None
-    assert await arq_redis.exists(abort_jobs_ss) == 0
+    assert await arq_redis.exists(ABORT_SET) == 0
     # asking again is fine while it still runs
     assert (await job_client.cancel(job.job_id)).cancel_requested is True
 
@@ -241,7 +242,7 @@ async def test_delete_an_unknown_job_is_404_and_writes_nothing(
         "job_id": unknown,
     }
     assert await keys_mentioning(arq_redis, unknown) == []
-    assert await arq_redis.exists(abort_jobs_ss) == 0
+    assert await arq_redis.exists(ABORT_SET) == 0
     assert sorted([key async for key in arq_redis.scan_iter()]) == keys_before
 
 
@@ -259,7 +260,7 @@ async def test_delete_a_running_job_is_202_cancel_requested(
     )  # fmt: skip
     assert await arq_redis.hget(f"unit:job:{job_id}", "cancel_requested") is not None
     assert (await client.get(f"/jobs/{job_id}")).json()["cancel_requested"] is True
-    assert await arq_redis.exists(abort_jobs_ss) == 0
+    assert await arq_redis.exists(ABORT_SET) == 0
 
 
 @pytest.mark.parametrize(("success", "state"), [(True, "succeeded"), (False, "failed")])

@@ -12,12 +12,12 @@ from typing import Any
 import fakeredis
 import pytest
 from arq.connections import ArqRedis
-from arq.constants import in_progress_key_prefix
 from arq.worker import Worker
 from fakeredis.aioredis import FakeAsyncRedisConnection
 from redis.asyncio import ConnectionPool, Redis
 
-from arq_jobs._client import now_ms
+from arq_jobs._arq import IN_PROGRESS_PREFIX
+from arq_jobs._clock import now_ms
 from arq_jobs._scripts.run import run_script
 from arq_jobs._worker.claims import CLAIM_SCRIPT, poll_iteration
 from arq_jobs._worker.wakeup import Wakeup
@@ -61,17 +61,20 @@ class Queue:
         await self.redis.zadd(self.key, scores)  # type: ignore[arg-type]
 
     async def lease(self, job_id: str, px: int = 60_000) -> None:
-        await self.redis.set(in_progress_key_prefix + job_id, b"1", px=px)
+        await self.redis.set(IN_PROGRESS_PREFIX + job_id, b"1", px=px)
 
     async def pttl(self, job_id: str) -> int:
-        return int(await self.redis.pttl(in_progress_key_prefix + job_id))
+        return int(await self.redis.pttl(IN_PROGRESS_PREFIX + job_id))
 
     async def claim(self, *, want: int, scan: int = 100, lease_ms: int = 10_000, now: int = NOW) -> Claim:
-        return parse(await run_script(self.redis, CLAIM_SCRIPT, [self.key], [now, lease_ms, want, scan]))
+        args = CLAIM_SCRIPT.args(
+            now=now, lease_ms=lease_ms, want=want, scan=scan, in_progress_prefix=IN_PROGRESS_PREFIX, limits=[]
+        )
+        return parse(await run_script(self.redis, CLAIM_SCRIPT, CLAIM_SCRIPT.keys(queue=self.key), args))
 
     async def leased(self) -> set[str]:
-        found = self.redis.scan_iter(match=f"{in_progress_key_prefix}{self.tag}-*", count=1000)
-        return {key.decode().removeprefix(in_progress_key_prefix) async for key in found}
+        found = self.redis.scan_iter(match=f"{IN_PROGRESS_PREFIX}{self.tag}-*", count=1000)
+        return {key.decode().removeprefix(IN_PROGRESS_PREFIX) async for key in found}
 
 
 async def real_queue() -> AsyncIterator[Queue]:
@@ -83,7 +86,7 @@ async def real_queue() -> AsyncIterator[Queue]:
     try:
         yield queue
     finally:  # only this test's keys: its queue and its jobs' leases
-        leases = [in_progress_key_prefix + job_id for job_id in await queue.leased()]
+        leases = [IN_PROGRESS_PREFIX + job_id for job_id in await queue.leased()]
         await redis.delete(queue.key, *leases)
         await redis.aclose()
 
@@ -301,21 +304,21 @@ async def test_poll_iteration_starts_exactly_the_claimed_jobs_within_free_slots(
     now = now_ms()
     due = {f"job-{n}": now - 10_000 + n for n in range(1, 6)}
     await add_jobs(arq_redis, worker.queue_name, {**due, "job-0": now - 20_000, "later": now + 60_000})
-    await arq_redis.set(in_progress_key_prefix + "job-0", b"1", px=60_000)  # running elsewhere
+    await arq_redis.set(IN_PROGRESS_PREFIX + "job-0", b"1", px=60_000)  # running elsewhere
 
     await polling.iterate()
     assert runs.started == [(f"job-{n}", due[f"job-{n}"]) for n in (1, 2, 3)]  # max_jobs=3
     assert worker.job_counter == 3 and set(worker.tasks) == {"job-1", "job-2", "job-3"}
     for n in (1, 2, 3):
         # the lease is in_progress_timeout_s (fakeredis' PSETEX counts from the start of the second)
-        assert 8_000 < await arq_redis.pttl(in_progress_key_prefix + f"job-{n}") <= 10_000
+        assert 8_000 < await arq_redis.pttl(IN_PROGRESS_PREFIX + f"job-{n}") <= 10_000
     assert polling.wakeup.backlog  # job-4 and job-5 are due and wait for a slot
     assert polling.beats == [1]
     assert await arq_redis.exists(worker.health_check_key) == 1  # ARQ's health check was written
 
     await polling.iterate()  # no free slot: nothing is claimed
     assert len(runs.started) == 3 and worker.job_counter == 3
-    assert await arq_redis.exists(in_progress_key_prefix + "job-4") == 0
+    assert await arq_redis.exists(IN_PROGRESS_PREFIX + "job-4") == 0
     assert polling.beats == [1, 2]
 
     await polling.finish("job-1")
@@ -345,7 +348,7 @@ async def test_poll_iteration_claims_only_the_free_slots(polling: Polling, arq_r
     await polling.iterate()  # one slot free for three due jobs
     assert [job_id for job_id, _ in polling.runs.started] == ["job-1", "job-2", "job-3"]
     assert worker.job_counter == 3
-    assert await arq_redis.exists(in_progress_key_prefix + "job-4") == 0
+    assert await arq_redis.exists(IN_PROGRESS_PREFIX + "job-4") == 0
 
 
 async def test_poll_iteration_does_not_claim_when_jobs_may_not_be_picked(
@@ -356,7 +359,7 @@ async def test_poll_iteration_does_not_claim_when_jobs_may_not_be_picked(
     worker.allow_pick_jobs = False  # ARQ sets this when it is shutting down
     await polling.iterate()
     assert polling.runs.started == [] and polling.beats == [1]
-    assert await arq_redis.exists(in_progress_key_prefix + "job-1") == 0
+    assert await arq_redis.exists(IN_PROGRESS_PREFIX + "job-1") == 0
 
 
 async def test_poll_iteration_logs_an_error_of_run_job_itself_and_goes_on(

@@ -24,7 +24,8 @@ from arq_jobs._cli.errors import ExitCode
 from arq_jobs._cli.main import app
 from arq_jobs._cli.session import client_session, display_url
 from arq_jobs._cli.wait import ProgressView, WorkflowLines, follow, status_line, workflow_line
-from arq_jobs._client import JobClient, now_ms
+from arq_jobs._client import JobClient
+from arq_jobs._clock import now_ms
 from arq_jobs._config import Settings
 from arq_jobs._deadletters import DeadLetterError, FailureReason, build_dead_letter
 from arq_jobs._jobs.records import THROTTLE, THROTTLED_UNTIL

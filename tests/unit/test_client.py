@@ -7,7 +7,8 @@ from arq.connections import ArqRedis
 from arq.jobs import deserialize_job, serialize_result
 from pydantic import Field, SecretStr
 
-from arq_jobs._client import JobClient, now_ms
+from arq_jobs._client import JobClient
+from arq_jobs._clock import ms_to_datetime, now_ms
 from arq_jobs._config import Settings
 from arq_jobs._errors import (
     InvalidScheduleError,
@@ -17,7 +18,6 @@ from arq_jobs._errors import (
     UnknownTaskError,
 )
 from arq_jobs._jobs.states import JobState
-from arq_jobs._jobs.status import ms_to_datetime
 from arq_jobs._keys import Keys
 from arq_jobs._serializer import dumps, loads
 from arq_jobs._tasks.context import JobContext

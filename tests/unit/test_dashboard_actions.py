@@ -9,7 +9,8 @@ import httpx
 import pytest
 from arq.connections import ArqRedis
 
-from arq_jobs._client import JobClient, now_ms
+from arq_jobs._client import JobClient
+from arq_jobs._clock import now_ms
 from arq_jobs._errors import DeadLetterNotFoundError
 from arq_jobs._jobs.states import JobState
 from arq_jobs._tasks.registry import TaskRegistry

@@ -14,7 +14,8 @@ import pytest
 from arq.connections import ArqRedis
 
 from arq_jobs._api.deps import AppState, get_state
-from arq_jobs._client import Enqueued, JobClient, now_ms
+from arq_jobs._client import Enqueued, JobClient
+from arq_jobs._clock import now_ms
 from arq_jobs._dashboard.formatting import iso
 from arq_jobs._errors import PermanentError
 from arq_jobs._jobs.records import THROTTLE, THROTTLED_UNTIL

@@ -8,7 +8,8 @@ import httpx
 import pytest
 from arq.connections import ArqRedis
 
-from arq_jobs._client import JobClient, now_ms
+from arq_jobs._client import JobClient
+from arq_jobs._clock import now_ms
 from arq_jobs._config import Settings
 from arq_jobs._deadletters import (
     DeadLetter,

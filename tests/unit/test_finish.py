@@ -9,11 +9,11 @@ from typing import Any
 
 import fakeredis
 import pytest
-from arq.constants import abort_jobs_ss
 from arq.worker import Worker
 from fakeredis.aioredis import FakeAsyncRedisConnection
 from redis.asyncio import ConnectionPool, Redis
 
+from arq_jobs._arq import ABORT_SET
 from arq_jobs._config import Settings
 from arq_jobs._jobs.records import ATTEMPT, FINISHED_AT, STARTED_AT, WORKER
 from arq_jobs._jobs.states import JobState
@@ -77,7 +77,7 @@ async def seed(redis: Redis, settings: Settings) -> None:
     await redis.set(Keys.arq_retry(JOB), b"1", px=88_400_000)
     await redis.set(Keys.arq_in_progress(JOB), b"1", px=10_000)
     await redis.zadd(QUEUE, {JOB: ENQUEUED_MS, "job-2": ENQUEUED_MS + 1})
-    await redis.zadd(abort_jobs_ss, {JOB: STARTED_MS, "job-3": STARTED_MS})
+    await redis.zadd(ABORT_SET, {JOB: STARTED_MS, "job-3": STARTED_MS})
     keys = Keys(settings.key_prefix)
     record = {"task": "noop", "queue": "default", "enqueued_at": ENQUEUED_MS, "max_attempts": 3}
     await redis.hset(keys.record(JOB), mapping=record)  # type: ignore[arg-type]
@@ -159,7 +159,7 @@ async def test_success_stores_the_result_cleans_up_and_enters_succeeded(
     for gone in ("arq:job:job-1", "arq:retry:job-1", "arq:in-progress:job-1"):
         assert gone not in state
     assert state[QUEUE][1] == [(b"job-2", ENQUEUED_MS + 1)]  # only the other job is left
-    assert state[abort_jobs_ss][1] == [(b"job-3", STARTED_MS)]
+    assert state[ABORT_SET][1] == [(b"job-3", STARTED_MS)]
     record = state["unit:job:job-1"][1]
     assert record[b"phase"] == b"succeeded" and record[b"finished_at"] == str(FINISHED_MS).encode()
     assert events(state) == [b"pending", b"running", b"succeeded"]
@@ -193,7 +193,7 @@ async def test_not_finished_with_a_score_increment_defers_the_job(pair: Pair, se
     assert state[QUEUE][1] == [(b"job-2", ENQUEUED_MS + 1), (b"job-1", ENQUEUED_MS + 5_000)]
     assert state["arq:job:job-1"][1] == b"job data" and state["arq:retry:job-1"][1] == b"1"
     assert "arq:in-progress:job-1" not in state and "arq:result:job-1" not in state
-    assert state[abort_jobs_ss][1] == [(b"job-1", STARTED_MS), (b"job-3", STARTED_MS)]
+    assert state[ABORT_SET][1] == [(b"job-1", STARTED_MS), (b"job-3", STARTED_MS)]
 
 
 @pytest.mark.parametrize("incr_score", [None, 0])

@@ -27,9 +27,7 @@ class ShopError(Exception):
     pass
 
 
-def shop_app(
-    settings: Settings, registry: TaskRegistry, events: list[str], **options: Any
-) -> FastAPI:
+def shop_app(settings: Settings, registry: TaskRegistry, events: list[str], **options: Any) -> FastAPI:
     """A user's app: its own lifespan, exception handler, routes, title; then install()."""
 
     @asynccontextmanager
@@ -111,7 +109,11 @@ async def test_routes_answer_under_the_prefix_and_status_urls_carry_it(
         status_url = f"http://test/jobs-api/jobs/{job_id}"
         assert (accepted.json()["status_url"], accepted.headers["location"]) == (status_url, status_url)
         status = await client.get(status_url)
-        assert (status.status_code, status.json()["status"], status.json()["task"]) == (200, "pending", "noop")
+        assert (status.status_code, status.json()["status"], status.json()["task"]) == (
+            200,
+            "pending",
+            "noop",
+        )
 
         mine = await client.post("/orders")
         assert mine.json()["status_url"] == f"http://test/jobs-api/jobs/{mine.json()['job_id']}"
@@ -119,7 +121,9 @@ async def test_routes_answer_under_the_prefix_and_status_urls_carry_it(
         assert (await client.get("/jobs-api/health/ready")).json() == {"status": "ok", "redis": "ok"}
         assert (await client.get("/jobs-api/tasks")).status_code == 200
         metrics = (await client.get("/jobs-api/metrics")).text
-        assert 'http_requests_total{method="POST",route="/jobs-api/jobs/noop",status="202"} 1.0' in metrics, metrics
+        assert 'http_requests_total{method="POST",route="/jobs-api/jobs/noop",status="202"} 1.0' in metrics, (
+            metrics
+        )
         dashboard = await client.get("/jobs-api/dashboard/")
         assert dashboard.status_code == 200 and 'href="/jobs-api/dashboard/' in dashboard.text
         # nothing is mounted outside the prefix

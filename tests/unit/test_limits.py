@@ -10,10 +10,10 @@ from typing import Any
 
 import fakeredis
 import pytest
-from arq.constants import in_progress_key_prefix
 from fakeredis.aioredis import FakeAsyncRedisConnection
 from redis.asyncio import ConnectionPool, Redis
 
+from arq_jobs._arq import IN_PROGRESS_PREFIX
 from arq_jobs._keys import Keys
 from arq_jobs._limits.spec import RateLimit, TaskLimits
 from arq_jobs._limits.worker import RELEASE_SCRIPT, WorkerLimits
@@ -81,15 +81,35 @@ class Limited:
     async def claim(
         self, limits: list[Any], *, want: int = 50, now: int = NOW, scan: int = 1_000
     ) -> list[str]:
-        args = [now, LEASE, want, scan, self.prefix, len(limits) // 3, *limits]
-        answer = await run_script(self.redis, CLAIM_SCRIPT, [self.queue], args)
+        """`limits`: per task its name, interval and max running (the claim script also gets the
+        task's limit keys and the record key prefix, as WorkerLimits.claim_args gives them)."""
+        tail: list[Any] = []
+        for i in range(0, len(limits), 3):
+            kinds = ("rate", "slots", "running", "waiting")
+            tail += [*limits[i : i + 3], *(self.keys.limit(limits[i], kind) for kind in kinds)]
+        args = CLAIM_SCRIPT.args(
+            now=now,
+            lease_ms=LEASE,
+            want=want,
+            scan=scan,
+            in_progress_prefix=IN_PROGRESS_PREFIX,
+            limits=[self.keys.record(""), *tail] if tail else [],
+        )
+        answer = await run_script(self.redis, CLAIM_SCRIPT, CLAIM_SCRIPT.keys(queue=self.queue), args)
         return [answer[i].decode() for i in range(1, len(answer), 2)]
 
     async def release(self, task: str, job_id: str, max_running: int, now: int = NOW) -> int:
-        keys = [self.keys.limit(task, "running"), self.keys.limit(task, "waiting")]
-        return int(
-            await run_script(self.redis, RELEASE_SCRIPT, keys, [job_id, now, max_running, self.prefix])
+        keys = RELEASE_SCRIPT.keys(
+            running=self.keys.limit(task, "running"), waiting=self.keys.limit(task, "waiting")
         )
+        args = RELEASE_SCRIPT.args(
+            job_id=job_id,
+            now=now,
+            max_running=max_running,
+            record_prefix=self.keys.record(""),
+            wake_suffix=Keys.wake_channel(""),
+        )
+        return int(await run_script(self.redis, RELEASE_SCRIPT, keys, args))
 
     async def score(self, job_id: str) -> int | None:
         score = await self.redis.zscore(self.queue, job_id)
@@ -124,9 +144,7 @@ async def limited(request: pytest.FixtureRequest) -> AsyncIterator[Limited]:
         yield Limited(redis, prefix)
     finally:
         found = [key async for key in redis.scan_iter(match=f"{prefix}*", count=1000)]
-        found += [
-            key async for key in redis.scan_iter(match=f"{in_progress_key_prefix}{prefix}*", count=1000)
-        ]
+        found += [key async for key in redis.scan_iter(match=f"{IN_PROGRESS_PREFIX}{prefix}*", count=1000)]
         if found:
             await redis.delete(*found)
         await redis.aclose()
@@ -139,7 +157,7 @@ async def test_a_rate_limit_claims_one_job_per_interval_and_parks_the_rest_in_sl
     # the others wait for their slot, one interval apart, and say so; no attempt is counted
     assert [await limited.score(j) for j in jobs[1:]] == [NOW + 100, NOW + 200, NOW + 300, NOW + 400]
     assert [await limited.throttle(j) for j in jobs[1:]] == [("rate", NOW + 100 * n) for n in range(1, 5)]
-    assert await limited.redis.exists(*(in_progress_key_prefix + j for j in jobs[1:])) == 0
+    assert await limited.redis.exists(*(IN_PROGRESS_PREFIX + j for j in jobs[1:])) == 0
     # nothing more before the next slot; at it, exactly the next job
     assert await limited.claim(["hook", 100, 0], now=NOW + 99) == []
     assert await limited.claim(["hook", 100, 0], now=NOW + 100) == [jobs[1]]
@@ -267,7 +285,13 @@ async def unlimited(ctx: JobContext, data: Nothing) -> None:
 def test_worker_limits_tell_the_claim_script_and_hold_only_concurrency_places() -> None:
     registry = TaskRegistry([paced, capped, unlimited])
     limits = WorkerLimits.of(registry, Keys("p"))
-    assert limits.claim_args() == ["p", 2, "paced", 100.0, 0, "capped", 0, 2]
+    assert limits.claim_args() == [
+        "p:job:",
+        *("paced", 100.0, 0, "p:limit:paced:rate", "p:limit:paced:slots"),
+        *("p:limit:paced:running", "p:limit:paced:waiting"),
+        *("capped", 0, 2, "p:limit:capped:rate", "p:limit:capped:slots"),
+        *("p:limit:capped:running", "p:limit:capped:waiting"),
+    ]
     limits.hold("job-1", "paced")
     limits.hold("job-2", "capped")
     limits.hold("job-3", "unlimited")
@@ -275,7 +299,7 @@ def test_worker_limits_tell_the_claim_script_and_hold_only_concurrency_places() 
     assert limits.release_call("job-1", NOW) is None
     assert limits.release_call("job-2", NOW) == (
         ["p:limit:capped:running", "p:limit:capped:waiting"],
-        ["job-2", NOW, 2, "p"],
+        ["job-2", NOW, 2, "p:job:", ":wake"],
     )
     assert limits.held == {}
     assert WorkerLimits.of(TaskRegistry([]), Keys("p")).claim_args() == []

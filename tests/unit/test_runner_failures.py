@@ -18,7 +18,8 @@ from arq.connections import ArqRedis
 from arq.jobs import serialize_job
 from arq.worker import Worker
 
-from arq_jobs._client import JobClient, now_ms
+from arq_jobs._client import JobClient
+from arq_jobs._clock import now_ms
 from arq_jobs._config import Settings
 from arq_jobs._deadletters import DeadLetter, DeadLetterStore
 from arq_jobs._errors import DeadLetterNotFoundError, PermanentError, TransientError

@@ -9,7 +9,7 @@ import httpx
 import pytest
 from arq.connections import ArqRedis
 
-from arq_jobs._client import now_ms
+from arq_jobs._clock import now_ms
 from arq_jobs._config import Settings
 from arq_jobs._errors import SoftTimeLimitExceeded
 from arq_jobs._keys import Keys

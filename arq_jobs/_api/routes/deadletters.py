@@ -7,7 +7,7 @@ from fastapi import APIRouter, Query, Response
 from arq_jobs._api.deps import ApiJobsDep
 from arq_jobs._api.errors import JobsRoute
 from arq_jobs._api.schemas import EnqueuedJob, ErrorBody
-from arq_jobs._client import now_ms
+from arq_jobs._clock import now_ms
 from arq_jobs._deadletters import DeadLetter, DeadLetterPage
 from arq_jobs._jobs.paging import CURSOR_PATTERN
 

@@ -32,16 +32,22 @@ async def ready(arq: ArqDep) -> Health:
 )
 async def workers(jobs: ApiJobsDep) -> WorkersHealth | JSONResponse:
     """200 when every queue with pending (due) jobs has a live worker; else 503 naming the starved
-    queues."""
-    queues = [QueueHealth(name=q.name, pending=q.pending, workers=q.workers) for q in await jobs.queues()]
+    queues. `skew` says how the live workers' task code differs from the API's (it alone never makes
+    a 503: the guard refuses the jobs they cannot run)."""
+    alive = [w for w in await jobs.workers() if w.state == "alive"]
+    queues = [
+        QueueHealth(name=q.name, pending=q.pending, workers=q.workers) for q in await jobs.queues(alive)
+    ]
     starved = [q.name for q in queues if q.pending > 0 and q.workers == 0]
+    skew = jobs.skew(alive)
     if not starved:
-        return WorkersHealth(status="ok", starved_queues=[], queues=queues)
+        return WorkersHealth(status="ok", starved_queues=[], queues=queues, skew=skew)
     body = WorkersHealth(
         status="starved",
         starved_queues=starved,
         queues=queues,
         error="starved_queues",
         message=f"pending jobs and no live worker in queue(s): {', '.join(starved)}",
+        skew=skew,
     )
     return JSONResponse(body.model_dump(mode="json"), status_code=503)
