@@ -7,7 +7,9 @@ underscore): it may change in any release.
 - Tasks: `task`, `TaskInput`, `JobContext`, `RetryPolicy`, `Cron`, and the errors a task raises to say
   how it failed (`TaskError`): `PermanentError` (do not retry), `TransientError` (retry, honouring
   `retry_after_s`); `TimeLimitExceeded`, `SoftTimeLimitExceeded` (`ctx.check_soft_limit()`).
-- `Settings`: every `JOBS_*` setting; `JobClient`: enqueue and inspect jobs from any async code.
+- `Settings`: every `JOBS_*` setting; `JobClient`: enqueue and inspect jobs from any async code
+  (`async with JobClient.connect() as jobs: ...`); `JobStatus` (what `GET /jobs/{id}` answers) and
+  `JobState` (its `status`).
 - Errors answered as JSON by the API: `JobsError` and its branches `NotFoundError`, `ConflictError`.
 """
 
@@ -23,6 +25,8 @@ from arq_jobs._errors import (
     TimeLimitExceeded,
     TransientError,
 )
+from arq_jobs._jobs.states import JobState
+from arq_jobs._jobs.status import JobStatus
 from arq_jobs._schedules.cron import Cron
 from arq_jobs._tasks.context import JobContext
 from arq_jobs._tasks.registry import TaskInput, task
@@ -34,6 +38,8 @@ __all__ = [
     "Cron",
     "JobClient",
     "JobContext",
+    "JobState",
+    "JobStatus",
     "JobsError",
     "NotFoundError",
     "PermanentError",

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import math
 import uuid
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -15,7 +16,8 @@ from redis.exceptions import WatchError
 
 from arq_jobs import _arq
 from arq_jobs._clock import ms_to_datetime, now_ms
-from arq_jobs._config import Settings
+from arq_jobs._config import Settings, load_settings
+from arq_jobs._connection import create_arq
 from arq_jobs._deadletters import DeadLetterStore
 from arq_jobs._deadletters import parse as parse_dead_letter
 from arq_jobs._errors import (
@@ -44,7 +46,7 @@ from arq_jobs._scripts.batch import ScriptBatch
 from arq_jobs._scripts.run import run_script
 from arq_jobs._scripts.script import Arg, load_script
 from arq_jobs._serializer import dumps, loads
-from arq_jobs._tasks.registry import InputT, Task, TaskRegistry, stored_payload
+from arq_jobs._tasks.registry import InputT, Task, TaskRegistry, load_registry, stored_payload
 from arq_jobs._tracing import enqueue_span
 from arq_jobs._version_guard import Skew, VersionGuard
 from arq_jobs._worker_registry import WorkerInfo, WorkerRegistry
@@ -132,6 +134,22 @@ class JobClient:
         if guard is not False and settings.version_guard:
             self.guard = guard if isinstance(guard, VersionGuard) else VersionGuard(self.worker_registry)
 
+    @classmethod
+    @asynccontextmanager
+    async def connect(
+        cls, settings: Settings | None = None, *, task_packages: Sequence[str] | None = None
+    ) -> AsyncIterator[JobClient]:
+        """A client with a Redis pool of its own, for code outside the app and the workers (a script,
+        another service): `async with JobClient.connect() as jobs: await jobs.enqueue(task, data)`.
+        `settings` default to the `JOBS_*` environment, `task_packages` to `JOBS_TASK_PACKAGES`."""
+        settings = (settings or load_settings()).with_task_packages(task_packages)
+        redis = create_arq(settings)
+        try:
+            yield cls(redis, settings, load_registry(settings))
+        finally:
+            await redis.aclose()
+            await redis.connection_pool.disconnect()
+
     async def enqueue(
         self,
         task: Task[InputT, Any],
@@ -162,13 +180,17 @@ class JobClient:
         prepared = self._prepare(
             task, data, delay, run_at, queue=queue, job_id=job_id, workflow=workflow, schedule=schedule
         )
-        if workflow is None:  # a workflow's steps were all checked when it was created
-            await self.check_served(task, prepared.queue)
         with enqueue_span(task.name, prepared.queue, prepared.accepted.job_id) as trace:
             if trace is not None:
                 prepared = replace(prepared, record=replace(prepared.record, trace=trace))
             accepted = await self._store(
-                task, prepared, delay, run_at, idempotency_key, only_new=job_id is not None
+                task,
+                prepared,
+                delay,
+                run_at,
+                idempotency_key,
+                only_new=job_id is not None,
+                guarded=workflow is None,  # a workflow's steps were all checked when it was created
             )
         if not accepted.replayed:
             log.debug(f"job.{accepted.status}", job_id=accepted.job_id, task=task.name, queue=prepared.queue)
@@ -183,8 +205,13 @@ class JobClient:
         idempotency_key: str | None,
         *,
         only_new: bool = False,
+        guarded: bool = True,
     ) -> Enqueued:
+        """Store the job; with `guarded`, only if a live worker can run it (the version guard), which
+        is asked only when a job is about to be made: an Idempotency-Key replay is answered anyway."""
         if idempotency_key is None:
+            if guarded:
+                await self.check_served(task, prepared.queue)
             keys, args = self._enqueue_write(prepared, only_new=only_new).call(self.settings)
             stored = await self.batch.call(ENQUEUE_SCRIPT, keys, args)
             return prepared.accepted if stored == 1 else replace(prepared.accepted, replayed=True)
@@ -204,6 +231,8 @@ class JobClient:
                     return Enqueued(
                         earlier.job_id, earlier.task, prepared.accepted.status, None, replayed=True
                     )
+                if guarded:
+                    await self.check_served(task, prepared.queue)
                 pipe.multi()  # type: ignore[no-untyped-call]
                 pipe.set(key, claim.to_json(), px=self.settings.idempotency_ttl_s * 1000)
                 self._write(pipe, prepared)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from functools import lru_cache
 from typing import Annotated, Literal
 
@@ -251,6 +252,12 @@ class Settings(BaseSettings):
         if problems:
             raise PydanticCustomError("queue_not_configured", "; ".join(problems))
         return self
+
+    def with_task_packages(self, packages: Sequence[str] | None) -> Settings:
+        """These settings with `packages` as the task packages (unchanged when None)."""
+        if packages is None:
+            return self
+        return self.model_copy(update={"task_packages": self.some_packages(tuple(packages))})
 
     def concurrency_for(self, queue: str) -> int:
         """How many jobs at once one worker process of `queue`'s pool runs."""

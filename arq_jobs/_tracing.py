@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 
 API_SERVICE = "jobs-api"
 WORKER_SERVICE = "jobs-worker"
-TRACER_NAME = "jobcore"
+TRACER_NAME = "arq_jobs"
 MESSAGING_SYSTEM = "arq"
 
 _propagator = TraceContextTextMapPropagator()

@@ -70,7 +70,7 @@ from arq_jobs._config import Settings
 from arq_jobs._jobs.status import JobStatus
 from arq_jobs._serializer import dumps, loads
 from arq_jobs._tasks.registry import TaskRegistry
-from arq_jobs._worker.settings import worker_options
+from arq_jobs._worker.settings import PoolSettings, worker_options
 
 __all__ = ["HarnessError", "JobsHarness"]
 
@@ -105,7 +105,7 @@ class JobsHarness:
     redis: ArqRedis
 
     def __init__(self, app: FastAPI, *, worker: type | None = None, settings: Settings | None = None) -> None:
-        if worker is not None and worker.__module__ != "arq_jobs.worker":
+        if worker is not None and not issubclass(worker, PoolSettings):
             raise TypeError(f"worker= takes a class made by arq_jobs.worker.worker_settings(): {worker!r}")
         self.app = app
         self._installation = installation(app)  # LookupError when install() was not called
@@ -130,8 +130,8 @@ class JobsHarness:
             self.jobs = JobClient(self.redis, self.settings, self.registry)
             for queue in self.settings.queues:
                 worker = self._worker(queue)
+                stack.push_async_callback(_stop_worker, worker)  # also when a start-up hook fails
                 await _start_worker(worker)
-                stack.push_async_callback(_stop_worker, worker)
                 self._workers[queue] = worker
             transport = httpx.ASGITransport(app=_with_state(self.app, state or {}))
             self.client = await stack.enter_async_context(
@@ -156,8 +156,7 @@ class JobsHarness:
         settings = self.settings.model_copy(update={"schedules_enabled": False, "worker_metrics_port": 0})
         hooks = {}
         if self._hooks is not None:
-            defined = vars(self._hooks)
-            hooks = {name: defined[name] for name in ("on_startup", "on_shutdown")}
+            hooks = {name: getattr(self._hooks, name) for name in ("on_startup", "on_shutdown")}
         return _worker(self.redis, settings, self.registry, queue, **hooks)
 
     async def drain(self, *, scheduled: bool = False, max_jobs: int = MAX_JOBS) -> list[str]:

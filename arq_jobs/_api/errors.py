@@ -104,8 +104,22 @@ def error_answer(request: Request, exc: Exception) -> JSONResponse:
     return error_response(500, "internal_error", "internal server error")
 
 
+API_ERRORS = (JobsError, RequestValidationError, RedisError, StarletteHTTPException)
+
+
+def app_handles(request: Request, exc: Exception) -> bool:
+    """Whether the app has an exception handler of its own for `exc`, which is none of the errors the
+    API answers itself (e.g. an error of a dependency the app passed to `install()`)."""
+    if isinstance(exc, API_ERRORS):
+        return False
+    handlers: dict[Any, Any] = getattr(request.app, "exception_handlers", {})
+    handler = next((handlers[cls] for cls in type(exc).__mro__ if cls in handlers), None)
+    return handler is not None and handler not in (on_jobs_error, answer_any_error)
+
+
 class JobsRoute(APIRoute):
-    """An APIRoute whose errors are answered by `error_answer`, whatever the app's own handlers."""
+    """An APIRoute whose errors are answered by `error_answer`; an error the app has a handler of its
+    own for (and that is not one of the API's) goes to that handler."""
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
@@ -114,9 +128,19 @@ class JobsRoute(APIRoute):
             try:
                 return await handler(request)
             except Exception as exc:
+                if app_handles(request, exc):
+                    raise
                 return error_answer(request, exc)
 
         return answer_json
+
+
+class ApiRoute(JobsRoute):
+    """The routes `install()` adds (the metrics label them with the prefix they are mounted under)."""
+
+
+async def answer_any_error(request: Request, exc: Exception) -> Response:
+    return error_answer(request, exc)
 
 
 def json_errors(app: FastAPI) -> None:
@@ -124,9 +148,5 @@ def json_errors(app: FastAPI) -> None:
     (405), invalid requests (422), Redis outages (503) and anything unexpected (500, no stack trace),
     each as `{"error": <code>, "message": ...}`. For an app that is mostly the job API; `install()`
     alone leaves the app's other answers as they are."""
-
-    async def handle(request: Request, exc: Exception) -> Response:
-        return error_answer(request, exc)
-
-    for error in (JobsError, RequestValidationError, RedisError, StarletteHTTPException, Exception):
-        app.add_exception_handler(error, handle)
+    for error in (*API_ERRORS, Exception):
+        app.add_exception_handler(error, answer_any_error)

@@ -16,7 +16,7 @@ from fastapi.params import Depends
 
 from arq_jobs._api import metrics
 from arq_jobs._api.deps import STATE_KEY, AppState
-from arq_jobs._api.errors import JobsRoute, on_jobs_error
+from arq_jobs._api.errors import ApiRoute, on_jobs_error
 from arq_jobs._api.routes import (
     deadletters,
     events,
@@ -78,9 +78,7 @@ def install(
 
     `settings` default to the `JOBS_*` environment; `task_packages` (default `JOBS_TASK_PACKAGES`)
     name the packages whose modules define the tasks. Call it once, before the app starts."""
-    settings = settings or load_settings()
-    if task_packages is not None:
-        settings = settings.model_copy(update={"task_packages": tuple(task_packages)})
+    settings = (settings or load_settings()).with_task_packages(task_packages)
     mount(
         app,
         settings,
@@ -103,6 +101,8 @@ def mount(
     """`install()` with a registry already loaded (tests build one from a list of tasks)."""
     if getattr(app.state, INSTALLATION, None) is not None:
         raise RuntimeError("arq_jobs is already installed in this app")
+    if app.middleware_stack is not None:
+        raise RuntimeError("install() must be called before the app starts (it adds routes and middleware)")
     registry.check(settings)
     prefix = normalized_prefix(prefix)
     found = Installation(settings, registry, prefix)
@@ -124,7 +124,7 @@ def mount(
         routers.append(build_dashboard(settings))
     for router in routers:
         app.include_router(router, prefix=prefix, dependencies=list(dependencies))
-    metrics.instrument(app, prefix, own=(JobsRoute, DashboardRoute))
+    metrics.instrument(app, prefix, own=(ApiRoute, DashboardRoute))
     configure_tracing(settings, "jobs-api")
     instrument_app(app)
     app.add_exception_handler(JobsError, on_jobs_error)

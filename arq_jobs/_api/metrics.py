@@ -4,6 +4,7 @@ gauges read from Redis when scraped. `GET /metrics`."""
 from __future__ import annotations
 
 import time
+from functools import cache
 
 from fastapi import APIRouter, FastAPI, Request, Response
 from prometheus_client import (
@@ -17,7 +18,7 @@ from prometheus_client import (
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from arq_jobs._api.deps import ApiJobsDep
-from arq_jobs._api.errors import JobsRoute
+from arq_jobs._api.errors import ApiRoute
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 QUEUE_STATES = ("pending", "scheduled", "running", "retrying", "succeeded", "failed", "cancelled")
@@ -57,8 +58,10 @@ class MetricsMiddleware:
     ) -> None:
         self.app = app
         self.metrics = metrics
-        self.prefix = prefix
-        self.own = own  # the route classes of install()'s routes, mounted under `prefix`
+        # the route classes of install()'s routes, mounted under `prefix` (which their path lacks when
+        # this FastAPI keeps included routes as declared)
+        self.prefix = "" if included_routes_carry_prefix() else prefix
+        self.own = own
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -82,9 +85,7 @@ class MetricsMiddleware:
             self.metrics.requests.labels(scope["method"], self.route_of(scope), str(status)).inc()
 
     def route_of(self, scope: Scope) -> str:
-        """The matched route's path template (`/jobs/{job_id}`), or `unmatched`. FastAPI keeps an
-        included router's routes as they were declared, without the prefix they were included
-        under: install()'s own routes get theirs back here."""
+        """The matched route's path template (`/jobs/{job_id}`), or `unmatched`."""
         route = scope.get("route")
         path = getattr(route, "path", None)
         if not isinstance(path, str):
@@ -92,7 +93,18 @@ class MetricsMiddleware:
         return self.prefix + path if isinstance(route, self.own) else path
 
 
-router = APIRouter(route_class=JobsRoute, tags=["health"])
+@cache
+def included_routes_carry_prefix() -> bool:
+    """Whether this FastAPI's `include_router(router, prefix=...)` puts the prefix into the path of
+    each route it includes (FastAPI 0.165 keeps the routes as declared, without it)."""
+    probe = FastAPI()
+    included = APIRouter()
+    included.add_api_route("/route", included_routes_carry_prefix)
+    probe.include_router(included, prefix="/prefix")
+    return any(getattr(route, "path", None) == "/prefix/route" for route in probe.routes)
+
+
+router = APIRouter(route_class=ApiRoute, tags=["health"])
 
 
 @router.get("/metrics", response_class=Response)

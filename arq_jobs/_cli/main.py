@@ -1,4 +1,4 @@
-"""`arq-jobs`: the operator's console over the same core as the API (jobcore.JobClient on Redis),
+"""`arq-jobs`: the operator's console over the same core as the API (arq_jobs.JobClient on Redis),
 not over HTTP. Exit codes: see arq_jobs._cli.errors."""
 
 from __future__ import annotations

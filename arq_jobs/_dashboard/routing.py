@@ -15,6 +15,7 @@ from fastapi.routing import APIRoute
 from redis.exceptions import RedisError
 from starlette.exceptions import HTTPException
 
+from arq_jobs._api.errors import app_handles
 from arq_jobs._dashboard.flash import Flash, answer
 from arq_jobs._dashboard.security import ForbiddenError
 from arq_jobs._dashboard.templating import bare_chrome
@@ -73,6 +74,8 @@ class DashboardRoute(APIRoute):
             try:
                 response = await handler(request)
             except Exception as exc:
+                if app_handles(request, exc):
+                    raise
                 status, message, headers = describe(exc)
                 response = answer(
                     request,

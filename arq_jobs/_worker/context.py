@@ -23,14 +23,14 @@ from arq_jobs._tracing import configure_tracing, shutdown_tracing
 from arq_jobs._worker.arq_worker import adopt
 from arq_jobs._worker.runtime import Runtime
 
-SETTINGS_KEY = "settings"
-REGISTRY_KEY = "registry"
-RESOURCES_KEY = "resources"
-RUNTIME_KEY = "runtime"
+SETTINGS_KEY = "arq_jobs.settings"  # our keys on the worker ctx, out of the way of the user's
+REGISTRY_KEY = "arq_jobs.registry"
+RESOURCES_KEY = "arq_jobs.resources"
+RUNTIME_KEY = "arq_jobs.runtime"
 # the settings as configured: a pool's own (SETTINGS_KEY) name its queue as `queue_name`, which must
 # not become the queue of the jobs the worker enqueues (a task without a queue goes to the default)
-CLIENT_SETTINGS_KEY = "client_settings"
-SCHEDULER_KEY = "scheduler"
+CLIENT_SETTINGS_KEY = "arq_jobs.client_settings"
+SCHEDULER_KEY = "arq_jobs.scheduler"
 
 log = logging.getLogger(__name__)
 

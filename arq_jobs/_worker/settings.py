@@ -84,6 +84,11 @@ def worker_options(settings: Settings, tasks: TaskRegistry, queue: str | None = 
 
 Hook = Callable[[dict[str, Any]], Awaitable[None]]
 
+
+class PoolSettings:
+    """The base of every class `worker_settings()` makes (arq reads their attributes)."""
+
+
 # options worker_settings() derives from Settings and the registry and will not take from a caller
 OWN_OPTIONS = {
     "functions": "the task_packages (JOBS_TASK_PACKAGES)",
@@ -112,9 +117,7 @@ def worker_settings(
     `on_startup` runs after ours and `on_shutdown` before ours, each with the worker's context dict:
     what your start-up stores in it, a task reads as `ctx.shared[name]`. Any other keyword is an ARQ
     `Worker` option (e.g. `max_burst_jobs`), applied over ours."""
-    settings = settings or load_settings()
-    if task_packages is not None:
-        settings = settings.model_copy(update={"task_packages": tuple(task_packages)})
+    settings = (settings or load_settings()).with_task_packages(task_packages)
     return settings_class(
         settings,
         load_registry(settings),
@@ -144,7 +147,9 @@ def settings_class(
     options.update(checked_options(arq_options or {}))
     name = "WorkerSettings" if queue == settings.queue_name else pool_class_name(queue)
     return type(
-        name, (), {**options, "__module__": "arq_jobs.worker", "__doc__": f"The pool of queue {queue!r}."}
+        name,
+        (PoolSettings,),
+        {**options, "__module__": "arq_jobs.worker", "__doc__": f"The pool of queue {queue!r}."},
     )
 
 

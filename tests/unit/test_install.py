@@ -159,6 +159,43 @@ async def test_the_users_dependencies_guard_every_route_install_adds(
         assert (await client.get("/orders/3")).json() == {"order_id": 3}
 
 
+async def test_an_error_of_the_users_dependency_goes_to_the_users_handler(
+    settings: Settings, registry: TaskRegistry, arq_redis: ArqRedis, events: list[str]
+) -> None:
+    class NotStaffError(Exception):
+        pass
+
+    async def staff_only(x_staff: str | None = Header(default=None)) -> None:
+        if x_staff != "yes":
+            raise NotStaffError("staff only")
+
+    app = shop_app(settings, registry, events, prefix="/jobs-api", dependencies=[Depends(staff_only)])
+
+    @app.exception_handler(NotStaffError)
+    async def on_not_staff(request: Request, exc: Exception) -> JSONResponse:
+        return JSONResponse({"shop_problem": str(exc)}, status_code=403)
+
+    async with serving(app, arq_redis, events) as client:
+        for path in ("/jobs-api/jobs/abc", "/jobs-api/health/live", "/jobs-api/dashboard/"):
+            refused = await client.get(path)
+            assert (refused.status_code, refused.json()) == (403, {"shop_problem": "staff only"}), path
+
+
+async def test_an_unexpected_error_with_no_handler_of_the_users_is_a_json_500(
+    settings: Settings, registry: TaskRegistry, arq_redis: ArqRedis, events: list[str]
+) -> None:
+    async def broken() -> None:
+        raise LookupError("no such thing")
+
+    app = shop_app(settings, registry, events, dependencies=[Depends(broken)])
+    async with serving(app, arq_redis, events) as client:
+        failed = await client.get("/jobs/abc")
+    assert (failed.status_code, failed.json()) == (
+        500,
+        {"error": "internal_error", "message": "internal server error"},
+    )
+
+
 async def test_the_users_handlers_404s_validation_and_openapi_stay_theirs(
     settings: Settings, registry: TaskRegistry, arq_redis: ArqRedis, events: list[str]
 ) -> None:
@@ -220,3 +257,20 @@ def test_install_refuses_a_second_call_and_a_malformed_prefix(settings: Settings
     for prefix in ("jobs", "/jobs/", "//jobs"):
         with pytest.raises(ValueError, match="must start with '/'"):
             install(FastAPI(), settings=settings, prefix=prefix)
+
+
+async def test_install_after_the_app_started_is_refused_before_changing_anything(
+    settings: Settings, registry: TaskRegistry, arq_redis: ArqRedis, events: list[str]
+) -> None:
+    app = FastAPI()
+
+    @app.get("/ping")
+    async def ping() -> str:
+        return "pong"
+
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as client:
+        assert (await client.get("/ping")).json() == "pong"
+        routes = list(app.routes)
+        with pytest.raises(RuntimeError, match="before the app starts"):
+            mount(app, settings, registry)
+        assert app.routes == routes and getattr(app.state, "arq_jobs_installation", None) is None

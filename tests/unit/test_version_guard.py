@@ -24,6 +24,7 @@ from arq_jobs._errors import TaskNotServedError
 from arq_jobs._keys import Keys
 from arq_jobs._tasks.registry import TaskInput, TaskRegistry, input_fingerprint
 from arq_jobs._version_guard import VersionGuard
+from arq_jobs._worker.context import RUNTIME_KEY
 from arq_jobs._worker_registry import WorkerBeat, WorkerRegistry, WorkerTotals
 from tests.apps import create_app
 from tests.shipped import registry as shipped
@@ -163,6 +164,24 @@ async def test_a_task_unknown_to_the_live_workers_is_409_and_nothing_is_queued(
     assert await queued(arq_redis) == 0
     # the tasks they serve are accepted
     assert (await client.post("/jobs/generate_report", json={})).status_code == 202
+
+
+async def test_an_idempotent_replay_is_answered_with_its_job_whatever_the_workers_serve(
+    client: httpx.AsyncClient, arq_redis: ArqRedis, settings: Settings
+) -> None:
+    headers = {"Idempotency-Key": "order-42"}
+    first = await client.post("/jobs/noop", json={"value": 1}, headers=headers)
+    assert first.status_code == 202
+    await live_worker(arq_redis, settings, "w1", without("noop"))
+    replay = await client.post("/jobs/noop", json={"value": 1}, headers=headers)
+    assert (replay.status_code, replay.json()["job_id"], replay.json()["idempotent_replay"]) == (
+        200,
+        first.json()["job_id"],
+        True,
+    )
+    fresh = await client.post("/jobs/noop", json={"value": 1}, headers={"Idempotency-Key": "order-43"})
+    assert (fresh.status_code, fresh.json()["error"]) == (409, "task_not_served")
+    assert await queued(arq_redis) == 1
 
 
 async def test_a_task_all_live_workers_run_with_another_schema_is_409(
@@ -345,7 +364,7 @@ async def test_the_workers_runtime_client_has_no_guard(
     worker = make_worker(burst=True)
     try:
         await worker.main()
-        runtime = worker.ctx["runtime"]
+        runtime = worker.ctx[RUNTIME_KEY]
         assert runtime.client is not None and runtime.client.guard is None
         assert runtime.tasks == SHIPPED
     finally:

@@ -1,16 +1,21 @@
 from __future__ import annotations
 
+import inspect
 import socket
+from typing import Any
 
 import pytest
+from arq.connections import ArqRedis
 from arq.utils import import_string
+from arq.worker import Worker
 
+from arq_jobs import _arq
 from arq_jobs._client import JobClient
 from arq_jobs._config import Settings
 from arq_jobs._jobs.states import JobState
 from arq_jobs._serializer import dumps, loads
 from arq_jobs._worker import settings as worker_settings
-from arq_jobs._worker.context import CLIENT_SETTINGS_KEY, SETTINGS_KEY, shutdown, startup
+from arq_jobs._worker.context import CLIENT_SETTINGS_KEY, RUNTIME_KEY, SETTINGS_KEY, shutdown, startup
 from arq_jobs._worker.settings import pool_settings, worker_options
 from tests.shipped import registry
 from workers.tasks.noop import NoopInput, noop
@@ -130,9 +135,65 @@ async def test_the_worker_client_of_a_high_pool_sends_a_task_without_a_queue_to_
     ctx = {**worker_options(settings, registry, "high")["ctx"], "redis": job_client.redis}
     await startup(ctx)
     try:
-        client = ctx["runtime"].client
+        client = ctx[RUNTIME_KEY].client
         assert client is not None
         job = await client.enqueue(noop, NoopInput(value=3))
     finally:
         await shutdown(ctx)
     assert (await job_client.status(job.job_id)).queue == "default"
+
+
+def test_worker_settings_makes_a_class_arq_runs_for_a_queue_with_the_given_tasks() -> None:
+    settings = make_settings()
+    high: Any = worker_settings.worker_settings(
+        queue="high", task_packages=["workers.tasks"], settings=settings
+    )
+    assert (high.__name__, high.queue_name, high.max_jobs) == ("HighWorkerSettings", "unit:queue:high", 100)
+    assert sorted(f.name for f in high.functions) == ["generate_report", "noop", "send_webhook"]
+    default: Any = worker_settings.worker_settings(settings=settings, max_burst_jobs=5, poll_delay=0.2)
+    assert (default.__name__, default.queue_name) == ("WorkerSettings", "unit:queue:default")
+    assert (default.max_burst_jobs, default.poll_delay) == (5, 0.2)  # ARQ options over ours
+
+
+def test_worker_settings_refuses_what_it_sets_itself_and_what_arq_does_not_take() -> None:
+    settings = make_settings()
+    with pytest.raises(TypeError) as owned:
+        worker_settings.worker_settings(settings=settings, functions=[])
+    assert (
+        str(owned.value)
+        == "worker_settings() sets functions itself; use the task_packages (JOBS_TASK_PACKAGES)"
+    )
+    with pytest.raises(TypeError) as unknown:
+        worker_settings.worker_settings(settings=settings, max_jbos=3)
+    assert str(unknown.value) == "worker_settings() got 'max_jbos', which is not an ARQ Worker option"
+
+
+async def test_the_users_hooks_run_after_ours_on_start_up_and_before_ours_on_shutdown(
+    arq_redis: ArqRedis, job_client: JobClient
+) -> None:
+    seen: list[str] = []
+
+    async def on_startup(ctx: dict[str, Any]) -> None:
+        seen.append(f"user start-up, ours ran: {RUNTIME_KEY in ctx}")
+        ctx["resources"] = "the user's"  # names of ours would collide: ours are namespaced
+        ctx["runtime"] = "the user's"
+
+    async def on_shutdown(ctx: dict[str, Any]) -> None:
+        seen.append(f"user shutdown, ours still there: {RUNTIME_KEY in ctx}")
+
+    cls = worker_settings.worker_settings(
+        settings=job_client.settings, on_startup=on_startup, on_shutdown=on_shutdown
+    )
+    job = await job_client.enqueue(noop, NoopInput(value="hooks"))
+    options = {k: v for k, v in vars(cls).items() if k in inspect.signature(Worker).parameters}
+    del options["redis_settings"]
+    options["poll_delay"] = 0.01
+    worker = Worker(**options, redis_pool=arq_redis, handle_signals=False, burst=True)
+    with _arq.without_redis_info():
+        try:
+            await worker.main()
+        finally:
+            await worker.on_shutdown(worker.ctx)  # type: ignore[misc]
+    assert seen == ["user start-up, ours ran: True", "user shutdown, ours still there: True"]
+    status = await job_client.status(job.job_id)
+    assert (status.status, status.result) == (JobState.SUCCEEDED, {"value": "hooks"})

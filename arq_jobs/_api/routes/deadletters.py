@@ -5,13 +5,13 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response
 
 from arq_jobs._api.deps import ApiJobsDep
-from arq_jobs._api.errors import JobsRoute
+from arq_jobs._api.errors import ApiRoute
 from arq_jobs._api.schemas import EnqueuedJob, ErrorBody
 from arq_jobs._clock import now_ms
 from arq_jobs._deadletters import DeadLetter, DeadLetterPage
 from arq_jobs._jobs.paging import CURSOR_PATTERN
 
-router = APIRouter(route_class=JobsRoute, prefix="/dead-letters", tags=["dead letters"])
+router = APIRouter(route_class=ApiRoute, prefix="/dead-letters", tags=["dead letters"])
 
 NOT_FOUND: dict[int | str, dict[str, object]] = {
     404: {"model": ErrorBody, "description": "No dead letter for that job id"},

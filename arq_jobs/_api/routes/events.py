@@ -16,13 +16,13 @@ from fastapi import APIRouter, Header, Request
 from fastapi.responses import StreamingResponse
 
 from arq_jobs._api.deps import ApiJobsDep, SettingsDep
-from arq_jobs._api.errors import JobsRoute
+from arq_jobs._api.errors import ApiRoute
 from arq_jobs._api.jobs import Jobs
 from arq_jobs._api.schemas import ErrorBody
 from arq_jobs._config import Settings
 from arq_jobs._jobs.events import JobEvent
 
-router = APIRouter(route_class=JobsRoute, tags=["jobs"])
+router = APIRouter(route_class=ApiRoute, tags=["jobs"])
 
 STREAM_ID = r"^[0-9]{1,20}(-[0-9]{1,20})?$"
 

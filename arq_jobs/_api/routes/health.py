@@ -4,10 +4,10 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
 from arq_jobs._api.deps import ApiJobsDep, ArqDep
-from arq_jobs._api.errors import JobsRoute
+from arq_jobs._api.errors import ApiRoute
 from arq_jobs._api.schemas import ErrorBody, Health, QueueHealth, WorkersHealth
 
-router = APIRouter(route_class=JobsRoute, prefix="/health", tags=["health"])
+router = APIRouter(route_class=ApiRoute, prefix="/health", tags=["health"])
 
 
 @router.get("/live")

@@ -11,7 +11,7 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import AwareDatetime
 
 from arq_jobs._api.deps import ApiJobsDep
-from arq_jobs._api.errors import TASK_ROUTE_EXTRA, JobsRoute
+from arq_jobs._api.errors import TASK_ROUTE_EXTRA, ApiRoute
 from arq_jobs._api.jobs import STATUS_ROUTE
 from arq_jobs._api.schemas import EnqueuedJob, ErrorBody
 from arq_jobs._client import MAX_DELAY_S
@@ -170,7 +170,7 @@ async def list_jobs(
 
 
 def build_router(registry: TaskRegistry, settings: Settings) -> APIRouter:
-    router = APIRouter(route_class=JobsRoute, prefix="/jobs", tags=["jobs"])
+    router = APIRouter(route_class=ApiRoute, prefix="/jobs", tags=["jobs"])
     router.add_api_route(
         "",
         list_jobs,

@@ -5,10 +5,10 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from arq_jobs._api.deps import ApiJobsDep
-from arq_jobs._api.errors import JobsRoute
+from arq_jobs._api.errors import ApiRoute
 from arq_jobs._queues import QueueStats
 
-router = APIRouter(route_class=JobsRoute, tags=["queues"])
+router = APIRouter(route_class=ApiRoute, tags=["queues"])
 
 
 @router.get("/queues")

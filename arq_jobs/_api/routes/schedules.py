@@ -8,10 +8,10 @@ from fastapi import APIRouter
 from pydantic import BaseModel
 
 from arq_jobs._api.deps import ApiJobsDep
-from arq_jobs._api.errors import JobsRoute
+from arq_jobs._api.errors import ApiRoute
 from arq_jobs._schedules.views import ScheduleView, schedule_views
 
-router = APIRouter(route_class=JobsRoute, tags=["schedules"])
+router = APIRouter(route_class=ApiRoute, tags=["schedules"])
 
 
 class ScheduleList(BaseModel):

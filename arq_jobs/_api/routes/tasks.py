@@ -3,10 +3,10 @@
 from fastapi import APIRouter
 
 from arq_jobs._api.deps import RegistryDep, SettingsDep
-from arq_jobs._api.errors import JobsRoute
+from arq_jobs._api.errors import ApiRoute
 from arq_jobs._api.schemas import RetryInfo, TaskInfo, TaskList
 
-router = APIRouter(route_class=JobsRoute, tags=["tasks"])
+router = APIRouter(route_class=ApiRoute, tags=["tasks"])
 
 
 def qualified_name(kind: type[BaseException]) -> str:

@@ -5,10 +5,10 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from arq_jobs._api.deps import ApiJobsDep
-from arq_jobs._api.errors import JobsRoute
+from arq_jobs._api.errors import ApiRoute
 from arq_jobs._worker_registry import WorkerInfo
 
-router = APIRouter(route_class=JobsRoute, tags=["workers"])
+router = APIRouter(route_class=ApiRoute, tags=["workers"])
 
 
 @router.get("/workers")

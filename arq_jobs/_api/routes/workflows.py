@@ -8,12 +8,12 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Response
 
 from arq_jobs._api.deps import ApiJobsDep
-from arq_jobs._api.errors import JobsRoute
+from arq_jobs._api.errors import ApiRoute
 from arq_jobs._api.schemas import ErrorBody, WorkflowAccepted
 from arq_jobs._workflows.spec import Workflow
 from arq_jobs._workflows.status import WorkflowStatus
 
-router = APIRouter(route_class=JobsRoute, prefix="/workflows", tags=["workflows"])
+router = APIRouter(route_class=ApiRoute, prefix="/workflows", tags=["workflows"])
 
 EXAMPLES: dict[str, Any] = {
     "chain": {

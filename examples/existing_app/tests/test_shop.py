@@ -6,9 +6,10 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 import pytest
-from arq_jobs.testing import JobsHarness
 from shop.main import app
 from shop.worker import DEFAULT_SENDER, WorkerSettings
+
+from arq_jobs.testing import JobsHarness
 
 ORDER = {
     "email": "ada@example.com",
