@@ -4,7 +4,9 @@ others in `JOBS_QUEUES`).
 
 Redis: `JOBS_REDIS_URL` when set; else 127.0.0.1:6379 when it answers; else (or with
 `--embedded-redis`) an embedded redis-server on a free port. Ctrl-C (or SIGTERM) stops the API and
-the workers, then the embedded Redis, and leaves no process behind.
+the workers, then the embedded Redis, and leaves no process behind. A worker that exits on its own
+is restarted after a backoff (1 s doubling to 30 s; reset once it stayed up 60 s); when the API
+exits, the devserver stops everything.
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
 
@@ -22,6 +26,7 @@ import httpx
 
 from arq_jobs._config import Settings, load_settings, pool_class_name
 from devserver.redis_server import EmbeddedRedis, is_reachable
+from devserver.supervise import RestartPolicy, Supervised, describe_exit
 
 LOCAL_REDIS = "redis://127.0.0.1:6379/0"
 STOP_TIMEOUT_S = 20
@@ -31,8 +36,34 @@ class Stop(Exception):
     """A signal asked the runner to stop."""
 
 
-def on_signal(signum: int, frame: FrameType | None) -> None:
-    raise Stop(signal.Signals(signum).name)
+class Signals:
+    """SIGINT, SIGTERM and SIGHUP raise Stop, except while held back (a child being started), so
+    that no child can start without the devserver knowing it must stop it."""
+
+    def __init__(self) -> None:
+        self._holding = False
+        self._pending: str | None = None
+
+    def install(self) -> None:
+        for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            signal.signal(signum, self._handle)
+
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        name = signal.Signals(signum).name
+        if self._holding:
+            self._pending = name
+            return
+        raise Stop(name)
+
+    @contextmanager
+    def held(self) -> Iterator[None]:
+        self._holding = True
+        try:
+            yield
+        finally:
+            self._holding = False
+        if self._pending is not None:
+            raise Stop(self._pending)
 
 
 def external_redis(settings: Settings, force_embedded: bool) -> str | None:
@@ -42,11 +73,6 @@ def external_redis(settings: Settings, force_embedded: bool) -> str | None:
     if "redis_url" in settings.model_fields_set:
         return str(settings.redis_url)
     return LOCAL_REDIS if is_reachable(LOCAL_REDIS) else None
-
-
-def spawn(command: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
-    # A session of its own: Ctrl-C reaches only this runner, which stops children in order.
-    return subprocess.Popen(command, env=env, start_new_session=True)
 
 
 def wait_ready(url: str, processes: list[subprocess.Popen[bytes]], timeout_s: float = 30) -> None:
@@ -72,6 +98,35 @@ def worker_commands(settings: Settings, arq: str) -> list[tuple[str, list[str]]]
     return found
 
 
+def warn(message: str) -> None:
+    print(f"devserver: {message}", file=sys.stderr, flush=True)
+
+
+def supervise(children: list[Supervised], signals: Signals) -> None:
+    """Restart workers that exit, with backoff; return when a child without a restart policy (the
+    API) exits."""
+    while True:
+        now = time.monotonic()
+        for child in children:
+            returncode = child.exited()
+            if returncode is not None:
+                if child.policy is None:
+                    warn(f"{child.name} {describe_exit(returncode)}; stopping the others")
+                    return
+                delay = child.schedule_restart(now)
+                warn(f"{child.name} {describe_exit(returncode)}; restarting in {delay:g}s")
+            elif child.restart_due(now):
+                with signals.held():
+                    child.start()
+                assert child.process is not None
+                print(f"devserver: {child.name} restarted (pid {child.process.pid})", flush=True)
+        time.sleep(0.2)
+
+
+def started(children: list[Supervised]) -> list[subprocess.Popen[bytes]]:
+    return [child.process for child in children if child.process is not None]
+
+
 def stop_all(processes: list[subprocess.Popen[bytes]]) -> None:
     for process in processes:
         if process.poll() is None:
@@ -92,44 +147,45 @@ def main() -> int:
     )
     args = parser.parse_args()
     settings = load_settings()
-    signal.signal(signal.SIGINT, on_signal)
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGHUP, on_signal)
+    signals = Signals()
+    signals.install()
 
     embedded: EmbeddedRedis | None = None
-    processes: list[subprocess.Popen[bytes]] = []
+    children: list[Supervised] = []
     code = 0
     try:
         redis_url = external_redis(settings, args.embedded_redis)
         if redis_url is None:
             embedded = EmbeddedRedis()
-            redis_url = embedded.start().url
+            with signals.held():
+                redis_url = embedded.start().url
         where = f"embedded redis-server on {redis_url}" if embedded else redis_url
         print(f"devserver: Redis: {where}", flush=True)
         env = {**os.environ, "JOBS_REDIS_URL": redis_url}
         arq = str(Path(sys.executable).with_name("arq"))
-        processes.append(spawn([sys.executable, "-m", "app"], env))
+        children.append(Supervised("the API", [sys.executable, "-m", "app"], env))
         for n, (queue, command) in enumerate(worker_commands(settings, arq)):
             worker_env = env
             if settings.worker_metrics_port:  # one port per pool: they share this host
                 worker_env = {**env, "JOBS_WORKER_METRICS_PORT": str(settings.worker_metrics_port + n)}
             print(f"devserver: queue {queue}: {' '.join([Path(command[0]).name, *command[1:]])}", flush=True)
-            processes.append(spawn(command, worker_env))
+            children.append(Supervised(f"worker of queue {queue}", command, worker_env, RestartPolicy()))
+        for child in children:
+            with signals.held():
+                child.start()
         base = f"http://{settings.api_host}:{settings.api_port}"
-        wait_ready(f"{base}/health/ready", processes)
+        wait_ready(f"{base}/health/ready", started(children))
         dashboard = f", dashboard at {base}{settings.dashboard_prefix}/" if settings.dashboard_enabled else ""
         print(f"devserver: API docs at {base}/docs{dashboard}  (Ctrl-C stops everything)", flush=True)
-        while all(p.poll() is None for p in processes):
-            time.sleep(0.5)
-        print("devserver: a process exited; stopping the others", file=sys.stderr, flush=True)
+        supervise(children, signals)
         code = 1
     except Stop as stop:
         grace = settings.shutdown_grace_s
         print(f"devserver: {stop}: stopping (running jobs get up to {grace}s to finish)", flush=True)
     finally:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        stop_all(processes)
+        for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            signal.signal(signum, signal.SIG_IGN)
+        stop_all(started(children))
         if embedded is not None:
             embedded.stop()
     return code

@@ -1,13 +1,19 @@
-"""`make run`'s runner: embedded Redis + API + worker, serving jobs; Ctrl-C leaves no process behind."""
+"""`make run`'s runner: embedded Redis + API + worker, serving jobs; a killed worker is restarted;
+Ctrl-C leaves no process behind."""
 
 from __future__ import annotations
 
+import asyncio
 import os
+import queue
+import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
+from typing import IO
 
 import httpx
 import psutil
@@ -79,3 +85,72 @@ async def test_serves_jobs_on_embedded_redis_and_stops_cleanly(
     assert process.wait(timeout=30) == 0
     gone, alive = psutil.wait_procs(children, timeout=5)
     assert alive == [], [c.pid for c in alive]
+
+
+class Lines:
+    """The devserver's output, read on a thread so that every wait is bounded."""
+
+    def __init__(self, process: subprocess.Popen[str]) -> None:
+        assert process.stdout is not None
+        self.seen: list[str] = []
+        self._queue: queue.Queue[str] = queue.Queue()
+        threading.Thread(target=self._read, args=(process.stdout,), daemon=True).start()
+
+    def _read(self, stream: IO[str]) -> None:
+        for line in stream:
+            self._queue.put(line)
+        self._queue.put("")
+
+    def until(self, pattern: str, timeout_s: float) -> re.Match[str]:
+        """The first line from now on that matches `pattern`; fails after `timeout_s`."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                line = self._queue.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                raise AssertionError(f"no line matching {pattern!r}:\n" + "".join(self.seen)) from None
+            assert line, "devserver exited early:\n" + "".join(self.seen)
+            self.seen.append(line)
+            if found := re.search(pattern, line):
+                return found
+
+
+async def test_restarts_a_killed_worker_and_still_stops_cleanly(
+    devserver: tuple[subprocess.Popen[str], str],
+) -> None:
+    process, base = devserver
+    lines = Lines(process)
+    lines.until("API docs at", timeout_s=60)
+
+    def workers_of(pool: str) -> list[psutil.Process]:
+        children = psutil.Process(process.pid).children(recursive=True)
+        return [c for c in children if f"workers.{pool}" in c.cmdline()]
+
+    [killed] = workers_of("WorkerSettings")
+    killed.send_signal(signal.SIGKILL)
+    lines.until(r"^devserver: worker of queue default was killed by SIGKILL; restarting in 1s$", timeout_s=10)
+    restarted = int(lines.until(r"^devserver: worker of queue default restarted \(pid (\d+)\)$", 10)[1])
+    [worker] = workers_of("WorkerSettings")
+    assert worker.pid == restarted != killed.pid
+    assert len(psutil.Process(process.pid).children(recursive=True)) == 5
+
+    async with httpx.AsyncClient(base_url=base, timeout=10) as http:
+        deadline = time.monotonic() + 20
+        while not any(
+            (w["pid"], w["state"], w["queues"]) == (restarted, "alive", ["default"])
+            for w in (await http.get("/workers")).json()
+        ):
+            assert time.monotonic() < deadline, (await http.get("/workers")).json()
+            await asyncio.sleep(0.2)
+        noop = await http.post("/jobs/noop", json={"value": 3})
+        assert noop.status_code == 202
+        done = await wait_for_status(http, noop.json()["status_url"], terminal)
+        assert (done["status"], done["queue"]) == ("succeeded", "default")
+
+    children = psutil.Process(process.pid).children(recursive=True)
+    process.send_signal(signal.SIGINT)
+    assert process.wait(timeout=30) == 0
+    lines.until(r"^devserver: SIGINT: stopping", timeout_s=5)
+    gone, alive = psutil.wait_procs(children, timeout=5)
+    assert alive == [], [c.pid for c in alive]
+    assert not killed.is_running()
