@@ -40,7 +40,9 @@ Assumptions, and the ARQ 0.28.0 code each relies on:
    score))` kept in `tasks[job_id]` with the done-callback `_release_sem_dec_counter_on_complete`;
    done tasks reaped from `tasks`, then `heart_beat()`; it reads `max_jobs`, `job_counter`,
    `allow_pick_jobs` (False once a shutdown waits for running jobs), `queue_read_limit`, `pool`,
-   `queue_name`. Burst limits and abort requests are not handled (we use neither).
+   `queue_name`. Burst limits and abort requests are not handled (we use neither). A claimed job
+   whose run_job task is still in `tasks` is not started again (its lease lapsed in a Redis outage
+   while it ran here: the claim renewed it for the running attempt).
 9. `Worker.in_progress_timeout_s` is the TTL `start_jobs` gives the in-progress key, read nowhere
    else: `adopt(lease_s=...)` sets it and `claim_iteration` leases claimed jobs for it.
 10. `Worker.finish_job(job_id, finish, result_data, result_timeout_s, keep_result_forever,
@@ -61,6 +63,16 @@ Assumptions, and the ARQ 0.28.0 code each relies on:
 15. `Retry.defer_score` is the `defer` given to `Retry`, in ms (None without): `retry_defer_s`.
 16. `arq.worker.log_redis_info` is the module global `Worker.main` sends INFO with, which fakeredis
     does not know: unit tests run workers `without_redis_info()`.
+17. `Worker.record_health` (called by `heart_beat`) writes the health-check key only when
+    `health_check_interval` has passed since `Worker._last_health_check`, which it sets before
+    writing: `record_health_soon` zeroes it so the next poll writes the key (after a Redis outage,
+    whose failed write still counted as one).
+18. `Worker.main` and `async_check_health` (`arq --check`) open their pool through the module
+    global `arq.worker.create_pool(settings, *, retry=0, job_serializer, job_deserializer,
+    default_queue_name, expires_extra_ms)`, which with `sentinel=True` builds `Sentinel(...)` from
+    `host`, `ssl`, `database`, `username` and `password` only (no TLS files, timeouts or Sentinel
+    password): `open_pools_own_way` makes it open an `OwnPoolSettings`' pool with its `open_pool`,
+    pinged and retried as ARQ does (`conn_retries` times, `conn_retry_delay` s apart).
 """
 
 from __future__ import annotations
@@ -73,20 +85,25 @@ from collections.abc import AsyncGenerator, Awaitable, Callable, Coroutine, Iter
 from dataclasses import dataclass
 from typing import Any, Final, Protocol
 
+import arq.connections
 import arq.worker
-from arq.connections import ArqRedis
+from arq.connections import ArqRedis, RedisSettings
 from arq.constants import (
     abort_jobs_ss,
+    default_queue_name,
+    expires_extra_ms,
     in_progress_key_prefix,
     job_key_prefix,
     result_key_prefix,
     retry_key_prefix,
 )
+from arq.jobs import Deserializer, Serializer
 from arq.jobs import SerializationError as SerializationError
 from arq.jobs import serialize_job as serialize_job
 from arq.utils import timestamp_ms as timestamp_ms
 from arq.utils import to_ms as to_ms
 from arq.worker import Retry, Worker
+from redis.exceptions import RedisError
 
 VERSION: Final = "0.28.0"  # the ARQ every assumption here was read off (1)
 
@@ -225,7 +242,9 @@ def claim_iteration(
             scan = worker.queue_read_limit + worker.max_jobs
             request = ClaimRequest(worker.pool, worker.queue_name, timestamp_ms(), free, lease_ms, scan)
             for job_id, score in await claim(request):
-                await _start(worker, job_id, score, slot_freed)
+                running = worker.tasks.get(job_id)
+                if running is None or running.done():
+                    await _start(worker, job_id, score, slot_freed)
         for job_id, task in list(worker.tasks.items()):
             if task.done():
                 del worker.tasks[job_id]
@@ -252,6 +271,11 @@ async def _start(worker: Worker, job_id: str, score: int, slot_freed: Callable[[
 def _finished(worker: Worker, slot_freed: Callable[[], None]) -> None:
     worker._release_sem_dec_counter_on_complete()
     slot_freed()
+
+
+def record_health_soon(worker: Worker) -> None:
+    """Make the worker's next heart_beat write its health-check key (17)."""
+    worker._last_health_check = 0
 
 
 async def poll_once(worker: Worker) -> list[tuple[str, asyncio.Task[Any]]]:
@@ -320,3 +344,57 @@ def without_redis_info() -> Iterator[None]:
         yield
     finally:
         arq.worker.log_redis_info = original  # type: ignore[attr-defined]
+
+
+@dataclass(repr=False)
+class OwnPoolSettings(RedisSettings):
+    """ARQ's RedisSettings (its fields filled in alike) whose pool `open_pool` makes (18)."""
+
+    open_pool: Callable[[], ArqRedis] | None = None
+
+
+async def create_pool(
+    settings_: RedisSettings | None = None,
+    *,
+    retry: int = 0,
+    job_serializer: Serializer | None = None,
+    job_deserializer: Deserializer | None = None,
+    default_queue_name: str = default_queue_name,
+    expires_extra_ms: int = expires_extra_ms,
+) -> ArqRedis:
+    """`arq.connections.create_pool`, but an OwnPoolSettings' pool comes from its `open_pool` (18)."""
+    arq_options = {
+        "job_serializer": job_serializer,
+        "job_deserializer": job_deserializer,
+        "default_queue_name": default_queue_name,
+        "expires_extra_ms": expires_extra_ms,
+    }
+    if not isinstance(settings_, OwnPoolSettings) or settings_.open_pool is None:
+        return await ARQ_CREATE_POOL(settings_, retry=retry, **arq_options)  # type: ignore[arg-type]
+    while True:
+        pool = settings_.open_pool()
+        for name, value in arq_options.items():
+            setattr(pool, name, value)
+        try:
+            await pool.ping()
+        except (TimeoutError, OSError, RedisError) as error:
+            await pool.aclose()
+            if retry >= settings_.conn_retries:
+                raise
+            retry += 1
+            remaining = settings_.conn_retries - retry + 1
+            logging.getLogger("arq.connections").warning(
+                "redis connection error %r, %s retries remaining...", error, remaining
+            )
+            await asyncio.sleep(settings_.conn_retry_delay)
+        else:
+            return pool
+
+
+ARQ_CREATE_POOL: Final = arq.connections.create_pool
+
+
+def open_pools_own_way() -> None:
+    """Make the worker and `arq --check` open an OwnPoolSettings' pool with its `open_pool` (18);
+    every other RedisSettings still goes to ARQ's create_pool."""
+    arq.worker.create_pool = create_pool  # type: ignore[attr-defined]

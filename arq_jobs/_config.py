@@ -9,6 +9,7 @@ from typing import Annotated, Literal
 
 from pydantic import (
     Field,
+    FilePath,
     PositiveFloat,
     PositiveInt,
     RedisDsn,
@@ -22,6 +23,10 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 ENV_PREFIX = "JOBS_"
 QUEUE_PATTERN = r"^[A-Za-z0-9_.-]+$"
+
+# TLS options a rediss:// URL's query may carry (as may JOBS_REDIS_SSL_* settings), besides `db`
+REDIS_TLS_OPTIONS = ("ssl_ca_certs", "ssl_certfile", "ssl_keyfile", "ssl_cert_reqs")
+REDIS_URL_OPTIONS = ("db", *REDIS_TLS_OPTIONS)
 
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
 Port = Annotated[int, Field(ge=1, le=65535)]
@@ -43,6 +48,34 @@ class Settings(BaseSettings):
     )
     redis_timeout_s: PositiveFloat = Field(
         default=5.0, description="Connect and socket timeout for Redis calls."
+    )
+    redis_sentinels: Annotated[tuple[tuple[str, int], ...], NoDecode] = Field(
+        default=(),
+        description="Comma-separated `host:port` of Redis Sentinels (port 26379 when left out): API, "
+        "workers and CLI then ask them for the primary of `redis_sentinel_master` and follow a failover; "
+        "JOBS_REDIS_URL still gives the database, user, password and TLS (its host and port are unused).",
+    )
+    redis_sentinel_master: str | None = Field(
+        default=None, min_length=1, description="Name of the primary the Sentinels watch (e.g. mymaster)."
+    )
+    redis_sentinel_password: SecretStr | None = Field(
+        default=None, description="Password of the Sentinels themselves (their `requirepass`), if any."
+    )
+    redis_ssl_ca_certs: FilePath | None = Field(
+        default=None,
+        description="CA bundle that signs Redis' TLS certificate (rediss:// only; wins over the URL's "
+        "`ssl_ca_certs`).",
+    )
+    redis_ssl_certfile: FilePath | None = Field(
+        default=None, description="Client certificate for Redis TLS (wins over the URL's `ssl_certfile`)."
+    )
+    redis_ssl_keyfile: FilePath | None = Field(
+        default=None, description="Key of the client certificate (wins over the URL's `ssl_keyfile`)."
+    )
+    redis_ssl_cert_reqs: Literal["required", "optional", "none"] | None = Field(
+        default=None,
+        description="Whether Redis' certificate must verify: required (the default), optional or none "
+        "(wins over the URL's `ssl_cert_reqs`).",
     )
     key_prefix: str = Field(
         default="jobs",
@@ -95,6 +128,11 @@ class Settings(BaseSettings):
         default=10.0,
         description="A running job's lease, renewed every second by its worker: when the worker dies "
         "the job runs again on another worker within this time (plus one poll).",
+    )
+    outage_hold_s: PositiveFloat = Field(
+        default=60.0,
+        description="While Redis is unreachable, how long a worker keeps retrying the write that records "
+        "a finished attempt before giving it up (the job then runs again once its lease runs out).",
     )
     idempotency_ttl_s: PositiveInt = Field(
         default=86_400, description="How long an Idempotency-Key maps to the job it created."
@@ -237,6 +275,67 @@ class Settings(BaseSettings):
                 raise ValueError(f"{item!r}: the concurrency must be a whole number above 0")
             found[name] = int(jobs)
         return found
+
+    @field_validator("redis_url", mode="before")
+    @classmethod
+    def not_cluster(cls, value: object) -> object:
+        if isinstance(value, str) and "cluster" in value.partition("://")[0].lower():
+            raise ValueError("Redis Cluster is not supported (use one primary, with Sentinel for failover)")
+        return value
+
+    @field_validator("redis_url")
+    @classmethod
+    def known_url_options(cls, url: RedisDsn) -> RedisDsn:
+        query = dict(url.query_params())
+        unknown = sorted(set(query) - set(REDIS_URL_OPTIONS))
+        if unknown:
+            raise ValueError(
+                f"unsupported option {', '.join(unknown)} (the URL takes {', '.join(REDIS_URL_OPTIONS)})"
+            )
+        if not re.fullmatch("[0-9]+", query.get("db") or (url.path or "/0").strip("/") or "0"):
+            raise ValueError("the database (the URL's path or ?db=) must be a number")
+        if query.get("ssl_cert_reqs", "required") not in ("required", "optional", "none"):
+            raise ValueError("ssl_cert_reqs must be required, optional or none")
+        return url
+
+    @field_validator("redis_sentinels", mode="before")
+    @classmethod
+    def split_sentinels(cls, value: object) -> object:
+        """`host1:26379,host2` → (("host1", 26379), ("host2", 26379))."""
+        if not isinstance(value, str):
+            return value
+        found = []
+        for item in (part.strip() for part in value.split(",")):
+            if not item:
+                continue
+            host, colon, port = item.rpartition(":")
+            host, port = (host, port) if colon else (item, "26379")
+            host = host.removeprefix("[").removesuffix("]")  # [::1]:26379
+            if not (host and re.fullmatch("[0-9]{1,5}", port) and 0 < int(port) < 65536):
+                raise ValueError(f"expected host:port pairs such as redis-1:26379,redis-2, got {item!r}")
+            found.append((host, int(port)))
+        return tuple(found)
+
+    @model_validator(mode="after")
+    def redis_connection_is_complete(self) -> Settings:
+        if bool(self.redis_sentinels) != bool(self.redis_sentinel_master):
+            raise PydanticCustomError(
+                "sentinel_incomplete",
+                f"{ENV_PREFIX}REDIS_SENTINELS and {ENV_PREFIX}REDIS_SENTINEL_MASTER go together: set both "
+                "(the Sentinels' host:port list and the name of the primary they watch) or neither",
+            )
+        url = f"{ENV_PREFIX}REDIS_URL"
+        tls = [
+            f"{ENV_PREFIX}REDIS_{name.upper()}"
+            for name in REDIS_TLS_OPTIONS
+            if getattr(self, f"redis_{name}")
+        ]
+        tls += [f"{url}'s {name}" for name, _ in self.redis_url.query_params() if name in REDIS_TLS_OPTIONS]
+        if self.redis_url.scheme != "rediss" and tls:
+            raise PydanticCustomError(
+                "tls_without_rediss", f"{', '.join(tls)}: TLS options, but {url} is not rediss://"
+            )
+        return self
 
     @model_validator(mode="after")
     def queues_are_configured(self) -> Settings:

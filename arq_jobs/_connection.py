@@ -1,25 +1,126 @@
-"""The pooled ArqRedis the API, the CLI and the benchmarks enqueue and read through."""
+"""How every side reaches Redis: `redis_options()` reads the Settings once into the options the API,
+the CLI and the workers all connect with, and `create_arq()` is the pooled ArqRedis the API, the CLI
+and the benchmarks enqueue and read through (the workers' ARQ settings: arq_jobs._worker.settings).
+
+A rediss:// URL's TLS options come from `JOBS_REDIS_SSL_*` where set, else from the URL's query.
+With `JOBS_REDIS_SENTINELS` the primary is found through the Sentinels (and found again after a
+failover); the URL still gives the database, the user, the password and TLS, which apply to the
+Sentinels' connections too, except the password (`JOBS_REDIS_SENTINEL_PASSWORD`).
+"""
 
 from __future__ import annotations
 
-from arq.connections import ArqRedis
-from redis.asyncio import ConnectionPool
+import asyncio
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import unquote
 
-from arq_jobs._config import Settings
+from arq.connections import ArqRedis
+from redis.asyncio import ConnectionPool, SSLConnection
+from redis.asyncio.sentinel import Sentinel, SentinelConnectionPool
+
+from arq_jobs._config import REDIS_TLS_OPTIONS, Settings
 from arq_jobs._keys import Keys
 from arq_jobs._serializer import dumps, loads
+
+
+@dataclass(frozen=True)
+class RedisOptions:
+    """Where Redis is and how to log in to it, the same for the API, the CLI and the workers."""
+
+    host: str
+    port: int
+    db: int
+    username: str | None
+    password: str | None
+    tls: dict[str, str] | None  # ssl_ca_certs, ssl_certfile, ssl_keyfile, ssl_cert_reqs; None: no TLS
+    timeout_s: float
+    sentinels: tuple[tuple[str, int], ...] = ()
+    sentinel_master: str | None = None
+    sentinel_password: str | None = None
+
+    def login(self) -> dict[str, Any]:
+        """redis-py connection keywords for the primary, but its address and socket timeout."""
+        return {
+            "db": self.db,
+            "username": self.username,
+            "password": self.password,
+            "socket_connect_timeout": self.timeout_s,
+            **(self.tls or {}),
+        }
+
+    def sentinel_login(self) -> dict[str, Any]:
+        """redis-py connection keywords for the Sentinels (TLS like the primary, their own password)."""
+        tls = {"ssl": True, **self.tls} if self.tls is not None else {}
+        return {
+            "password": self.sentinel_password,
+            "socket_connect_timeout": self.timeout_s,
+            "socket_timeout": self.timeout_s,
+            **tls,
+        }
+
+
+def redis_options(settings: Settings) -> RedisOptions:
+    """The connection options of `settings` (`JOBS_REDIS_SSL_*` over the URL's query)."""
+    url = settings.redis_url
+    query = dict(url.query_params())
+    tls = None
+    if url.scheme == "rediss":
+        tls = {"ssl_cert_reqs": "required"}
+        for name in REDIS_TLS_OPTIONS:
+            chosen = getattr(settings, f"redis_{name}")
+            if chosen is not None or name in query:
+                tls[name] = str(chosen) if chosen is not None else query[name]
+    sentinel_password = settings.redis_sentinel_password
+    return RedisOptions(
+        host=url.host or "localhost",
+        port=url.port or 6379,
+        db=int(query.get("db") or (url.path or "/0").strip("/") or 0),
+        username=unquote(url.username) if url.username else None,
+        password=unquote(url.password) if url.password else None,
+        tls=tls,
+        timeout_s=settings.redis_timeout_s,
+        sentinels=settings.redis_sentinels,
+        sentinel_master=settings.redis_sentinel_master,
+        sentinel_password=sentinel_password.get_secret_value() if sentinel_password else None,
+    )
+
+
+class SentinelPool(SentinelConnectionPool):
+    """A pool of connections to the primary the Sentinels name; closing it closes theirs too."""
+
+    async def disconnect(self, inuse_connections: bool = True) -> None:
+        await super().disconnect(inuse_connections)
+        if inuse_connections:  # a full close, not a switch to a new primary
+            await asyncio.gather(*(sentinel.aclose() for sentinel in self.sentinel_manager.sentinels))
+
+
+def connection_pool(options: RedisOptions, *, socket_timeout: float | None) -> ConnectionPool:
+    """A pool of connections to the primary: the one at the URL's address, or the one the Sentinels
+    name at each new connection."""
+    login = {**options.login(), "socket_timeout": socket_timeout}
+    if options.sentinel_master is not None:
+        sentinels = Sentinel(options.sentinels, sentinel_kwargs=options.sentinel_login())  # type: ignore[no-untyped-call]
+        ssl = options.tls is not None
+        return SentinelPool(options.sentinel_master, sentinels, ssl=ssl, **login)  # type: ignore[no-untyped-call]
+    if options.tls is not None:
+        login["connection_class"] = SSLConnection
+    return ConnectionPool(host=options.host, port=options.port, **login)
+
+
+def open_arq(options: RedisOptions, *, socket_timeout: float | None, **arq: Any) -> ArqRedis:
+    """An ArqRedis that owns its pool (closing it closes the connections); `arq` are ArqRedis options."""
+    redis = ArqRedis(connection_pool(options, socket_timeout=socket_timeout), **arq)
+    redis.auto_close_connection_pool = True
+    return redis
 
 
 def create_arq(settings: Settings) -> ArqRedis:
     """A pooled ArqRedis with our JSON serializer; it connects on first use, so the app starts even
     while Redis is down (and answers 503 until it is back)."""
-    pool = ConnectionPool.from_url(
-        str(settings.redis_url),
-        socket_connect_timeout=settings.redis_timeout_s,
+    return open_arq(
+        redis_options(settings),
         socket_timeout=settings.redis_timeout_s,
-    )
-    return ArqRedis(
-        pool,
         job_serializer=dumps,
         job_deserializer=loads,
         default_queue_name=Keys(settings.key_prefix).queue(settings.queue_name),

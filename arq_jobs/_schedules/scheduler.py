@@ -15,12 +15,11 @@ import contextlib
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
-from redis.exceptions import RedisError
-
 from arq_jobs._client import JobClient
 from arq_jobs._logs import get_logger
 from arq_jobs._schedules.views import fire, is_enabled
 from arq_jobs._tasks.registry import Schedule
+from arq_jobs._worker.outage import REDIS_ERRORS, RedisHealth
 
 log = get_logger(__name__)
 
@@ -36,23 +35,31 @@ def utc_now() -> datetime:
 class Scheduler:
     """Fires `schedules` through `client` at their ticks, until stopped."""
 
-    def __init__(self, client: JobClient, schedules: Sequence[Schedule], clock: Clock = utc_now) -> None:
+    def __init__(
+        self,
+        client: JobClient,
+        schedules: Sequence[Schedule],
+        clock: Clock = utc_now,
+        health: RedisHealth | None = None,
+    ) -> None:
         self.client = client
         self.schedules = list(schedules)
         self.clock = clock
+        self.health = health  # the worker's: a Redis outage is logged there, once
         self.due: dict[str, datetime] = {}
         self._seen: datetime | None = None
         self._task: asyncio.Task[None] | None = None
 
     @classmethod
-    def for_worker(cls, client: JobClient) -> Scheduler | None:
-        """The scheduler of a worker process: its registry's enabled schedules; None when the
-        settings turn schedules off in this process or none is enabled."""
+    def for_worker(cls, client: JobClient, health: RedisHealth | None = None) -> Scheduler | None:
+        """The scheduler of a worker process (reporting Redis errors to its `health`): its
+        registry's enabled schedules; None when the settings turn schedules off in this process or
+        none is enabled."""
         settings = client.settings
         if not settings.schedules_enabled:
             return None
         enabled = [s for s in client.registry.schedules if is_enabled(s, settings)]
-        return cls(client, enabled) if enabled else None
+        return cls(client, enabled, health=health) if enabled else None
 
     def plan(self, now: datetime) -> None:
         """Each schedule's next tick after `now`."""
@@ -92,12 +99,18 @@ class Scheduler:
     async def _fire(self, schedule: Schedule, tick: datetime) -> None:
         try:
             await fire(self.client, schedule, tick)
-        except RedisError as error:  # Redis down: this tick is lost here (another worker may fire it)
-            log.warning(
-                "schedule.fire_failed", schedule=schedule.name, tick=tick.isoformat(), error=repr(error)
-            )
+        except REDIS_ERRORS as error:  # Redis down: this tick is lost here (another worker may fire it)
+            if self.health is not None:
+                self.health.failed(error)
+            else:
+                log.warning(
+                    "schedule.fire_failed", schedule=schedule.name, tick=tick.isoformat(), error=repr(error)
+                )
         except Exception:
             log.exception("schedule.fire_failed", schedule=schedule.name, tick=tick.isoformat())
+        else:
+            if self.health is not None:
+                self.health.recovered()
 
     async def run(self) -> None:
         self.plan(self.clock())

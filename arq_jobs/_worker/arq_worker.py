@@ -12,6 +12,8 @@ layer, what it does not do. How each reaches into ARQ, and what it assumes, is i
   (`arq_jobs._worker.finish`: ARQ 0.28's `finish_job` transaction plus ours): no extra round trip per job, no
   moment where the event says `succeeded` while the result is missing, and the ends of jobs that
   finish together go to Redis in one batch.
+- A Redis outage does not end the worker (ARQ's would exit): claims pause and the end of each attempt
+  is written once Redis answers again, held for up to `outage_hold_s` (`arq_jobs._worker.outage`).
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from arq_jobs._keys import Keys
 from arq_jobs._limits.worker import RELEASE_SCRIPT
 from arq_jobs._worker.claims import poll_iteration
 from arq_jobs._worker.finish import FINISH_SCRIPT, finish_call
+from arq_jobs._worker.outage import OUTAGE_ERRORS
 from arq_jobs._worker.outcomes import dead_letter_refused
 from arq_jobs._worker.runtime import Runtime
 from arq_jobs._worker.wakeup import Wakeup
@@ -45,7 +48,8 @@ def adopt(ctx: dict[str, Any], runtime: Runtime) -> Worker | None:
         log.warning("ARQ worker not found: leases fall back to ARQ's, early failures are not dead-lettered")
         return None
     queue_name = _arq.queue_of(worker)
-    wakeup = Wakeup(_arq.redis_of(worker), Keys.wake_channel(queue_name))
+    health = runtime.health
+    wakeup = Wakeup(_arq.redis_of(worker), Keys.wake_channel(queue_name), health)
     runtime.wakeup = wakeup
 
     async def finish_job(
@@ -69,12 +73,25 @@ def adopt(ctx: dict[str, Any], runtime: Runtime) -> Worker | None:
             keep_in_progress=keep_in_progress,
             transition=finishing.pop(job_id, None),
         )
-        finishing_call = runtime.batch.call(FINISH_SCRIPT, keys, args)
         release = runtime.limits.release_call(job_id, now_ms())
-        if release is None:
-            await finishing_call
-        else:  # both in one batch
-            await asyncio.gather(finishing_call, runtime.batch.call(RELEASE_SCRIPT, *release))
+
+        async def write() -> None:
+            finishing_call = runtime.batch.call(FINISH_SCRIPT, keys, args)
+            if release is None:
+                await finishing_call
+            else:  # both in one batch
+                await asyncio.gather(finishing_call, runtime.batch.call(RELEASE_SCRIPT, *release))
+
+        try:
+            await health.hold(write)
+        except OUTAGE_ERRORS as error:
+            log.error(
+                "job %s: the end of its attempt was not recorded after %.0f s of Redis outage (%r); "
+                "it runs again once its lease runs out",
+                job_id,
+                health.hold_s,
+                error,
+            )
 
     async def dead_letter_first(job_id: str, result_data: bytes | None) -> None:
         try:
@@ -86,7 +103,7 @@ def adopt(ctx: dict[str, Any], runtime: Runtime) -> Worker | None:
         worker,
         lease_s=resources.settings.lease_s,
         poll=wakeup.poll,
-        poll_iteration=poll_iteration(worker, wakeup, runtime.limits.claim_args()),
+        poll_iteration=poll_iteration(worker, wakeup, runtime.limits.claim_args(), health),
         finish_job=finish_job,
         before_finish_failed_job=dead_letter_first,
     )

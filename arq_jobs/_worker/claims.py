@@ -6,6 +6,10 @@ is claimed when it is due, still in the queue and nobody holds its in-progress k
 key (the lease) — atomically, so two workers never claim one job. `poll_iteration` puts it in
 ARQ's `_poll_iteration` (`arq_jobs._arq.claim_iteration`: start the claimed jobs' `run_job` tasks
 under ARQ's own semaphore and counters, reap finished tasks, record ARQ's health check).
+
+A Redis error in an iteration (ARQ's `Worker.main` would end the worker with it) is reported to the
+process's `RedisHealth` instead, and the next iteration waits its backoff: no job is claimed while
+Redis is away, the running ones go on.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from arq_jobs import _arq
 from arq_jobs._keys import Keys
 from arq_jobs._scripts.run import run_script
 from arq_jobs._scripts.script import load_script
+from arq_jobs._worker.outage import REDIS_ERRORS, RedisHealth
 from arq_jobs._worker.wakeup import Wakeup
 
 log = logging.getLogger(__name__)
@@ -28,11 +33,16 @@ CLAIM_SCRIPT = load_script("claim-1.lua")
 
 
 def poll_iteration(
-    worker: Worker, wakeup: Wakeup, limits: Sequence[str | int | float] = ()
+    worker: Worker,
+    wakeup: Wakeup,
+    limits: Sequence[str | int | float] = (),
+    health: RedisHealth | None = None,
 ) -> Callable[[], Coroutine[Any, Any, None]]:
     """A replacement for ARQ's poll iteration (`arq_jobs._arq.claim_iteration`) claiming with
-    CLAIM_SCRIPT; `limits`: the claim script's arguments for limited tasks (WorkerLimits.claim_args)."""
+    CLAIM_SCRIPT; `limits`: the claim script's arguments for limited tasks (WorkerLimits.claim_args);
+    `health`: what Redis errors are reported to."""
     in_progress_prefix = Keys.arq_in_progress("")
+    health = health or RedisHealth()
 
     async def claim(request: _arq.ClaimRequest) -> list[tuple[str, int]]:
         args = CLAIM_SCRIPT.args(
@@ -44,17 +54,33 @@ def poll_iteration(
             limits=limits,
         )
         answer = await run_script(request.redis, CLAIM_SCRIPT, CLAIM_SCRIPT.keys(queue=request.queue), args)
+        health.recovered()
         wakeup.claimed(answer[0] == 1)
         return [(answer[index].decode(), int(float(answer[index + 1]))) for index in range(1, len(answer), 2)]
 
     def run_job_failed(job_id: str, error: BaseException) -> None:
-        log.error("run_job of job %s failed", job_id, exc_info=error)
+        if isinstance(error, REDIS_ERRORS):  # ARQ's start or end of the job: it runs once its lease ends
+            health.failed(error)
+            log.info("job %s not run or not recorded: Redis unavailable (%r)", job_id, error)
+        else:
+            log.error("run_job of job %s failed", job_id, exc_info=error)
 
     # no free slot: jobs may be due (a wake-up brought us here), look again when a slot frees
-    return _arq.claim_iteration(
+    iteration = _arq.claim_iteration(
         worker,
         claim,
         full=lambda: wakeup.claimed(True),
         slot_freed=wakeup.slot_freed,
         run_job_failed=run_job_failed,
     )
+
+    async def riding_out_outages() -> None:
+        if not health.up:
+            await health.backoff()
+            _arq.record_health_soon(worker)  # its last write failed: `arq --check` would wait for it
+        try:
+            await iteration()
+        except REDIS_ERRORS as error:
+            health.failed(error)
+
+    return riding_out_outages

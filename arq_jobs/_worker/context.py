@@ -66,7 +66,7 @@ async def startup(ctx: dict[str, Any]) -> None:
     client_settings: Settings = ctx.get(CLIENT_SETTINGS_KEY, settings)
     # no version guard: the worker enqueues its own tasks (schedules, workflow steps it advances)
     runtime.client = JobClient(resources.redis, client_settings, registry, batch=runtime.batch, guard=False)
-    scheduler = Scheduler.for_worker(runtime.client)
+    scheduler = Scheduler.for_worker(runtime.client, runtime.health)
     if scheduler is not None:
         scheduler.start()
         ctx[SCHEDULER_KEY] = scheduler

@@ -11,6 +11,8 @@ from wsgiref.simple_server import WSGIServer
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
+from arq_jobs._worker.outage import RedisHealth
+
 log = logging.getLogger(__name__)
 
 DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600)
@@ -54,8 +56,22 @@ class WorkerMetrics:
             registry=self.registry,
         )
         self.running = Gauge("jobs_running", "Attempts running now.", labels, registry=self.registry)
+        self.redis_up = Gauge(
+            "redis_up", "1 while the worker reaches Redis, 0 during an outage.", registry=self.registry
+        )
+        self.redis_outage = Gauge(
+            "redis_outage_seconds",
+            "How long the current Redis outage has lasted (0 when Redis is up).",
+            registry=self.registry,
+        )
+        self.redis_up.set(1)
         self._server: WSGIServer | None = None
         self._thread: Thread | None = None
+
+    def watch(self, health: RedisHealth) -> None:
+        """Read the Redis gauges off `health` at each scrape."""
+        self.redis_up.set_function(lambda: 1.0 if health.up else 0.0)
+        self.redis_outage.set_function(lambda: health.outage_s)
 
     def serve(self, port: int) -> None:
         """Serve /metrics on `port` (all interfaces) from a thread."""

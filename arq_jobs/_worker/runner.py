@@ -12,6 +12,9 @@ Per attempt the wrapper
    retry → mark `retrying` and raise ARQ's `Retry` with a jittered backoff; else → dead letter and
    re-raise (ARQ stores the error); cancelled → mark `cancelled`, raise `JobCancelledError`;
    cancelled by a worker shutdown → give the attempt back and let ARQ re-queue the job.
+
+Each of these writes waits out a Redis outage (`RedisHealth.hold`): an attempt that ends while Redis
+is away keeps its outcome, written when Redis answers again.
 """
 
 from __future__ import annotations
@@ -87,8 +90,8 @@ async def run_attempt(
         hard = task.timeout_for(resources.settings)
         begun = await runtime.begin(job_id, attempt, hard)
         step = workflow_step(runtime, registry, begun.workflow)
-        if begun.cancelled or (step is not None and await step.cancelled()):
-            await mark_cancelled(resources, job_id)
+        if begun.cancelled or (step is not None and await runtime.health.hold(step.cancelled)):
+            await runtime.health.hold(lambda: mark_cancelled(resources, job_id))
             log.info("job.cancelled", before_start=True)
             raise JobCancelledError("cancelled before this attempt started")
         started = now_ms()
@@ -202,7 +205,7 @@ async def attempt_body(
         current = asyncio.current_task()
         if current is not None and current.cancelling():
             current.uncancel()
-        await mark_cancelled(resources, job_id)
+        await runtime.health.hold(lambda: mark_cancelled(resources, job_id))
         raise JobCancelledError("cancelled while running") from None
     unstorable = False
     if failure is None:
@@ -212,7 +215,7 @@ async def attempt_body(
         except Exception as error:  # the same result every time: no retry
             failure, unstorable = error, True
     if failure is None and step is not None:
-        failure = await step.succeeded(output)
+        failure = await step.succeeded(output, runtime.health)
     if failure is None:
         finished = now_ms()
         await runtime.settle(
@@ -227,17 +230,20 @@ async def attempt_body(
         )
         return output
     if not unstorable and task.retry.should_retry(failure, attempt):
-        raise await schedule_retry(resources, task, job_id, attempt, failure) from failure
+        retry = await runtime.health.hold(lambda: schedule_retry(resources, task, job_id, attempt, failure))
+        raise retry from failure
     transient = not unstorable and task.retry.is_transient(failure)
     reason = FailureReason.EXHAUSTED if transient else FailureReason.PERMANENT
-    await dead_letter(
-        runtime,
-        job_id,
-        task=task.name,
-        payload=payload,
-        error=exception_error(failure),
-        reason=reason,
-        attempts=attempt,
+    await runtime.health.hold(
+        lambda: dead_letter(
+            runtime,
+            job_id,
+            task=task.name,
+            payload=payload,
+            error=exception_error(failure),
+            reason=reason,
+            attempts=attempt,
+        )
     )
     raise failure
 

@@ -5,7 +5,8 @@ Every second the worker renews the lease of each attempt it runs (ARQ's in-progr
 of `lease_s` instead of ARQ's "longest time limit + 10 s") and reads their `cancel_requested` flags,
 in one round trip. A worker that dies stops renewing: its jobs' leases run out within `lease_s` and
 another worker claims them at its next poll. A flagged attempt's asyncio task is cancelled; the
-runner turns that into a `cancelled` job.
+runner turns that into a `cancelled` job. While Redis is away the beat retries on the outage's
+backoff (`arq_jobs._worker.outage`) and beats at once when any loop finds Redis back.
 """
 
 from __future__ import annotations
@@ -18,7 +19,6 @@ import socket
 from dataclasses import dataclass, field
 
 from arq.worker import Worker
-from redis.exceptions import RedisError
 
 from arq_jobs import _arq
 from arq_jobs._client import JobClient
@@ -43,6 +43,7 @@ from arq_jobs._scripts.script import load_script
 from arq_jobs._tasks.context import Resources
 from arq_jobs._version import PACKAGE_VERSION
 from arq_jobs._worker.metrics import WorkerMetrics
+from arq_jobs._worker.outage import REDIS_ERRORS, RedisHealth
 from arq_jobs._worker.wakeup import Wakeup
 from arq_jobs._worker_registry import WorkerBeat, WorkerRegistry, WorkerTotals
 
@@ -86,11 +87,14 @@ class Runtime:
     client: JobClient | None = None  # enqueues from the worker: schedules' ticks, workflows' steps
     started_ms: int = field(default_factory=now_ms)
     batch: ScriptBatch = field(init=False)
+    health: RedisHealth = field(init=False)  # whether this process reaches Redis, as its loops find
     _last_beat_ms: int = 0
     _loop_task: asyncio.Task[None] | None = None
 
     def __post_init__(self) -> None:
         self.batch = ScriptBatch(self.resources.redis)
+        self.health = RedisHealth(hold_s=self.resources.settings.outage_hold_s)
+        self.metrics.watch(self.health)
 
     @property
     def registry(self) -> WorkerRegistry:
@@ -164,7 +168,7 @@ class Runtime:
             record=keys.record(job_id),
             events=keys.events(job_id),
         )
-        answer = await self.batch.call(BEGIN_SCRIPT, script_keys, args)
+        answer = await self.health.hold(lambda: self.batch.call(BEGIN_SCRIPT, script_keys, args))
         if answer[0] == 1:
             return Begun(cancelled=True)
         trace, workflow = (answer[1:] + [None, None])[:2]
@@ -221,6 +225,7 @@ class Runtime:
             if due:
                 self.registry.beat(pipe, self.heartbeat(), now)
             replies = await pipe.execute()
+        self.health.recovered()
         if due:
             self._last_beat_ms = now
         for attempt, flagged in zip(attempts, replies[1 : 2 * len(attempts) : 2], strict=True):
@@ -231,11 +236,14 @@ class Runtime:
 
     async def _run(self) -> None:
         while True:
-            await asyncio.sleep(self.interval_s)
+            if self.health.up:
+                await asyncio.sleep(self.interval_s)
+            else:  # ends as soon as any loop finds Redis back: renew the leases at once
+                await self.health.backoff()
             try:
                 await self.beat()
-            except RedisError as error:  # keep beating: leases last lease_s, Redis may come back
-                log.warning("lease renewal failed: %r", error)
+            except REDIS_ERRORS as error:  # keep beating: leases last lease_s, Redis may come back
+                self.health.failed(error)
             except Exception:  # never let the beat die: without it every lease runs out
                 log.exception("lease renewal failed")
 
@@ -263,5 +271,5 @@ class Runtime:
             async with self.resources.redis.pipeline(transaction=False) as pipe:
                 self.registry.beat(pipe, self.heartbeat(stopped=True), now_ms())
                 await pipe.execute()
-        except RedisError as error:
+        except REDIS_ERRORS as error:
             log.warning("could not record the worker's stop: %r", error)

@@ -13,14 +13,15 @@ from __future__ import annotations
 import inspect
 import socket
 from collections.abc import Awaitable, Callable, Sequence
-from functools import cache
+from functools import cache, partial
 from typing import Any
-from urllib.parse import unquote
 
 from arq.connections import RedisSettings
 from arq.worker import Worker
 
+from arq_jobs import _arq
 from arq_jobs._config import Settings, load_settings, pool_class_name
+from arq_jobs._connection import open_arq, redis_options
 from arq_jobs._keys import Keys
 from arq_jobs._serializer import dumps, loads
 from arq_jobs._tasks.registry import TaskRegistry, load_registry
@@ -29,13 +30,29 @@ from arq_jobs._worker.runner import ARQ_TIMEOUT_MARGIN_S, arq_functions
 
 
 def redis_settings(settings: Settings) -> RedisSettings:
-    """ARQ's connection settings for our URL (ARQ leaves %-escapes in the password; redis-py, which
-    the API uses, decodes them: decode here too so both log in with the same password)."""
-    redis = RedisSettings.from_dsn(str(settings.redis_url))
-    redis.username = unquote(redis.username) if redis.username else None
-    redis.password = unquote(redis.password) if redis.password else None
-    redis.conn_timeout = max(1, round(settings.redis_timeout_s))
-    return redis
+    """ARQ's connection settings, from the options the API and the CLI connect with (so the password
+    is %-decoded and the TLS files are the same). With Sentinels the pool is ours, as ARQ's own
+    Sentinel support drops the TLS files, the timeouts and the Sentinels' password."""
+    options = redis_options(settings)
+    tls = options.tls or {}
+    fields: dict[str, Any] = {
+        "host": options.host,
+        "port": options.port,
+        "database": options.db,
+        "username": options.username,
+        "password": options.password,
+        "ssl": options.tls is not None,
+        "ssl_ca_certs": tls.get("ssl_ca_certs"),
+        "ssl_certfile": tls.get("ssl_certfile"),
+        "ssl_keyfile": tls.get("ssl_keyfile"),
+        "ssl_cert_reqs": tls.get("ssl_cert_reqs", "required"),
+        "conn_timeout": max(1, round(settings.redis_timeout_s)),
+    }
+    if options.sentinel_master is None:
+        return RedisSettings(**fields)
+    _arq.open_pools_own_way()
+    fields.update(host=list(options.sentinels), sentinel=True, sentinel_master=options.sentinel_master)
+    return _arq.OwnPoolSettings(**fields, open_pool=partial(open_arq, options, socket_timeout=None))
 
 
 def health_check_key(queue: str) -> str:

@@ -6,6 +6,8 @@ and a worker whose slots free up mid-sleep sits idle while jobs wait. Two things
   (`arq_jobs._client`) — a worker subscribes to its queue's channel;
 - a finished job when the last claim left due jobs behind for lack of free slots.
 The poll delay still bounds the wait when a message is lost (a reconnect) and for delayed jobs.
+The listener outlives Redis outages: it reports them (`arq_jobs._worker.outage`) and subscribes
+again once Redis answers.
 """
 
 from __future__ import annotations
@@ -16,17 +18,17 @@ import logging
 from collections.abc import AsyncGenerator
 
 from redis.asyncio import Redis
-from redis.exceptions import RedisError
+
+from arq_jobs._worker.outage import REDIS_ERRORS, RedisHealth
 
 log = logging.getLogger(__name__)
 
-RECONNECT_DELAY_S = 1.0
-
 
 class Wakeup:
-    def __init__(self, redis: Redis, channel: str) -> None:
+    def __init__(self, redis: Redis, channel: str, health: RedisHealth | None = None) -> None:
         self.redis = redis
         self.channel = channel
+        self.health = health or RedisHealth()
         self.event = asyncio.Event()
         self.backlog = False
         self._listener: asyncio.Task[None] | None = None
@@ -67,12 +69,11 @@ class Wakeup:
         while True:
             try:
                 async with self.redis.pubsub(ignore_subscribe_messages=True) as pubsub:
+                    # no `recovered()`: Redis takes SUBSCRIBE while it still loads its data
                     await pubsub.subscribe(self.channel)
                     while True:
                         if await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0):
                             self.event.set()
-            except (RedisError, OSError) as error:
-                log.warning(
-                    "wake-up channel %s: %s; retrying in %.0f s", self.channel, error, RECONNECT_DELAY_S
-                )
-                await asyncio.sleep(RECONNECT_DELAY_S)
+            except REDIS_ERRORS as error:
+                self.health.failed(error)
+                await self.health.backoff()

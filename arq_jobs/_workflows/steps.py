@@ -12,6 +12,7 @@ from typing import Any
 from arq_jobs._client import JobClient
 from arq_jobs._logs import get_logger
 from arq_jobs._tasks.registry import TaskRegistry
+from arq_jobs._worker.outage import RedisHealth
 from arq_jobs._worker.runtime import Runtime
 from arq_jobs._workflows.engine import Workflows
 from arq_jobs._workflows.records import StepRef
@@ -39,11 +40,15 @@ class WorkflowStep:
         """Whether the step's workflow was cancelled: the attempt must not run."""
         return await self.workflows.cancelled(self.ref)
 
-    async def succeeded(self, output: Any) -> Exception | None:
-        """Advance the workflow with the step's `output`; the error when that failed (Redis down),
-        for the attempt to fail with: another attempt advances the workflow (it is idempotent)."""
+    async def succeeded(self, output: Any, health: RedisHealth | None = None) -> Exception | None:
+        """Advance the workflow with the step's `output` (through a Redis outage, held by the
+        worker's `health`); the error when that failed, for the attempt to fail with: another
+        attempt advances the workflow (it is idempotent)."""
         try:
-            await self.workflows.advance(self.ref, output)
+            if health is None:
+                await self.workflows.advance(self.ref, output)
+            else:
+                await health.hold(lambda: self.workflows.advance(self.ref, output))
         except Exception as error:
             log.warning("workflow.advance_failed", workflow_id=self.ref.workflow_id, error=repr(error))
             return error

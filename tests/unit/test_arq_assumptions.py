@@ -45,6 +45,7 @@ SOURCES = {
     "Worker._wait_for_tasks_to_complete": "c186389a00b11500e8644c6d050e4249488985639e6a01e40d77015400fccde8",
     "arq.utils.poll": "d8cc8542a1ab2bc3d3951428c0c21f6ec1fc42ea7bd88748232541ed98781a56",
     "ArqRedis.enqueue_job": "7da8706a747c117172047b3ae7405bd450ead0c09b5043c65325661b580b1ce1",
+    "Worker.record_health": "108f4b8686c9402d52162af9db7e738df0627c6baf939cbb114ac298ac1c5d4f",
 }
 
 QUEUE = "unit:arq-assumptions:queue"
@@ -450,3 +451,59 @@ def test_16_main_asks_redis_for_info_through_a_module_global() -> None:
     with _arq.without_redis_info():
         assert arq.worker.log_redis_info is not original  # type: ignore[attr-defined]
     assert arq.worker.log_redis_info is original  # type: ignore[attr-defined]
+
+
+async def test_17_record_health_writes_once_per_interval_unless_made_due(arq_redis: ArqRedis) -> None:
+    assert_source(17, "Worker.record_health", Worker.record_health, "_arq.record_health_soon")
+    worker = Worker(
+        functions=[func(noop, name="noop")],
+        redis_pool=arq_redis,
+        handle_signals=False,
+        health_check_interval=3600,
+        queue_name=QUEUE,
+    )
+    await worker.record_health()
+    assert await arq_redis.exists(worker.health_check_key) == 1
+    await arq_redis.delete(worker.health_check_key)
+    await worker.record_health()
+    assert await arq_redis.exists(worker.health_check_key) == 0, (
+        "assumption 17: record_health wrote again within health_check_interval"
+    )
+    _arq.record_health_soon(worker)
+    await worker.record_health()
+    assert await arq_redis.exists(worker.health_check_key) == 1, (
+        "assumption 17: zeroing Worker._last_health_check no longer makes record_health write: "
+        "re-check _arq.record_health_soon"
+    )
+
+
+async def test_18_worker_and_check_health_open_their_pool_through_the_create_pool_global(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for name, obj, digest in (
+        ("arq.connections.create_pool", arq.connections.create_pool, "4eff5aaa2071f020"),
+        ("async_check_health", arq.worker.async_check_health, "69284d758667daec"),
+    ):
+        found = hashlib.sha256(inspect.getsource(obj).encode()).hexdigest()
+        assert found.startswith(digest), (
+            f"assumption 18: {name} is not arq 0.28.0's: re-check _arq.create_pool and open_pools_own_way"
+        )
+    assert "create_pool(" in inspect.getsource(Worker.main), (
+        "assumption 18: Worker.main no longer calls create_pool"
+    )
+    opened: list[ArqRedis] = []
+
+    def open_pool() -> ArqRedis:
+        opened.append(ArqRedis.from_url("redis://127.0.0.1:1/0", socket_connect_timeout=0.2))
+        return opened[-1]
+
+    monkeypatch.setattr(arq.worker, "create_pool", _arq.ARQ_CREATE_POOL)  # undone after the test
+    _arq.open_pools_own_way()
+    settings = _arq.OwnPoolSettings(
+        host=[("127.0.0.1", 1)], sentinel=True, conn_retries=1, conn_retry_delay=0
+    )
+    settings.open_pool = open_pool
+    with pytest.raises(Exception) as refused:
+        await arq.worker.async_check_health(settings, "health", QUEUE)
+    assert len(opened) == 2, "assumption 18: async_check_health did not open its pool through create_pool"
+    assert "127.0.0.1:1" in str(refused.value)

@@ -15,11 +15,14 @@ from arq.connections import ArqRedis
 from arq.worker import Worker
 from fakeredis.aioredis import FakeAsyncRedisConnection
 from redis.asyncio import ConnectionPool, Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from arq_jobs._arq import IN_PROGRESS_PREFIX
 from arq_jobs._clock import now_ms
 from arq_jobs._scripts.run import run_script
+from arq_jobs._worker import claims as claims_module
 from arq_jobs._worker.claims import CLAIM_SCRIPT, poll_iteration
+from arq_jobs._worker.outage import RedisHealth
 from arq_jobs._worker.wakeup import Wakeup
 from devserver.redis_server import is_reachable
 
@@ -396,3 +399,40 @@ async def test_a_freed_slot_wakes_the_poll_for_a_job_enqueued_while_every_slot_w
     # job-2 is due and the slot is free: waiting for the next regular poll (poll_delay) is what the
     # wake-up is there to avoid
     assert polling.wakeup.event.is_set()
+
+
+async def test_poll_iteration_rides_out_a_redis_outage(
+    polling: Polling, arq_redis: ArqRedis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    worker, runs = polling.worker, polling.runs
+    health = RedisHealth(first_s=0.01, max_s=0.02)
+    iteration = poll_iteration(worker, polling.wakeup, (), health)
+    await add_jobs(arq_redis, worker.queue_name, {"job-1": now_ms() - 100})
+    real_script = run_script
+
+    async def refused(*args: Any) -> Any:
+        raise RedisConnectionError("Connection refused")
+
+    monkeypatch.setattr(claims_module, "run_script", refused)
+    await iteration()  # ARQ's Worker.main would end the worker with this error
+    await iteration()
+    assert not health.up and runs.started == [] and worker.job_counter == 0
+    monkeypatch.setattr(claims_module, "run_script", real_script)
+    await iteration()
+    await asyncio.sleep(0)
+    assert health.up
+    assert runs.started == [("job-1", await arq_redis.zscore(worker.queue_name, "job-1"))]
+
+
+async def test_a_job_claimed_again_while_it_runs_here_is_not_started_twice(
+    polling: Polling, arq_redis: ArqRedis
+) -> None:
+    worker, runs = polling.worker, polling.runs
+    await add_jobs(arq_redis, worker.queue_name, {"job-1": now_ms() - 100})
+    await polling.iterate()
+    first = worker.tasks["job-1"]
+    await arq_redis.delete(IN_PROGRESS_PREFIX + "job-1")  # its lease lapsed during an outage
+    await polling.iterate()
+    assert [job_id for job_id, _ in runs.started] == ["job-1"]
+    assert worker.tasks["job-1"] is first and worker.job_counter == 1
+    assert await arq_redis.exists(IN_PROGRESS_PREFIX + "job-1") == 1  # leased again, for this attempt

@@ -15,7 +15,7 @@ from arq.connections import ArqRedis
 from fakeredis.aioredis import FakeAsyncRedisConnection
 from redis.asyncio import ConnectionPool, Redis
 
-from arq_jobs._worker import wakeup as wakeup_module
+from arq_jobs._worker.outage import RedisHealth
 from arq_jobs._worker.wakeup import Wakeup
 from devserver.redis_server import is_reachable
 
@@ -167,20 +167,19 @@ async def test_the_listener_ignores_other_channels(real_redis: Redis) -> None:
         await wakeup.stop()
 
 
-async def test_the_listener_reconnects_after_losing_redis(
-    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
-) -> None:
-    monkeypatch.setattr(wakeup_module, "RECONNECT_DELAY_S", 0.05)
+async def test_the_listener_reconnects_after_losing_redis(caplog: pytest.LogCaptureFixture) -> None:
     server = fakeredis.FakeServer()
     server.connected = False  # Redis is down when the worker starts
     pool = ConnectionPool(connection_class=FakeAsyncRedisConnection, server=server)
     redis = Redis(connection_pool=pool)
-    wakeup = Wakeup(redis, "unit:queue:default:wake")
-    caplog.set_level(logging.WARNING, logger="arq_jobs._worker.wakeup")
+    health = RedisHealth(first_s=0.02, max_s=0.05)
+    wakeup = Wakeup(redis, "unit:queue:default:wake", health)
+    caplog.set_level(logging.INFO, logger="arq_jobs._worker.outage")
     wakeup.start()
     try:
-        await asyncio.sleep(0.2)
-        assert "wake-up channel unit:queue:default:wake" in caplog.text
+        await asyncio.sleep(0.3)
+        assert not health.up
+        assert [r.getMessage().split(":")[0] for r in caplog.records] == ["Redis unavailable"]  # once
         assert wakeup._listener is not None and not wakeup._listener.done()  # it keeps trying
         server.connected = True
         deadline = time.monotonic() + 5
@@ -188,6 +187,7 @@ async def test_the_listener_reconnects_after_losing_redis(
             assert time.monotonic() < deadline, "no wake-up after Redis came back"
             await redis.publish("unit:queue:default:wake", b"")
             await asyncio.sleep(0.05)
+        assert len(caplog.records) == 1  # the claim loop and the beat say when Redis is back
     finally:
         await wakeup.stop()
         await redis.aclose()

@@ -1,0 +1,185 @@
+"""Settings → Redis connection options, the same for the API's pool and the workers' ARQ settings."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from arq.connections import RedisSettings
+from pydantic import ValidationError
+from redis.asyncio import SSLConnection
+
+from arq_jobs import _arq
+from arq_jobs._config import Settings, describe_error
+from arq_jobs._connection import SentinelPool, connection_pool, create_arq, redis_options
+from arq_jobs._worker.settings import redis_settings
+
+
+@pytest.fixture
+def files(tmp_path: Path) -> dict[str, str]:
+    names = ("ca.pem", "client.pem", "client.key", "other-ca.pem")
+    for name in names:
+        (tmp_path / name).write_text("x")
+    return {name: str(tmp_path / name) for name in names}
+
+
+def error_of(**fields: object) -> str:
+    with pytest.raises(ValidationError) as refused:
+        Settings(**fields)  # type: ignore[arg-type]
+    return describe_error(refused.value)
+
+
+def tls_of(redis: RedisSettings) -> dict[str, object]:
+    return {
+        name: getattr(redis, name)
+        for name in ("ssl_ca_certs", "ssl_certfile", "ssl_keyfile", "ssl_cert_reqs")
+    }
+
+
+def test_tls_options_from_the_url_reach_api_and_worker_alike(files: dict[str, str]) -> None:
+    url = f"rediss://jobs:p%40ss@redis.internal:6380/3?ssl_ca_certs={files['ca.pem']}&ssl_cert_reqs=optional"
+    settings = Settings(redis_url=url, redis_timeout_s=2.5)
+    options = redis_options(settings)
+    expected = {"ssl_ca_certs": files["ca.pem"], "ssl_cert_reqs": "optional"}
+    assert options.tls == expected
+    assert (options.host, options.port, options.db, options.username, options.password) == (
+        "redis.internal",
+        6380,
+        3,
+        "jobs",
+        "p@ss",
+    )
+    pool = create_arq(settings).connection_pool
+    assert pool.connection_class is SSLConnection
+    kwargs = pool.connection_kwargs
+    assert (kwargs["host"], kwargs["port"], kwargs["db"], kwargs["username"], kwargs["password"]) == (
+        "redis.internal",
+        6380,
+        3,
+        "jobs",
+        "p@ss",
+    )
+    assert (kwargs["ssl_ca_certs"], kwargs["ssl_cert_reqs"], kwargs["socket_timeout"]) == (
+        files["ca.pem"],
+        "optional",
+        2.5,
+    )
+    worker = redis_settings(settings)
+    assert type(worker) is RedisSettings and worker.ssl and not worker.sentinel
+    assert (worker.host, worker.port, worker.database, worker.username, worker.password) == (
+        "redis.internal",
+        6380,
+        3,
+        "jobs",
+        "p@ss",
+    )
+    assert tls_of(worker) == {**expected, "ssl_certfile": None, "ssl_keyfile": None}
+    assert worker.conn_timeout == 2
+
+
+def test_tls_settings_win_over_the_url(files: dict[str, str]) -> None:
+    settings = Settings(
+        redis_url=f"rediss://127.0.0.1/0?ssl_ca_certs={files['other-ca.pem']}&ssl_cert_reqs=none",
+        redis_ssl_ca_certs=files["ca.pem"],
+        redis_ssl_certfile=files["client.pem"],
+        redis_ssl_keyfile=files["client.key"],
+    )
+    expected = {
+        "ssl_ca_certs": files["ca.pem"],
+        "ssl_certfile": files["client.pem"],
+        "ssl_keyfile": files["client.key"],
+        "ssl_cert_reqs": "none",  # not set as a setting: the URL's
+    }
+    assert redis_options(settings).tls == expected
+    assert {k: create_arq(settings).connection_pool.connection_kwargs[k] for k in expected} == expected
+    assert tls_of(redis_settings(settings)) == expected
+
+
+def test_plain_redis_has_no_tls_and_the_default_cert_check_is_required() -> None:
+    assert redis_options(Settings(redis_url="redis://127.0.0.1:6379/0")).tls is None
+    assert not redis_settings(Settings()).ssl
+    assert redis_options(Settings(redis_url="rediss://127.0.0.1/0")).tls == {"ssl_cert_reqs": "required"}
+
+
+def test_sentinels_give_api_and_worker_the_same_primary_options(files: dict[str, str]) -> None:
+    settings = Settings(
+        redis_url=f"rediss://jobs:secret@ignored:1/2?ssl_ca_certs={files['ca.pem']}",
+        redis_sentinels="s1:26379,s2,[::1]:26380",
+        redis_sentinel_master="mymaster",
+        redis_sentinel_password="sentinel-pw",
+        redis_timeout_s=3,
+    )
+    options = redis_options(settings)
+    assert options.sentinels == (("s1", 26379), ("s2", 26379), ("::1", 26380))
+    pool = connection_pool(options, socket_timeout=3)
+    assert isinstance(pool, SentinelPool) and pool.service_name == "mymaster" and pool.is_master
+    assert pool.connection_kwargs["db"] == 2 and pool.connection_kwargs["password"] == "secret"
+    assert pool.connection_kwargs["ssl_ca_certs"] == files["ca.pem"]
+    sentinel = pool.sentinel_manager.sentinels[0].connection_pool
+    assert sentinel.connection_class is SSLConnection
+    assert (sentinel.connection_kwargs["host"], sentinel.connection_kwargs["password"]) == (
+        "s1",
+        "sentinel-pw",
+    )
+    assert sentinel.connection_kwargs["ssl_ca_certs"] == files["ca.pem"]
+
+    worker = redis_settings(settings)
+    assert isinstance(worker, _arq.OwnPoolSettings) and worker.open_pool is not None
+    assert (worker.sentinel, worker.sentinel_master, worker.host) == (
+        True,
+        "mymaster",
+        list(options.sentinels),
+    )
+    own = worker.open_pool().connection_pool
+    assert isinstance(own, SentinelPool)
+    assert {
+        k: v for k, v in own.connection_kwargs.items() if k not in ("connection_pool", "socket_timeout")
+    } == {k: v for k, v in pool.connection_kwargs.items() if k not in ("connection_pool", "socket_timeout")}
+    assert own.connection_kwargs["socket_timeout"] is None  # as ARQ's own pool: no read timeout
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"redis_sentinels": "s1:26379"}, "JOBS_REDIS_SENTINELS and JOBS_REDIS_SENTINEL_MASTER go together"),
+        (
+            {"redis_sentinel_master": "mymaster"},
+            "JOBS_REDIS_SENTINELS and JOBS_REDIS_SENTINEL_MASTER go together",
+        ),
+        (
+            {"redis_sentinels": "s1:port", "redis_sentinel_master": "m"},
+            "JOBS_REDIS_SENTINELS: Value error, expected host:port",
+        ),
+        (
+            {"redis_url": "redis+cluster://h:7000"},
+            "JOBS_REDIS_URL: Value error, Redis Cluster is not supported",
+        ),
+        (
+            {"redis_url": "redis://h/0?socket_timeout=1"},
+            "JOBS_REDIS_URL: Value error, unsupported option socket_timeout",
+        ),
+        (
+            {"redis_url": "redis://h/0?ssl_ca_certs=/ca.pem"},
+            "JOBS_REDIS_URL's ssl_ca_certs: TLS options, but JOBS_REDIS_URL is not rediss://",
+        ),
+        (
+            {"redis_ssl_cert_reqs": "none"},
+            "JOBS_REDIS_SSL_CERT_REQS: TLS options, but JOBS_REDIS_URL is not rediss://",
+        ),
+        (
+            {"redis_url": "rediss://h/0?ssl_cert_reqs=maybe"},
+            "JOBS_REDIS_URL: Value error, ssl_cert_reqs must be",
+        ),
+        ({"redis_url": "redis://h/zero"}, "JOBS_REDIS_URL: Value error, the database"),
+        (
+            {"redis_url": "rediss://h/0", "redis_ssl_ca_certs": "/no/such/ca.pem"},
+            "JOBS_REDIS_SSL_CA_CERTS: Path does not point to a file",
+        ),
+    ],
+)
+def test_bad_redis_settings_are_one_line_naming_the_variables(
+    fields: dict[str, object], message: str
+) -> None:
+    error = error_of(**fields)
+    assert error.startswith(f"invalid settings: {message}"), error
+    assert "\n" not in error
