@@ -42,6 +42,7 @@ from arq_jobs._jobs.transitions import Phase, Transition
 from arq_jobs._keys import Keys
 from arq_jobs._logs import get_logger
 from arq_jobs._queues import QueueStats, queue_stats
+from arq_jobs._replicas import AckedPipeline, ReplicaAck
 from arq_jobs._scripts.batch import ScriptBatch
 from arq_jobs._scripts.run import run_script
 from arq_jobs._scripts.script import Arg, load_script
@@ -120,16 +121,20 @@ class JobClient:
         registry: TaskRegistry,
         batch: ScriptBatch | None = None,
         guard: VersionGuard | bool = True,
+        replica_ack: bool = True,
     ) -> None:
         """`batch`: share one between the clients of one process (the API's requests) so that
         concurrent enqueues go to Redis together. `guard` (arq_jobs._version_guard), when
         `settings.version_guard` is on: a VersionGuard shared the same way, True for one of its own,
-        False for none (a worker's client: its schedules and workflow steps are its own tasks)."""
+        False for none (a worker's client: its schedules and workflow steps are its own tasks).
+        `replica_ack` False: never wait for `settings.redis_min_replicas_ack` replicas (a worker's
+        client: what it writes is its own work, redone when lost)."""
         self.redis = redis
         self.settings = settings
         self.registry = registry
         self.keys = Keys(settings.key_prefix)
         self.batch = batch or ScriptBatch(redis)
+        self.ack = ReplicaAck.of(settings) if replica_ack else None
         self.guard: VersionGuard | None = None
         if guard is not False and settings.version_guard:
             self.guard = guard if isinstance(guard, VersionGuard) else VersionGuard(self.worker_registry)
@@ -213,7 +218,7 @@ class JobClient:
             if guarded:
                 await self.check_served(task, prepared.queue)
             keys, args = self._enqueue_write(prepared, only_new=only_new).call(self.settings)
-            stored = await self.batch.call(ENQUEUE_SCRIPT, keys, args)
+            stored = await self.batch.call(ENQUEUE_SCRIPT, keys, args, self.ack)
             return prepared.accepted if stored == 1 else replace(prepared.accepted, replayed=True)
         # the queue counts only when it is not the task's own: fingerprints stored before queues
         # could be chosen still match
@@ -222,12 +227,13 @@ class JobClient:
         claim = IdempotencyClaim(idempotency_key, request, task.name, prepared.accepted.job_id)
         key = self.keys.idempotency(claim.digest)
         while True:
-            async with self.redis.pipeline(transaction=True) as pipe:
+            async with self.transaction() as pipe:
                 await pipe.watch(key)
                 earlier = IdempotencyClaim.parse(await pipe.get(key))
                 if earlier is not None:
                     if earlier.fingerprint != request:
                         raise IdempotencyConflictError(idempotency_key, earlier.task, earlier.job_id)
+                    await self.confirm_on_replicas(pipe, key)
                     return Enqueued(
                         earlier.job_id, earlier.task, prepared.accepted.status, None, replayed=True
                     )
@@ -240,7 +246,36 @@ class JobClient:
                     await pipe.execute()
                 except WatchError:  # an identical request won the race: answer with its job
                     continue
+                self.check_replicas(pipe)
                 return prepared.accepted
+
+    def transaction(self) -> Pipeline:
+        """A MULTI/EXEC pipeline for an enqueue, which waits for replicas after EXEC when the
+        deployment asks for that (`check_replicas` after `execute()`)."""
+        if self.ack is None:
+            return self.redis.pipeline(transaction=True)
+        return AckedPipeline(self.redis, self.ack)
+
+    async def confirm_on_replicas(self, pipe: Pipeline, key: str) -> None:
+        """With replicas required: RedisUnavailableError unless the claim a replay answers with (and so
+        its job, written with it) is on them. WAIT covers the writes of its own connection, so this
+        one writes first: the claim's expiry set again to what is left of it."""
+        if self.ack is None:
+            return
+        left = await pipe.pttl(key)
+        if left > 0:
+            await pipe.pexpire(key, left)
+        acked: int = await pipe.execute_command(*self.ack.command)  # type: ignore[assignment]
+        error = self.ack.error(int(acked))
+        if error is not None:
+            raise error
+
+    @staticmethod
+    def check_replicas(pipe: Pipeline) -> None:
+        """RedisUnavailableError when `pipe` (from `transaction()`) waited and too few replicas
+        confirmed its writes."""
+        if isinstance(pipe, AckedPipeline):
+            pipe.check()
 
     def _prepare(
         self,
@@ -486,7 +521,7 @@ class JobClient:
         job that links back (`retry_of`), and remove the dead letter, in one transaction (two
         concurrent retries make one job). UnknownQueueError when that queue is no longer configured."""
         key = self.keys.dead_letter(job_id)
-        async with self.redis.pipeline(transaction=True) as pipe:
+        async with self.transaction() as pipe:
             await pipe.watch(key)
             letter = parse_dead_letter(await pipe.get(key))
             if letter is None:
@@ -503,6 +538,7 @@ class JobClient:
                 await pipe.execute()
             except WatchError:  # retried or deleted meanwhile
                 raise DeadLetterNotFoundError(job_id) from None
+            self.check_replicas(pipe)
         return prepared.accepted
 
 

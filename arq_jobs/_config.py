@@ -77,6 +77,16 @@ class Settings(BaseSettings):
         description="Whether Redis' certificate must verify: required (the default), optional or none "
         "(wins over the URL's `ssl_cert_reqs`).",
     )
+    redis_min_replicas_ack: Annotated[int, Field(ge=0)] = Field(
+        default=0,
+        description="Replicas that must have a new job (Redis WAIT) before the API accepts it (202); "
+        "when fewer confirm in time the API answers 503 redis_unavailable. 0 turns it off.",
+    )
+    redis_replicas_ack_timeout_ms: PositiveInt = Field(
+        default=1000,
+        description="How long an enqueue waits for `redis_min_replicas_ack` replicas (below "
+        "`redis_timeout_s`).",
+    )
     key_prefix: str = Field(
         default="jobs",
         min_length=1,
@@ -334,6 +344,13 @@ class Settings(BaseSettings):
         if self.redis_url.scheme != "rediss" and tls:
             raise PydanticCustomError(
                 "tls_without_rediss", f"{', '.join(tls)}: TLS options, but {url} is not rediss://"
+            )
+        if self.redis_min_replicas_ack and self.redis_replicas_ack_timeout_ms >= self.redis_timeout_s * 1000:
+            raise PydanticCustomError(
+                "replicas_ack_timeout_too_long",
+                f"{ENV_PREFIX}REDIS_REPLICAS_ACK_TIMEOUT_MS ({self.redis_replicas_ack_timeout_ms}) must be "
+                f"below {ENV_PREFIX}REDIS_TIMEOUT_S ({self.redis_timeout_s:g} s): the wait for replicas "
+                "happens within one Redis call",
             )
         return self
 

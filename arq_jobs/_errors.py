@@ -15,7 +15,7 @@ JobsError                        root: anything this project raises on purpose
 ├── InvalidWorkflowError         a workflow spec is wrong (names the step by its path)
 ├── UnknownQueueError            a job was sent to a queue that is not configured
 ├── TaskInputError               a payload does not validate against the task's input model
-├── RedisUnavailableError        Redis is unreachable or refused a command: nothing was done
+├── RedisUnavailableError        Redis is unreachable, refused a command, or too few replicas confirmed a job
 └── TaskError                    raised inside a job: the attempt fails with this error
     ├── PermanentError           retrying cannot help: the job fails at once
     │   └── JobCancelledError    the job was cancelled while it ran
@@ -266,11 +266,14 @@ class TaskInputError(JobsError):
 
 class RedisUnavailableError(JobsError):
     """Redis did not answer or refused the command (out of memory, read-only replica): the request was
-    not completed, and can be tried again."""
+    not completed, and can be tried again. Given a message instead of the Redis error, says that."""
 
     code = "redis_unavailable"
 
-    def __init__(self, reason: Exception) -> None:
+    def __init__(self, reason: Exception | str) -> None:
+        if isinstance(reason, str):
+            super().__init__(reason)
+            return
         if isinstance(reason, RedisConnectionError | RedisTimeoutError):
             problem = "Redis is unreachable"
         else:

@@ -5,6 +5,9 @@ end together. Each such call is one atomic script; sending them one by one costs
 wake-up of Redis and a read per call, which is most of a short job's cost. `ScriptBatch.call` queues
 the call and sends everything queued during the current loop iteration in one non-transactional
 pipeline: one write, one round trip, each script still atomic on its own.
+
+A call may ask for replicas to confirm its writes (`ack`, arq_jobs._replicas): the pipeline then
+ends with one WAIT on the same connection, and a short count fails exactly the calls that asked.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from typing import Any
 from redis.asyncio import Redis
 from redis.exceptions import NoScriptError
 
+from arq_jobs._replicas import ReplicaAck
 from arq_jobs._scripts.run import run_script, source_and_sha
 from arq_jobs._scripts.script import Arg, Script
 
@@ -27,6 +31,7 @@ class ScriptCall:
     keys: Sequence[str]
     args: Sequence[Arg]
     answer: asyncio.Future[Any]
+    ack: ReplicaAck | None = None
 
 
 class ScriptBatch:
@@ -35,15 +40,18 @@ class ScriptBatch:
         self._queued: list[ScriptCall] = []
         self._sending: set[asyncio.Task[None]] = set()
 
-    def call(self, script: Script | str, keys: Sequence[str], args: Sequence[Arg]) -> asyncio.Future[Any]:
+    def call(
+        self, script: Script | str, keys: Sequence[str], args: Sequence[Arg], ack: ReplicaAck | None = None
+    ) -> asyncio.Future[Any]:
         """Run `script` with `keys` and `args` in the next batch; the future gets its answer (or its
-        error). A call whose future is cancelled before the batch goes out is dropped; once sent,
+        error; with `ack`, RedisUnavailableError when too few replicas confirmed the batch's writes).
+        A call whose future is cancelled before the batch goes out is dropped; once sent,
         cancelling does not take it back."""
         loop = asyncio.get_running_loop()
         answer: asyncio.Future[Any] = loop.create_future()
         if not self._queued:
             loop.call_soon(self._flush)
-        self._queued.append(ScriptCall(script, keys, args, answer))
+        self._queued.append(ScriptCall(script, keys, args, answer, ack))
         return answer
 
     async def drain(self) -> None:
@@ -62,10 +70,13 @@ class ScriptBatch:
         calls = [call for call in calls if not call.answer.done()]  # callers cancelled meanwhile
         if not calls:
             return
+        ack = strictest(calls)
         try:
             async with self.redis.pipeline(transaction=False) as pipe:
                 for call in calls:
                     pipe.evalsha(source_and_sha(call.script)[1], len(call.keys), *call.keys, *call.args)  # type: ignore[arg-type]
+                if ack is not None:
+                    pipe.execute_command(*ack.command)
                 answers = await pipe.execute(raise_on_error=False)
         except BaseException as error:  # the connection failed: every call of the batch fails
             for call in calls:
@@ -73,16 +84,43 @@ class ScriptBatch:
             if isinstance(error, asyncio.CancelledError):
                 raise
             return
+        acked = answers.pop() if ack is not None else None
         for call, answer in zip(calls, answers, strict=True):
             if isinstance(answer, NoScriptError):  # Redis restarted or flushed its scripts
                 try:
-                    answer = await run_script(self.redis, call.script, call.keys, call.args)
+                    if call.ack is None:
+                        answer = await run_script(self.redis, call.script, call.keys, call.args)
+                    else:
+                        answer = await run_acked(self.redis, call.script, call.keys, call.args, call.ack)
                 except Exception as error:
                     answer = error
+            elif call.ack is not None and not isinstance(answer, Exception):
+                answer = call.ack.error(acked) or answer  # type: ignore[arg-type]
             if isinstance(answer, Exception):
                 settle(call.answer, error=answer)
             else:
                 settle(call.answer, answer)
+
+
+def strictest(calls: Sequence[ScriptCall]) -> ReplicaAck | None:
+    """One WAIT that satisfies every call of a batch that asked for one (None when none did)."""
+    acks = [call.ack for call in calls if call.ack is not None]
+    if not acks:
+        return None
+    return ReplicaAck(max(a.replicas for a in acks), max(a.timeout_ms for a in acks))
+
+
+async def run_acked(
+    redis: Redis, script: Script | str, keys: Sequence[str], args: Sequence[Arg], ack: ReplicaAck
+) -> Any:
+    """EVAL `script` and WAIT for `ack`'s replicas on one connection; its answer, or the error."""
+    async with redis.pipeline(transaction=False) as pipe:
+        pipe.eval(source_and_sha(script)[0], len(keys), *keys, *args)  # type: ignore[arg-type]
+        pipe.execute_command(*ack.command)
+        answer, acked = await pipe.execute(raise_on_error=False)
+    if isinstance(answer, Exception):
+        return answer
+    return ack.error(acked) or answer
 
 
 def settle(future: asyncio.Future[Any], answer: Any = None, *, error: BaseException | None = None) -> None:

@@ -65,7 +65,9 @@ async def startup(ctx: dict[str, Any]) -> None:
     ctx[RUNTIME_KEY] = runtime
     client_settings: Settings = ctx.get(CLIENT_SETTINGS_KEY, settings)
     # no version guard: the worker enqueues its own tasks (schedules, workflow steps it advances)
-    runtime.client = JobClient(resources.redis, client_settings, registry, batch=runtime.batch, guard=False)
+    runtime.client = JobClient(
+        resources.redis, client_settings, registry, batch=runtime.batch, guard=False, replica_ack=False
+    )
     scheduler = Scheduler.for_worker(runtime.client, runtime.health)
     if scheduler is not None:
         scheduler.start()

@@ -39,6 +39,7 @@ from arq_jobs._errors import (
 from arq_jobs._jobs.status import JobStatus
 from arq_jobs._keys import Keys
 from arq_jobs._logs import get_logger
+from arq_jobs._replicas import ReplicaAck
 from arq_jobs._scripts.batch import ScriptBatch
 from arq_jobs._scripts.script import load_script
 from arq_jobs._serializer import dumps, loads
@@ -81,6 +82,7 @@ class JobsClient(Protocol):
     redis: ArqRedis
     registry: TaskRegistry
     batch: ScriptBatch
+    ack: ReplicaAck | None
 
     async def enqueue(
         self,
@@ -132,7 +134,7 @@ class Workflows:
             pipe.hset(key, mapping=fields)
             pipe.pexpire(key, ttl)
             await pipe.execute()
-        await self._enqueue(workflow_id, 0, spec.stages[0], first)
+        await self._enqueue(workflow_id, 0, spec.stages[0], first, ack=self.client.ack)
         log.info("workflow.created", workflow_id=workflow_id, type=spec.type.value, steps=len(tasks))
         return workflow_id
 
@@ -242,10 +244,15 @@ class Workflows:
             ) from None
 
     async def _enqueue(
-        self, workflow_id: str, stage: int, planned: StoredStage, inputs: Sequence[BaseModel | None]
+        self,
+        workflow_id: str,
+        stage: int,
+        planned: StoredStage,
+        inputs: Sequence[BaseModel | None],
+        ack: ReplicaAck | None = None,
     ) -> None:
         """Enqueue a stage's jobs under their planned ids (only if new: a second finisher stores
-        nothing), then mark the stage enqueued."""
+        nothing), then mark the stage enqueued (confirmed by `ack`'s replicas, when given)."""
         await asyncio.gather(
             *(
                 self.client.enqueue(
@@ -258,18 +265,27 @@ class Workflows:
                 for index, (step, data) in enumerate(zip(planned.steps, inputs, strict=True))
             )
         )
-        await self._mark(workflow_id, enqueued_field(stage), 1)
+        await self._mark(workflow_id, enqueued_field(stage), 1, ack=ack)
 
     async def _fail(self, workflow_id: str, error: WorkflowError) -> None:
         await self._mark(workflow_id, ERROR, error.model_dump_json(exclude_none=True), only_new=True)
         log.info("workflow.failed", workflow_id=workflow_id, step=error.step, error_type=error.type)
 
-    async def _mark(self, workflow_id: str, field: str, value: str | int, *, only_new: bool = False) -> bool:
+    async def _mark(
+        self,
+        workflow_id: str,
+        field: str,
+        value: str | int,
+        *,
+        only_new: bool = False,
+        ack: ReplicaAck | None = None,
+    ) -> bool:
         key = self.keys.workflow(workflow_id)
         answer = await self.client.batch.call(
             MARK_SCRIPT,
             MARK_SCRIPT.keys(workflow=key),
             MARK_SCRIPT.args(field=field, value=value, only_new="1" if only_new else "0"),
+            ack,
         )
         return bool(answer)
 

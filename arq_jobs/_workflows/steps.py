@@ -26,7 +26,7 @@ def client_for(runtime: Runtime, registry: TaskRegistry) -> JobClient:
     if runtime.client is None:
         resources = runtime.resources
         runtime.client = JobClient(
-            resources.redis, resources.settings, registry, batch=runtime.batch, guard=False
+            resources.redis, resources.settings, registry, batch=runtime.batch, guard=False, replica_ack=False
         )
     return runtime.client
 
