@@ -30,7 +30,7 @@ from arq_jobs._keys import Keys
 from arq_jobs._limits.worker import RELEASE_SCRIPT
 from arq_jobs._worker.claims import poll_iteration
 from arq_jobs._worker.finish import FINISH_SCRIPT, finish_call
-from arq_jobs._worker.outage import OUTAGE_ERRORS
+from arq_jobs._worker.outage import OutageGaveUp
 from arq_jobs._worker.outcomes import dead_letter_refused
 from arq_jobs._worker.runtime import Runtime
 from arq_jobs._worker.wakeup import Wakeup
@@ -84,7 +84,7 @@ def adopt(ctx: dict[str, Any], runtime: Runtime) -> Worker | None:
 
         try:
             await health.hold(write)
-        except OUTAGE_ERRORS as error:
+        except OutageGaveUp as error:
             log.error(
                 "job %s: the end of its attempt was not recorded after %.0f s of Redis outage (%r); "
                 "it runs again once its lease runs out",

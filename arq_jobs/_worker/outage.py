@@ -47,6 +47,11 @@ OUTAGE_ERRORS: tuple[type[BaseException], ...] = (
 T = TypeVar("T")
 
 
+class OutageGaveUp(Exception):
+    """A write held through a Redis outage for `JOBS_OUTAGE_HOLD_S` was given up (its cause: the last
+    Redis error). Not a Redis error, so that nothing takes it for a task's own failure."""
+
+
 class RedisHealth:
     """One per worker process: `up`, and `since` (monotonic time) the outage began when not."""
 
@@ -109,7 +114,7 @@ class RedisHealth:
 
     async def hold(self, operation: Callable[[], Awaitable[T]]) -> T:
         """`operation()`'s answer, retried through a Redis outage for at least `hold_s`; past that
-        the last error is raised."""
+        OutageGaveUp (from the last error)."""
         deadline = self.clock() + self.hold_s
         while True:
             try:
@@ -117,7 +122,7 @@ class RedisHealth:
             except OUTAGE_ERRORS as error:
                 self.failed(error)
                 if self.clock() >= deadline:
-                    raise
+                    raise OutageGaveUp(f"Redis did not answer for {self.hold_s:.0f} s ({error!r})") from error
                 await self.backoff()
             else:
                 self.recovered()

@@ -14,7 +14,8 @@ Per attempt the wrapper
    cancelled by a worker shutdown → give the attempt back and let ARQ re-queue the job.
 
 Each of these writes waits out a Redis outage (`RedisHealth.hold`): an attempt that ends while Redis
-is away keeps its outcome, written when Redis answers again.
+is away keeps its outcome, written when Redis answers again. One given up (after `outage_hold_s`)
+leaves the job in its queue (ARQ's `Retry`): it runs again, never ends recorded as failed by the outage.
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ from arq_jobs._tasks.context import JobContext, Resources
 from arq_jobs._tasks.registry import Task, TaskRegistry
 from arq_jobs._tracing import attempt_span
 from arq_jobs._worker.context import REGISTRY_KEY, get_resources, get_runtime
+from arq_jobs._worker.outage import OutageGaveUp
 from arq_jobs._worker.outcomes import dead_letter, exception_error, mark_cancelled, schedule_retry
 from arq_jobs._worker.runtime import Runtime
 from arq_jobs._workflows.steps import WorkflowStep, workflow_step
@@ -252,16 +254,20 @@ def arq_function(task: Task[Any, Any]) -> Function:
     """The ARQ function that runs `task`."""
 
     async def run(ctx: dict[str, Any], payload: Any) -> Any:
-        return await run_attempt(
-            task,
-            get_resources(ctx),
-            get_runtime(ctx),
-            ctx["job_id"],
-            ctx["job_try"],
-            payload,
-            ctx.get("score"),
-            registry=ctx[REGISTRY_KEY],
-        )
+        try:
+            return await run_attempt(
+                task,
+                get_resources(ctx),
+                get_runtime(ctx),
+                ctx["job_id"],
+                ctx["job_try"],
+                payload,
+                ctx.get("score"),
+                registry=ctx[REGISTRY_KEY],
+            )
+        except OutageGaveUp as gave_up:  # its start or end went unrecorded: the job stays queued
+            log.error("job.unrecorded", reason=str(gave_up), then="it runs again")
+            raise Retry() from gave_up
 
     run.__qualname__ = run.__name__ = f"run_{task.name}"
     timeout = (task.timeout_s + ARQ_TIMEOUT_MARGIN_S) if task.timeout_s else None  # else job_timeout

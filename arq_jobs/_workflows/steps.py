@@ -12,7 +12,7 @@ from typing import Any
 from arq_jobs._client import JobClient
 from arq_jobs._logs import get_logger
 from arq_jobs._tasks.registry import TaskRegistry
-from arq_jobs._worker.outage import RedisHealth
+from arq_jobs._worker.outage import OutageGaveUp, RedisHealth
 from arq_jobs._worker.runtime import Runtime
 from arq_jobs._workflows.engine import Workflows
 from arq_jobs._workflows.records import StepRef
@@ -49,6 +49,8 @@ class WorkflowStep:
                 await self.workflows.advance(self.ref, output)
             else:
                 await health.hold(lambda: self.workflows.advance(self.ref, output))
+        except OutageGaveUp:  # not the step's failure: the job runs again, and advances then
+            raise
         except Exception as error:
             log.warning("workflow.advance_failed", workflow_id=self.ref.workflow_id, error=repr(error))
             return error

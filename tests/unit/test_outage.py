@@ -6,14 +6,21 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from typing import Any
 
 import pytest
 from prometheus_client import generate_latest
 from redis.exceptions import BusyLoadingError, ReadOnlyError, ResponseError
 from redis.exceptions import ConnectionError as RedisConnectionError
 
+from arq_jobs._client import JobClient
+from arq_jobs._jobs.states import JobState
 from arq_jobs._worker.metrics import WorkerMetrics
-from arq_jobs._worker.outage import RedisHealth
+from arq_jobs._worker.outage import OutageGaveUp, RedisHealth
+from arq_jobs._worker.runtime import Runtime
+from workers.tasks.noop import NoopInput, noop
+
+from .conftest import RunWorker
 
 
 class Clock:
@@ -103,8 +110,9 @@ async def test_hold_gives_a_write_up_after_hold_s() -> None:
         raise RedisConnectionError("refused")
 
     started = time.monotonic()
-    with pytest.raises(RedisConnectionError):
+    with pytest.raises(OutageGaveUp) as gave_up:
         await health.hold(write)
+    assert isinstance(gave_up.value.__cause__, RedisConnectionError)
     assert 0.3 <= time.monotonic() - started < 1.0
     assert tries > 3 and not health.up
 
@@ -139,3 +147,31 @@ def test_the_gauges_show_the_outage() -> None:
     assert scrape() == ["redis_up 0.0", "redis_outage_seconds 7.5"]
     health.recovered()
     assert scrape() == ["redis_up 1.0", "redis_outage_seconds 0.0"]
+
+
+async def test_a_start_given_up_in_an_outage_leaves_the_job_queued_to_run_again(
+    job_client: JobClient, run_worker: RunWorker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Before: the given-up write's error failed the attempt, and ARQ's finish (held in turn) could
+    delete the job once Redis was back, leaving its record `pending` for good."""
+    original = Runtime.begin
+    calls = 0
+
+    async def begin_once_given_up(self: Runtime, *args: Any, **kwargs: Any) -> Any:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise OutageGaveUp("Redis did not answer for 60 s (ConnectionError('refused'))")
+        return await original(self, *args, **kwargs)
+
+    monkeypatch.setattr(Runtime, "begin", begin_once_given_up)
+    job = await job_client.enqueue(noop, NoopInput(value="again"))
+    await run_worker()
+    status = await job_client.status(job.job_id)
+    assert (calls, status.status, status.result, status.attempt) == (
+        2,
+        JobState.SUCCEEDED,
+        {"value": "again"},
+        2,
+    )
+    assert status.dead_lettered is False

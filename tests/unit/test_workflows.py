@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import pytest
 from arq.connections import ArqRedis
-from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import ResponseError
 
 from arq_jobs._client import JobClient
 from arq_jobs._errors import InvalidWorkflowError, WorkflowNotCancellableError, WorkflowNotFoundError
@@ -693,10 +693,11 @@ async def test_a_step_whose_workflow_cannot_advance_fails_its_attempt(
     run_worker: RunWorker,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    async def unreachable(self: Workflows, ref: StepRef, output: Any) -> None:
-        raise RedisConnectionError("Redis went away")
+    async def refused(self: Workflows, ref: StepRef, output: Any) -> None:
+        # an error that is no outage (an outage is waited out, then the job runs again)
+        raise ResponseError("WRONGTYPE Operation against a key holding the wrong kind of value")
 
-    monkeypatch.setattr(Workflows, "advance", unreachable)
+    monkeypatch.setattr(Workflows, "advance", refused)
     workflow_id = await workflows.create(Workflow.chain(wf_add.step(Pair(a=2, b=3)), wf_double.step()))
     await run_worker()
     status = await workflows.status(workflow_id)
@@ -704,8 +705,8 @@ async def test_a_step_whose_workflow_cannot_advance_fails_its_attempt(
     assert [s.status for s in status.steps] == [JobState.FAILED, JobState.CANCELLED]
     assert status.error is not None
     assert (status.error.type, status.error.message) == (
-        "ConnectionError",
-        "step steps[0] (wf_add) failed: Redis went away",
+        "ResponseError",
+        "step steps[0] (wf_add) failed: WRONGTYPE Operation against a key holding the wrong kind of value",
     )
 
 
