@@ -24,6 +24,7 @@ from types import FrameType
 
 import httpx
 
+from arq_jobs._cli.session import display_url  # never print a password
 from arq_jobs._config import Settings, load_settings, pool_class_name
 from devserver.redis_server import EmbeddedRedis, is_reachable
 from devserver.supervise import RestartPolicy, Supervised, describe_exit
@@ -159,7 +160,7 @@ def main() -> int:
             embedded = EmbeddedRedis()
             with signals.held():
                 redis_url = embedded.start().url
-        where = f"embedded redis-server on {redis_url}" if embedded else redis_url
+        where = f"embedded redis-server on {redis_url}" if embedded else display_url(redis_url)
         print(f"devserver: Redis: {where}", flush=True)
         env = {**os.environ, "JOBS_REDIS_URL": redis_url}
         arq = str(Path(sys.executable).with_name("arq"))
