@@ -63,11 +63,14 @@ def wait_listening(server: RedisProcess, timeout_s: float = 10) -> None:
     raise RuntimeError(f"redis-server not listening on {server.port} after {timeout_s}s:\n{server.log()}")
 
 
-def start_redis(workdir: Path, *args: str, config: str | None = None, tls: bool = False) -> RedisProcess:
-    """A redis-server in `workdir` on a free port (its TLS port when `tls`), with `args` appended; with
-    `config`, that text is its configuration file (which Sentinel rewrites)."""
+def start_redis(
+    workdir: Path, *args: str, config: str | None = None, tls: bool = False, port: int | None = None
+) -> RedisProcess:
+    """A redis-server in `workdir` on `port` (default: a free one; its TLS port when `tls`), without
+    persistence unless `args` (appended, so they win) turn it on; with `config`, that text is its
+    configuration file (which Sentinel rewrites)."""
     workdir.mkdir(parents=True, exist_ok=True)
-    port = free_port()
+    port = port or free_port()
     command = [redis_server_binary()]
     if config is not None:
         (workdir / "redis.conf").write_text(config.replace("{port}", str(port)))
@@ -78,10 +81,10 @@ def start_redis(workdir: Path, *args: str, config: str | None = None, tls: bool 
         "--bind", "127.0.0.1",
         "--dir", str(workdir),
         "--logfile", str(workdir / "redis.log"),
-        *args,
     ]  # fmt: skip
     if "--sentinel" not in args:
         command += ["--save", "", "--appendonly", "no"]
+    command += args
     process = subprocess.Popen(
         command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
     )

@@ -22,6 +22,7 @@ import redis
 from devserver.redis_server import free_port, is_reachable
 
 from .conftest import ARQ, Service, enqueue_job, http_ok, service_env, start_api, start_worker
+from .redis_servers import RedisProcess, start_redis
 
 JOBS = 300
 TASK_S = 3.0
@@ -34,44 +35,34 @@ class OwnRedis:
 
     directory: Path
     port: int
-    process: subprocess.Popen[bytes] | None = None
+    server: RedisProcess | None = None
 
     @property
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}/0"
 
     def start(self, *, wait: bool = True) -> OwnRedis:
-        command = [
-            "redis-server",
-            "--port", str(self.port),
-            "--bind", "127.0.0.1",
-            "--dir", str(self.directory),
+        """Start it on its data; with `wait`, until it answers (not while it loads its data)."""
+        self.server = start_redis(
+            self.directory,
             "--appendonly", "yes",
             "--appendfsync", "always",  # a SIGKILL loses nothing Redis acknowledged
-            "--save", "",
             "--enable-debug-command", "yes",  # DEBUG POPULATE: a dataset that takes a while to load
-        ]  # fmt: skip
-        with (self.directory / "redis.log").open("ab") as log:
-            self.process = subprocess.Popen(
-                command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-            )
+            port=self.port,
+        )  # fmt: skip
         deadline = time.monotonic() + 30
         while wait and not is_reachable(self.url, timeout_s=0.2):
-            assert self.process.poll() is None and time.monotonic() < deadline, "redis-server did not start"
+            assert self.server.process.poll() is None and time.monotonic() < deadline, (
+                "redis-server did not start"
+            )
             time.sleep(0.02)
         return self
 
     def kill(self) -> None:
-        assert self.process is not None
-        self.process.send_signal(signal.SIGKILL)
-        self.process.wait()
-        self.process = None
-
-    def stop(self) -> None:
-        if self.process is not None:
-            self.process.terminate()
-            self.process.wait(timeout=10)
-            self.process = None
+        assert self.server is not None
+        self.server.process.send_signal(signal.SIGKILL)
+        self.server.process.wait()
+        self.server = None
 
 
 @pytest.fixture
@@ -82,7 +73,7 @@ def own_redis(tmp_path: Path) -> Iterator[OwnRedis]:
     try:
         yield server
     finally:
-        if server.process is not None and server.process.poll() is None:
+        if server.server is not None and server.server.process.poll() is None:
             server.kill()
 
 
