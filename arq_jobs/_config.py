@@ -10,6 +10,7 @@ from typing import Annotated, Literal
 from pydantic import (
     Field,
     FilePath,
+    HttpUrl,
     PositiveFloat,
     PositiveInt,
     RedisDsn,
@@ -200,10 +201,66 @@ class Settings(BaseSettings):
         description="OTLP/HTTP traces endpoint, e.g. http://collector:4318/v1/traces (default: the "
         "OTEL_EXPORTER_OTLP_* environment variables, else http://localhost:4318/v1/traces).",
     )
+    auth: Literal["keys", "off"] = Field(
+        default="keys",
+        description="`keys`: every API route but the health checks needs an API key (`arq-jobs keys "
+        "create`) or JOBS_ADMIN_TOKEN; `off`: no authentication, refused unless the API listens on a "
+        "loopback address (`make run` uses it).",
+    )
     admin_token: SecretStr | None = Field(
         default=None,
-        description="When set, the dashboard (and later other admin routes) require it: "
-        "`Authorization: Bearer <token>` or HTTP Basic with any user and the token as password.",
+        min_length=32,
+        description="Bootstrap admin key (at least 32 characters): works as a key with the `admin` scope, "
+        "as `Authorization: Bearer <token>` or, for the dashboard, HTTP Basic with the token as password.",
+    )
+    public_url: HttpUrl | None = Field(
+        default=None,
+        description="The API's public base URL (e.g. https://jobs.example.com); status and workflow URLs "
+        "start with it instead of the request's Host.",
+    )
+    allowed_hosts: Annotated[tuple[str, ...], NoDecode] = Field(
+        default=("localhost", "127.0.0.1", "::1"),
+        description="Comma-separated host names the API answers to (the `Host` header, without port; "
+        "`*.example.com` for subdomains, `*` for any); others get 400. JOBS_PUBLIC_URL's host is added.",
+    )
+    webhook_allowed_hosts: Annotated[tuple[str, ...], NoDecode] = Field(
+        default=(),
+        description="Comma-separated exceptions to the webhook address guard: host names, `host:port` or "
+        "CIDRs (e.g. `127.0.0.1/32,hooks.internal:8443`) that send_webhook may reach although they "
+        "resolve to a loopback, private or otherwise internal address.",
+    )
+    webhook_max_response_bytes: PositiveInt = Field(
+        default=64 * 1024, description="How much of a webhook's answer is read (the rest is dropped)."
+    )
+    max_request_bytes: PositiveInt = Field(
+        default=1024 * 1024,
+        description="Largest request body the API reads (413 payload_too_large); a task may set a lower "
+        "`max_input_bytes`.",
+    )
+    max_workflow_steps: PositiveInt = Field(
+        default=1000, description="Most steps one workflow may have, callbacks included (422 beyond)."
+    )
+    max_schedule_ahead_s: PositiveInt = Field(
+        default=365 * 86_400, description="How far ahead `delay` or `run_at` may schedule a job (422 beyond)."
+    )
+    queue_max_pending: Annotated[dict[str, PositiveInt], NoDecode] = Field(
+        default_factory=dict,
+        description="Back-pressure per queue as `queue=jobs` pairs, e.g. `default=100000`: an enqueue to "
+        "a queue already holding that many jobs answers 429 queue_full; a queue not named has no limit.",
+    )
+    sse_max_streams: PositiveInt = Field(
+        default=1000,
+        description="Event streams (GET /jobs/{id}/events) one API process serves at once; more get 503.",
+    )
+    redis_max_connections: PositiveInt = Field(
+        default=100,
+        description="Most Redis connections one API process opens; a request that finds all in use waits "
+        "up to JOBS_REDIS_TIMEOUT_S for one, then gets 503.",
+    )
+    secrets_key: SecretStr | None = Field(
+        default=None,
+        description="Comma-separated Fernet keys (`arq-jobs keys secret-key` makes one): task input "
+        "fields marked Secret are stored encrypted with the first; any of them decrypts (rotation).",
     )
     dashboard_enabled: bool = Field(default=True, description="Serve the operator dashboard.")
     dashboard_prefix: str = Field(
@@ -242,7 +299,7 @@ class Settings(BaseSettings):
             raise ValueError("name at least one package")
         return value
 
-    @field_validator("queues", "disabled_schedules", mode="before")
+    @field_validator("queues", "disabled_schedules", "allowed_hosts", "webhook_allowed_hosts", mode="before")
     @classmethod
     def split_queues(cls, value: object) -> object:
         if isinstance(value, str):
@@ -266,9 +323,9 @@ class Settings(BaseSettings):
             seen[pool] = name
         return value
 
-    @field_validator("queue_concurrency", mode="before")
+    @field_validator("queue_concurrency", "queue_max_pending", mode="before")
     @classmethod
-    def parse_queue_concurrency(cls, value: object) -> object:
+    def parse_queue_numbers(cls, value: object) -> object:
         """`high=20,low=10` → {"high": 20, "low": 10}."""
         if not isinstance(value, str):
             return value
@@ -282,7 +339,7 @@ class Settings(BaseSettings):
             if name in found:
                 raise ValueError(f"queue {name!r} is given more than once")
             if not (re.fullmatch("[0-9]+", jobs) and int(jobs) > 0):
-                raise ValueError(f"{item!r}: the concurrency must be a whole number above 0")
+                raise ValueError(f"{item!r}: the number must be a whole number above 0")
             found[name] = int(jobs)
         return found
 
@@ -360,11 +417,15 @@ class Settings(BaseSettings):
         problems = []
         if self.queue_name not in self.queues:
             problems.append(f"{ENV_PREFIX}QUEUE_NAME: {self.queue_name!r} is not one of {configured}")
-        unknown = [name for name in self.queue_concurrency if name not in self.queues]
-        if unknown:
-            names = ", ".join(repr(name) for name in unknown)
-            verb = "is not one of" if len(unknown) == 1 else "are not among"
-            problems.append(f"{ENV_PREFIX}QUEUE_CONCURRENCY: {names} {verb} {configured}")
+        for setting, named in (
+            ("QUEUE_CONCURRENCY", self.queue_concurrency),
+            ("QUEUE_MAX_PENDING", self.queue_max_pending),
+        ):
+            unknown = [name for name in named if name not in self.queues]
+            if unknown:
+                names = ", ".join(repr(name) for name in unknown)
+                verb = "is not one of" if len(unknown) == 1 else "are not among"
+                problems.append(f"{ENV_PREFIX}{setting}: {names} {verb} {configured}")
         if problems:
             raise PydanticCustomError("queue_not_configured", "; ".join(problems))
         return self

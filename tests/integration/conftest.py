@@ -104,6 +104,9 @@ def service_env(redis_url: str, prefix: str, **extra: str) -> dict[str, str]:
         "JOBS_QUEUES": QUEUES,
         # tests.integration.tasks.scheduled's once-a-second schedule: only test_schedules turns it on
         "JOBS_DISABLED_SCHEDULES": "every_second",
+        # the tests of authentication turn it on; webhook tests post to their own local target
+        "JOBS_AUTH": "off",
+        "JOBS_WEBHOOK_ALLOWED_HOSTS": "127.0.0.1",
         **extra,
     }
 

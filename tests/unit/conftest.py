@@ -32,7 +32,14 @@ def no_jobs_environment(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def make_settings(**overrides: Any) -> Settings:
-    values: dict[str, Any] = {"key_prefix": "unit", "redis_url": "redis://127.0.0.1:1/0", **overrides}
+    # auth off and the ASGI client's host allowed: the tests of authentication turn it on themselves
+    values: dict[str, Any] = {
+        "key_prefix": "unit",
+        "redis_url": "redis://127.0.0.1:1/0",
+        "auth": "off",
+        "allowed_hosts": ("test",),
+        **overrides,
+    }
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]
 
 

@@ -118,7 +118,7 @@ def test_queues_and_their_concurrency_come_from_comma_separated_variables(
         ),
         (
             {"JOBS_QUEUE_CONCURRENCY": "high=0"},
-            "invalid settings: JOBS_QUEUE_CONCURRENCY: Value error, 'high=0': the concurrency must be a whole number above 0",
+            "invalid settings: JOBS_QUEUE_CONCURRENCY: Value error, 'high=0': the number must be a whole number above 0",
         ),
         (
             {"JOBS_QUEUE_CONCURRENCY": "high=1,high=2"},
