@@ -259,7 +259,7 @@ class Settings(BaseSettings):
     )
     secrets_key: SecretStr | None = Field(
         default=None,
-        description="Comma-separated Fernet keys (`arq-jobs keys secret-key` makes one): task input "
+        description="Comma-separated Fernet keys (`arq-jobs secret-key` prints a new one): task input "
         "fields marked Secret are stored encrypted with the first; any of them decrypts (rotation).",
     )
     dashboard_enabled: bool = Field(default=True, description="Serve the operator dashboard.")
