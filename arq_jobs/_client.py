@@ -26,6 +26,7 @@ from arq_jobs._errors import (
     InvalidScheduleError,
     JobNotCancellableError,
     JobNotFoundError,
+    QueueFullError,
     TaskInputError,
     UnknownQueueError,
     UnknownTaskError,
@@ -36,6 +37,7 @@ from arq_jobs._jobs.enqueue import ENQUEUE_SCRIPT, EnqueueWrite
 from arq_jobs._jobs.events import EventReader
 from arq_jobs._jobs.listing import JobPage, list_jobs
 from arq_jobs._jobs.records import JobRecord, record_ttl_ms
+from arq_jobs._jobs.snapshots import read_snapshots
 from arq_jobs._jobs.states import JobState
 from arq_jobs._jobs.status import JobStatus, build_status
 from arq_jobs._jobs.transitions import Phase, Transition
@@ -46,6 +48,7 @@ from arq_jobs._replicas import AckedPipeline, ReplicaAck
 from arq_jobs._scripts.batch import ScriptBatch
 from arq_jobs._scripts.run import run_script
 from arq_jobs._scripts.script import Arg, load_script
+from arq_jobs._secrets import SecretsKey, fingerprint_inputs, seal, unseal
 from arq_jobs._serializer import dumps, loads
 from arq_jobs._tasks.registry import InputT, Task, TaskRegistry, load_registry, stored_payload
 from arq_jobs._tracing import enqueue_span
@@ -74,7 +77,7 @@ class PreparedJob:
     """Everything one enqueue writes, ready to be queued on a MULTI pipeline."""
 
     accepted: Enqueued
-    payload: Any
+    payload: Any  # as validated, secrets in plaintext: never stored (`job` holds them sealed)
     queue: str
     run_at_ms: int
     job: bytes
@@ -83,29 +86,31 @@ class PreparedJob:
     record_ttl_ms: int
 
 
-MAX_DELAY_S = 10 * 365 * 86_400
-
-
-def run_time_ms(now: int, delay: float | timedelta | None, run_at: datetime | None) -> int | None:
+def run_time_ms(
+    now: int, delay: float | timedelta | None, run_at: datetime | None, max_ahead_s: int
+) -> int | None:
     """When a delayed job should run, in epoch ms; None to run it now (no delay, or a time already
     past). Refuses both at once, a negative or non-finite delay, a naive run_at, and anything more
-    than MAX_DELAY_S ahead."""
+    than `max_ahead_s` ahead (JOBS_MAX_SCHEDULE_AHEAD_S)."""
     if delay is not None and run_at is not None:
         raise InvalidScheduleError("give either delay or run_at, not both", ["delay", "run_at"])
     if isinstance(delay, timedelta):
         delay = delay.total_seconds()
     if delay is not None:
-        if not (math.isfinite(delay) and 0 <= delay <= MAX_DELAY_S):
+        if not (math.isfinite(delay) and 0 <= delay <= max_ahead_s):
             raise InvalidScheduleError(
-                f"delay must be a number of seconds from 0 to {MAX_DELAY_S}", ["delay"]
+                f"delay must be a number of seconds from 0 to {max_ahead_s} (JOBS_MAX_SCHEDULE_AHEAD_S)",
+                ["delay"],
             )
         at = now + round(delay * 1000)
     elif run_at is not None:
         if run_at.tzinfo is None or run_at.utcoffset() is None:
             raise InvalidScheduleError("run_at must include a timezone", ["run_at"])
         at = round(run_at.timestamp() * 1000)
-        if at > now + MAX_DELAY_S * 1000:
-            raise InvalidScheduleError(f"run_at must be at most {MAX_DELAY_S} seconds ahead", ["run_at"])
+        if at > now + max_ahead_s * 1000:
+            raise InvalidScheduleError(
+                f"run_at must be at most {max_ahead_s} seconds ahead (JOBS_MAX_SCHEDULE_AHEAD_S)", ["run_at"]
+            )
     else:
         return None
     return at if at > now else None
@@ -122,19 +127,23 @@ class JobClient:
         batch: ScriptBatch | None = None,
         guard: VersionGuard | bool = True,
         replica_ack: bool = True,
+        back_pressure: bool = True,
     ) -> None:
         """`batch`: share one between the clients of one process (the API's requests) so that
         concurrent enqueues go to Redis together. `guard` (arq_jobs._version_guard), when
         `settings.version_guard` is on: a VersionGuard shared the same way, True for one of its own,
         False for none (a worker's client: its schedules and workflow steps are its own tasks).
         `replica_ack` False: never wait for `settings.redis_min_replicas_ack` replicas (a worker's
-        client: what it writes is its own work, redone when lost)."""
+        client: what it writes is its own work, redone when lost). `back_pressure` False: enqueue
+        whatever `settings.queue_max_pending` says (a worker's client: schedule ticks and later workflow
+        steps are work already accepted, never to be refused)."""
         self.redis = redis
         self.settings = settings
         self.registry = registry
         self.keys = Keys(settings.key_prefix)
         self.batch = batch or ScriptBatch(redis)
         self.ack = ReplicaAck.of(settings) if replica_ack else None
+        self.max_pending = settings.queue_max_pending if back_pressure else {}
         self.guard: VersionGuard | None = None
         if guard is not False and settings.version_guard:
             self.guard = guard if isinstance(guard, VersionGuard) else VersionGuard(self.worker_registry)
@@ -167,23 +176,37 @@ class JobClient:
         job_id: str | None = None,
         workflow: str | None = None,
         schedule: str | None = None,
+        owner: str | None = None,
     ) -> Enqueued:
         """Put a job for `task` on its queue (or on `queue`, one of the settings' `queues`, else
         UnknownQueueError); it runs after `delay` seconds or at `run_at`.
 
         A given `job_id` is used only if no job has it: otherwise nothing is stored and the answer
         is that job, `replayed` (how schedules and workflows enqueue exactly once). `workflow` and
-        `schedule` link the job to the workflow step or the schedule that made it.
+        `schedule` link the job to the workflow step or the schedule that made it; `owner` names the
+        API key it is made for (its Idempotency-Keys are its own).
 
         With an `idempotency_key`, the first request makes the job and every later one with the same
         key and the same request (task, input, delay/run_at, queue) within `idempotency_ttl_s` gets
         that job back (`replayed`); the same key with another request raises IdempotencyConflictError.
         Concurrent identical requests still make exactly one job (WATCH/MULTI on the key).
+
+        A queue already holding its JOBS_QUEUE_MAX_PENDING jobs waiting to start refuses the job with
+        QueueFullError (checked inside the enqueue script), unless it is a `workflow` step (its workflow
+        was let in when created) or this is a worker's client (`back_pressure=False`).
         """
         if job_id is not None and idempotency_key is not None:
             raise ValueError("give a job_id or an idempotency_key, not both")
         prepared = self._prepare(
-            task, data, delay, run_at, queue=queue, job_id=job_id, workflow=workflow, schedule=schedule
+            task,
+            data,
+            delay,
+            run_at,
+            queue=queue,
+            job_id=job_id,
+            workflow=workflow,
+            schedule=schedule,
+            owner=owner,
         )
         with enqueue_span(task.name, prepared.queue, prepared.accepted.job_id) as trace:
             if trace is not None:
@@ -195,7 +218,9 @@ class JobClient:
                 run_at,
                 idempotency_key,
                 only_new=job_id is not None,
-                guarded=workflow is None,  # a workflow's steps were all checked when it was created
+                # a workflow's steps were all checked, and its queues' room, when it was created
+                guarded=workflow is None,
+                limited=workflow is None,
             )
         if not accepted.replayed:
             log.debug(f"job.{accepted.status}", job_id=accepted.job_id, task=task.name, queue=prepared.queue)
@@ -211,27 +236,39 @@ class JobClient:
         *,
         only_new: bool = False,
         guarded: bool = True,
+        limited: bool = True,
     ) -> Enqueued:
         """Store the job; with `guarded`, only if a live worker can run it (the version guard), which
-        is asked only when a job is about to be made: an Idempotency-Key replay is answered anyway."""
+        is asked only when a job is about to be made: an Idempotency-Key replay is answered anyway.
+        With `limited`, QueueFullError when its queue is full (back-pressure): nothing is stored then,
+        not even the Idempotency-Key's claim."""
         if idempotency_key is None:
             if guarded:
                 await self.check_served(task, prepared.queue)
-            keys, args = self._enqueue_write(prepared, only_new=only_new).call(self.settings)
+            write = self._enqueue_write(prepared, only_new=only_new, limited=limited)
+            keys, args = write.call(self.settings)
             stored = await self.batch.call(ENQUEUE_SCRIPT, keys, args, self.ack)
+            self._check_refused(prepared.queue, stored)
             return prepared.accepted if stored == 1 else replace(prepared.accepted, replayed=True)
         # the queue counts only when it is not the task's own: fingerprints stored before queues
         # could be chosen still match
         chosen = None if prepared.queue == task.queue_for(self.settings) else prepared.queue
-        request = fingerprint(task.name, prepared.payload, delay, run_at, chosen)
-        claim = IdempotencyClaim(idempotency_key, request, task.name, prepared.accepted.job_id)
+        # from the plaintext payload (tokens differ each time), its secrets hashed with a key when set
+        requests = [
+            fingerprint(task.name, payload, delay, run_at, chosen)
+            for payload in fingerprint_inputs(task, prepared.payload, self.secrets_key)
+        ]
+        request = requests[0]
+        claim = IdempotencyClaim(
+            idempotency_key, request, task.name, prepared.accepted.job_id, prepared.record.owner
+        )
         key = self.keys.idempotency(claim.digest)
         while True:
             async with self.transaction() as pipe:
                 await pipe.watch(key)
                 earlier = IdempotencyClaim.parse(await pipe.get(key))
                 if earlier is not None:
-                    if earlier.fingerprint != request:
+                    if earlier.fingerprint not in requests:
                         raise IdempotencyConflictError(idempotency_key, earlier.task, earlier.job_id)
                     await self.confirm_on_replicas(pipe, key)
                     return Enqueued(
@@ -240,12 +277,20 @@ class JobClient:
                 if guarded:
                     await self.check_served(task, prepared.queue)
                 pipe.multi()  # type: ignore[no-untyped-call]
-                pipe.set(key, claim.to_json(), px=self.settings.idempotency_ttl_s * 1000)
-                self._write(pipe, prepared)
+                self._write(pipe, prepared, limited=limited)
+                # the claim only if the job was stored: a job refused for a full queue leaves none
+                claim_keys = CLAIM_KEY_SCRIPT.keys(
+                    record=self.keys.record(prepared.accepted.job_id), claim=key
+                )
+                claim_args = CLAIM_KEY_SCRIPT.args(
+                    claim=claim.to_json(), ttl_ms=self.settings.idempotency_ttl_s * 1000
+                )
+                pipe.eval(CLAIM_KEY_SCRIPT.source, len(claim_keys), *claim_keys, *claim_args)  # type: ignore[arg-type]
                 try:
-                    await pipe.execute()
+                    stored, _ = await pipe.execute()
                 except WatchError:  # an identical request won the race: answer with its job
                     continue
+                self._check_refused(prepared.queue, stored)
                 self.check_replicas(pipe)
                 return prepared.accepted
 
@@ -288,6 +333,7 @@ class JobClient:
         job_id: str | None = None,
         workflow: str | None = None,
         schedule: str | None = None,
+        owner: str | None = None,
     ) -> PreparedJob:
         if self.registry.get(task.name) is not task:
             raise UnknownTaskError(task.name)
@@ -295,7 +341,7 @@ class JobClient:
         if not isinstance(data, task.input_model):
             data = task.parse_input(data)
         now = now_ms()
-        scheduled = run_time_ms(now, delay, run_at)
+        scheduled = run_time_ms(now, delay, run_at, self.settings.max_schedule_ahead_s)
         run_at_ms = now if scheduled is None else scheduled
         job_id = job_id or uuid.uuid4().hex
         record = JobRecord(
@@ -307,10 +353,12 @@ class JobClient:
             retry_of=retry_of,
             workflow=workflow,
             schedule=schedule,
+            owner=owner,
         )
         payload = stored_payload(task, data)
         try:
-            job = _arq.serialize_job(task.name, (payload,), {}, None, now, serializer=dumps)
+            stored = seal(task, payload, self.secrets_key)
+            job = _arq.serialize_job(task.name, (stored,), {}, None, now, serializer=dumps)
         except _arq.SerializationError as error:
             reason = f"cannot be stored as JSON ({error.__cause__ or error})"
             raise TaskInputError(task.name, [{"loc": [], "msg": reason, "type": "json_unstorable"}]) from None
@@ -349,15 +397,18 @@ class JobClient:
             raise UnknownQueueError(chosen, self.settings.queues, task.name)
         return chosen
 
-    def _write(self, pipe: Pipeline, job: PreparedJob) -> None:
+    def _write(self, pipe: Pipeline, job: PreparedJob, *, limited: bool = True) -> None:
         """Queue the script that stores `job` on a MULTI pipeline (EVAL: a script missing from the
-        cache would fail inside the transaction)."""
-        keys, args = self._enqueue_write(job).call(self.settings)
+        cache would fail inside the transaction); its answer says whether it did (`_check_refused`)."""
+        keys, args = self._enqueue_write(job, limited=limited).call(self.settings)
         pipe.eval(ENQUEUE_SCRIPT.source, len(keys), *keys, *args)  # type: ignore[arg-type]
 
-    def _enqueue_write(self, job: PreparedJob, *, only_new: bool = False) -> EnqueueWrite:
+    def _enqueue_write(
+        self, job: PreparedJob, *, only_new: bool = False, limited: bool = True
+    ) -> EnqueueWrite:
         """ARQ's job key and queue entry, our record and its first transition: they appear together
-        or not at all."""
+        or not at all; with `limited`, only while the queue has room (JOBS_QUEUE_MAX_PENDING)."""
+        max_pending = self.max_pending.get(job.queue, 0) if limited else 0
         job_id = job.accepted.job_id
         due_now = job.record.scheduled_ms is None
         event = JobState.PENDING if due_now else JobState.SCHEDULED
@@ -372,7 +423,29 @@ class JobClient:
             entered=Transition(job_id, event, Phase.QUEUED, job.record.enqueued_ms, created=True),
             wake=due_now,
             only_new=only_new,
+            max_pending=max_pending,
+            waiting_key=self.waiting_key(job.queue) if max_pending else "",
         )
+
+    def waiting_key(self, queue: str) -> str:
+        """The index of `queue`'s jobs waiting to start (pending, scheduled, retrying): what
+        back-pressure counts."""
+        return self.keys.index("phase", f"{Phase.QUEUED}:queue:{queue}")
+
+    def _check_refused(self, queue: str, stored: Any) -> None:
+        """QueueFullError when the enqueue script refused the job: its queue held -`stored` jobs."""
+        if isinstance(stored, int) and stored < 0:
+            raise QueueFullError(queue, -stored, self.max_pending[queue])
+
+    async def check_room(self, queue: str) -> None:
+        """QueueFullError when `queue` already holds its JOBS_QUEUE_MAX_PENDING jobs waiting to start.
+        A read, for a workflow's first stage: its jobs are then enqueued without a limit, so that a
+        workflow starts whole or not at all (concurrent creations may overshoot by their first stages)."""
+        limit = self.max_pending.get(queue)
+        if limit:
+            waiting = int(await self.redis.zcard(self.waiting_key(queue)))
+            if waiting >= limit:
+                raise QueueFullError(queue, waiting, limit)
 
     async def enqueue_payload(
         self,
@@ -405,34 +478,25 @@ class JobClient:
 
     async def statuses(self, job_ids: Sequence[str]) -> list[JobStatus | None]:
         """The status of each job (None for an unknown or expired id), read in one round trip."""
-        # MULTI/EXEC: one consistent snapshot, even while ARQ finishes a job between our reads
-        async with self.redis.pipeline(transaction=True) as pipe:
-            for job_id in job_ids:
-                pipe.hgetall(self.keys.record(job_id))
-                pipe.get(Keys.arq_result(job_id))
-                pipe.exists(Keys.arq_in_progress(job_id))
-                pipe.exists(Keys.arq_job(job_id))
-            replies = await pipe.execute()
+        # one consistent snapshot, even while ARQ finishes a job between our reads (arq_jobs._jobs.snapshots)
+        snapshots = await read_snapshots(self.redis, self.keys, job_ids)
         now = now_ms()
-        found = []
-        for n, job_id in enumerate(job_ids):
-            raw_record, raw_result, in_progress, queued = replies[4 * n : 4 * n + 4]
-            found.append(
-                build_status(
-                    job_id,
-                    JobRecord.from_hash(raw_record),
-                    _read_result(raw_result),
-                    in_progress=bool(in_progress),
-                    queued=bool(queued),
-                    now_ms=now,
-                )
+        return [
+            build_status(
+                job_id,
+                JobRecord.from_hash(snapshot.record),
+                _read_result(snapshot.result),
+                in_progress=snapshot.in_progress,
+                queued=snapshot.queued,
+                now_ms=now,
             )
-        return found
+            for job_id, snapshot in zip(job_ids, snapshots, strict=True)
+        ]
 
     async def details(self, job_id: str) -> JobDetails:
         """The input a job was given and its error's traceback, as far as ARQ still keeps them."""
         raw_job, raw_result = await self.redis.mget([Keys.arq_job(job_id), Keys.arq_result(job_id)])
-        return parse_details(raw_job, raw_result)
+        return parse_details(raw_job, raw_result, self.registry)
 
     async def jobs(
         self,
@@ -442,8 +506,10 @@ class JobClient:
         queue: str | None = None,
         limit: int = 50,
         cursor: str | None = None,
+        owner: str | None = None,
     ) -> JobPage:
-        """Jobs newest first (by run time) matching every filter given, `limit` after `cursor`."""
+        """Jobs newest first (by run time) matching every filter given (`owner`: only that API key's
+        jobs), `limit` after `cursor`."""
         return await list_jobs(
             self.redis,
             self.keys,
@@ -453,6 +519,7 @@ class JobClient:
             queue=queue,
             limit=limit,
             cursor=cursor,
+            owner=owner,
         )
 
     async def cancel(self, job_id: str, *, whole_workflow: bool = True) -> JobStatus:
@@ -514,12 +581,19 @@ class JobClient:
 
     @property
     def dead_letters(self) -> DeadLetterStore:
-        return DeadLetterStore(self.redis, self.keys, self.settings.dead_letter_ttl_s)
+        """Dead letters, their inputs' secrets redacted."""
+        return DeadLetterStore(self.redis, self.keys, self.settings.dead_letter_ttl_s, self.registry)
+
+    @property
+    def secrets_key(self) -> SecretsKey | None:
+        """The JOBS_SECRETS_KEY keys that seal secret inputs (None: stored as given)."""
+        return SecretsKey.of(self.settings)
 
     async def retry_dead_letter(self, job_id: str) -> Enqueued:
         """Enqueue a dead letter's task and input again, on the queue the failed job was on, as a new
         job that links back (`retry_of`), and remove the dead letter, in one transaction (two
-        concurrent retries make one job). UnknownQueueError when that queue is no longer configured."""
+        concurrent retries make one job). UnknownQueueError when that queue is no longer configured;
+        QueueFullError (the dead letter kept) when it holds JOBS_QUEUE_MAX_PENDING waiting jobs."""
         key = self.keys.dead_letter(job_id)
         async with self.transaction() as pipe:
             await pipe.watch(key)
@@ -527,22 +601,26 @@ class JobClient:
             if letter is None:
                 raise DeadLetterNotFoundError(job_id)
             task = self.registry.get(letter.task)
+            data = task.parse_input(unseal(task, letter.input, self.secrets_key))  # sealed again
             prepared = self._prepare(
-                task, task.parse_input(letter.input), None, None, retry_of=job_id, queue=letter.queue
+                task, data, None, None, retry_of=job_id, queue=letter.queue, owner=letter.owner
             )
             await self.check_served(task, prepared.queue)
             pipe.multi()  # type: ignore[no-untyped-call]
             self._write(pipe, prepared)
-            self.dead_letters.remove(pipe, letter)
+            # removed only if the retry was stored: a retry refused for a full queue keeps it
+            self.dead_letters.remove_if_retried(pipe, letter, self.keys.record(prepared.accepted.job_id))
             try:
-                await pipe.execute()
+                stored, _ = await pipe.execute()
             except WatchError:  # retried or deleted meanwhile
                 raise DeadLetterNotFoundError(job_id) from None
+            self._check_refused(prepared.queue, stored)
             self.check_replicas(pipe)
         return prepared.accepted
 
 
 CANCEL_SCRIPT = load_script("cancel-7.lua")
+CLAIM_KEY_SCRIPT = load_script("claim-idempotency-key-2.lua")
 
 
 def cancel_call(settings: Settings, job_id: str, queue_key: str, now: int) -> tuple[list[str], list[Arg]]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import re
 from collections.abc import Sequence
 from functools import lru_cache
@@ -21,6 +23,8 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from arq_jobs._netguard import Allowlist
 
 ENV_PREFIX = "JOBS_"
 QUEUE_PATTERN = r"^[A-Za-z0-9_.-]+$"
@@ -42,6 +46,7 @@ class Settings(BaseSettings):
         env_ignore_empty=True,
         extra="ignore",
         frozen=True,
+        hide_input_in_errors=True,  # an error never prints a password, token or key it was given
     )
 
     redis_url: RedisDsn = Field(
@@ -209,7 +214,6 @@ class Settings(BaseSettings):
     )
     admin_token: SecretStr | None = Field(
         default=None,
-        min_length=32,
         description="Bootstrap admin key (at least 32 characters): works as a key with the `admin` scope, "
         "as `Authorization: Bearer <token>` or, for the dashboard, HTTP Basic with the token as password.",
     )
@@ -285,6 +289,16 @@ class Settings(BaseSettings):
         "them disabled).",
     )
 
+    @field_validator("admin_token")
+    @classmethod
+    def long_admin_token(cls, token: SecretStr | None) -> SecretStr | None:
+        if token is not None and len(token.get_secret_value()) < 32:
+            raise ValueError(
+                "must be at least 32 characters (make one with: python -c "
+                "'import secrets; print(secrets.token_urlsafe(32))')"
+            )
+        return token
+
     @field_validator("task_packages", mode="before")
     @classmethod
     def split_packages(cls, value: object) -> object:
@@ -304,6 +318,12 @@ class Settings(BaseSettings):
     def split_queues(cls, value: object) -> object:
         if isinstance(value, str):
             return tuple(part.strip() for part in value.split(",") if part.strip())
+        return value
+
+    @field_validator("webhook_allowed_hosts")
+    @classmethod
+    def valid_webhook_exceptions(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        Allowlist.parse(value)  # a ValueError names the bad entry; the workers parse it again to use it
         return value
 
     @field_validator("queues")
@@ -446,6 +466,25 @@ class Settings(BaseSettings):
         if prefix == "arq" or prefix.startswith("arq:"):
             raise ValueError("must not be 'arq' or start with 'arq:' (ARQ's own keys live there)")
         return prefix
+
+    @field_validator("secrets_key")
+    @classmethod
+    def fernet_keys(cls, value: SecretStr | None) -> SecretStr | None:
+        """Each comma-separated part a Fernet key (32 url-safe base64 bytes); the message names a
+        key by its place, never by its value."""
+        if value is None:
+            return None
+        parts = [part.strip() for part in value.get_secret_value().split(",") if part.strip()]
+        if not parts:
+            raise ValueError("give at least one key (`arq-jobs secret-key` prints a new one)")
+        for n, part in enumerate(parts, start=1):
+            try:
+                valid = len(base64.urlsafe_b64decode(part.encode("ascii"))) == 32
+            except (binascii.Error, ValueError):
+                valid = False
+            if not valid:
+                raise ValueError(f"key {n} is not a Fernet key (`arq-jobs secret-key` prints a new one)")
+        return value
 
 
 def pool_class_name(queue: str) -> str:

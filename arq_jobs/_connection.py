@@ -6,6 +6,11 @@ A rediss:// URL's TLS options come from `JOBS_REDIS_SSL_*` where set, else from 
 With `JOBS_REDIS_SENTINELS` the primary is found through the Sentinels (and found again after a
 failover); the URL still gives the database, the user, the password and TLS, which apply to the
 Sentinels' connections too, except the password (`JOBS_REDIS_SENTINEL_PASSWORD`).
+
+The API's pool (and the CLI's, JobClient.connect's) opens at most `JOBS_REDIS_MAX_CONNECTIONS`
+connections: a request finding all of them in use waits for one up to `JOBS_REDIS_TIMEOUT_S`, then
+fails with redis-py's ConnectionError (503 `redis_unavailable`). The workers' ARQ pool has no maximum,
+as ARQ's own.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ from typing import Any
 from urllib.parse import unquote
 
 from arq.connections import ArqRedis
-from redis.asyncio import ConnectionPool, SSLConnection
+from redis.asyncio import BlockingConnectionPool, ConnectionPool, SSLConnection
 from redis.asyncio.sentinel import Sentinel, SentinelConnectionPool
 
 from arq_jobs._config import REDIS_TLS_OPTIONS, Settings
@@ -95,32 +100,50 @@ class SentinelPool(SentinelConnectionPool):
             await asyncio.gather(*(sentinel.aclose() for sentinel in self.sentinel_manager.sentinels))
 
 
-def connection_pool(options: RedisOptions, *, socket_timeout: float | None) -> ConnectionPool:
+class BlockingSentinelPool(SentinelPool, BlockingConnectionPool):
+    """A SentinelPool with a maximum: a request finding every connection in use waits for one (as
+    BlockingConnectionPool does), up to its `timeout`."""
+
+
+def connection_pool(
+    options: RedisOptions, *, socket_timeout: float | None, max_connections: int | None = None
+) -> ConnectionPool:
     """A pool of connections to the primary: the one at the URL's address, or the one the Sentinels
-    name at each new connection."""
+    name at each new connection. With `max_connections`, at most that many: one more waits for a free
+    one up to the connect timeout, then fails (ConnectionError "No connection available.")."""
     login = {**options.login(), "socket_timeout": socket_timeout}
+    if max_connections is not None:
+        login |= {"max_connections": max_connections, "timeout": options.timeout_s}
     if options.sentinel_master is not None:
         sentinels = Sentinel(options.sentinels, sentinel_kwargs=options.sentinel_login())  # type: ignore[no-untyped-call]
         ssl = options.tls is not None
-        return SentinelPool(options.sentinel_master, sentinels, ssl=ssl, **login)  # type: ignore[no-untyped-call]
+        kind = SentinelPool if max_connections is None else BlockingSentinelPool
+        return kind(options.sentinel_master, sentinels, ssl=ssl, **login)  # type: ignore[no-untyped-call]
     if options.tls is not None:
         login["connection_class"] = SSLConnection
-    return ConnectionPool(host=options.host, port=options.port, **login)
+    if max_connections is None:
+        return ConnectionPool(host=options.host, port=options.port, **login)
+    return BlockingConnectionPool(host=options.host, port=options.port, **login)
 
 
-def open_arq(options: RedisOptions, *, socket_timeout: float | None, **arq: Any) -> ArqRedis:
+def open_arq(
+    options: RedisOptions, *, socket_timeout: float | None, max_connections: int | None = None, **arq: Any
+) -> ArqRedis:
     """An ArqRedis that owns its pool (closing it closes the connections); `arq` are ArqRedis options."""
-    redis = ArqRedis(connection_pool(options, socket_timeout=socket_timeout), **arq)
+    pool = connection_pool(options, socket_timeout=socket_timeout, max_connections=max_connections)
+    redis = ArqRedis(pool, **arq)
     redis.auto_close_connection_pool = True
     return redis
 
 
 def create_arq(settings: Settings) -> ArqRedis:
-    """A pooled ArqRedis with our JSON serializer; it connects on first use, so the app starts even
-    while Redis is down (and answers 503 until it is back)."""
+    """A pooled ArqRedis (at most `redis_max_connections` connections) with our JSON serializer; it
+    connects on first use, so the app starts even while Redis is down (and answers 503 until it is
+    back)."""
     return open_arq(
         redis_options(settings),
         socket_timeout=settings.redis_timeout_s,
+        max_connections=settings.redis_max_connections,
         job_serializer=dumps,
         job_deserializer=loads,
         default_queue_name=Keys(settings.key_prefix).queue(settings.queue_name),

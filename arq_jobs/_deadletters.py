@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from arq.connections import ArqRedis
 from pydantic import BaseModel, Field, JsonValue, ValidationError
@@ -22,7 +22,14 @@ from arq_jobs._errors import DeadLetterNotFoundError
 from arq_jobs._jobs.paging import walk
 from arq_jobs._jobs.records import JobRecord
 from arq_jobs._keys import Keys
+from arq_jobs._scripts.script import load_script
+from arq_jobs._secrets import redact_input
 from arq_jobs._serializer import read_exception
+
+if TYPE_CHECKING:
+    from arq_jobs._tasks.registry import TaskRegistry
+
+DROP_RETRIED_SCRIPT = load_script("drop-retried-letter-2.lua")
 
 
 class FailureReason:
@@ -48,7 +55,10 @@ class DeadLetter(BaseModel):
     job_id: str
     task: str
     queue: str | None
-    input: JsonValue = Field(description="The job's input as stored (null when it could not be read).")
+    input: JsonValue = Field(
+        description="The job's input as stored (null when it could not be read), its secret values "
+        '"***" (all of it when the task is unknown).'
+    )
     error: DeadLetterError
     reason: str = Field(description="permanent_error, attempts_exhausted, job_expired, unknown_task, ...")
     attempts: int
@@ -58,6 +68,7 @@ class DeadLetter(BaseModel):
     failed_at: datetime
     worker: str | None = Field(description="The worker that ran the last attempt.")
     retry_of: str | None = None
+    owner: str | None = Field(default=None, description="The API key that enqueued the job.")
 
 
 class DeadLetterPage(BaseModel):
@@ -99,16 +110,27 @@ def build_dead_letter(
         failed_at=datetime.fromtimestamp(failed_ms / 1000, tz=UTC),
         worker=worker or (record.worker if record else None),
         retry_of=record.retry_of if record else None,
+        owner=record.owner if record else None,
     )
 
 
 class DeadLetterStore:
     """Read and write dead letters on one Redis."""
 
-    def __init__(self, redis: ArqRedis, keys: Keys, retention_s: int) -> None:
+    def __init__(
+        self, redis: ArqRedis, keys: Keys, retention_s: int, registry: TaskRegistry | None = None
+    ) -> None:
+        """With a `registry`, the dead letters read are shown with their inputs' secrets redacted
+        (a task it does not know: the whole input); without, as stored (the worker's view)."""
         self.redis = redis
         self.keys = keys
         self.retention_ms = retention_s * 1000
+        self.registry = registry
+
+    def shown(self, letter: DeadLetter) -> DeadLetter:
+        if self.registry is None:
+            return letter
+        return letter.model_copy(update={"input": redact_input(self.registry, letter.task, letter.input)})
 
     def add(self, pipe: Pipeline, letter: DeadLetter, now_ms: int) -> None:
         """Queue the commands that store `letter` on a MULTI pipeline."""
@@ -126,6 +148,14 @@ class DeadLetterStore:
             found.append(self.keys.dead_letters_of_queue(letter.queue))
         return found
 
+    def remove_if_retried(self, pipe: Pipeline, letter: DeadLetter, retry_record: str) -> None:
+        """Queue, on a MULTI pipeline after the enqueue of `letter`'s retry, the removal of `letter`,
+        done only if that enqueue stored its job (`retry_record`, the new job's record, exists): a retry
+        refused because its queue was full keeps the dead letter."""
+        keys = DROP_RETRIED_SCRIPT.keys(record=retry_record, dead_letter=self.keys.dead_letter(letter.job_id))
+        args = DROP_RETRIED_SCRIPT.args(job_id=letter.job_id, indexes=self.indexes(letter))
+        pipe.eval(DROP_RETRIED_SCRIPT.source, len(keys), *keys, *args)  # type: ignore[arg-type]
+
     def remove(self, pipe: Pipeline, letter: DeadLetter) -> None:
         """Queue the commands that delete `letter` on a MULTI pipeline."""
         pipe.delete(self.keys.dead_letter(letter.job_id))
@@ -136,7 +166,7 @@ class DeadLetterStore:
         letter = parse(await self.redis.get(self.keys.dead_letter(job_id)))
         if letter is None:
             raise DeadLetterNotFoundError(job_id)
-        return letter
+        return self.shown(letter)
 
     async def delete(self, job_id: str) -> None:
         letter = await self.get(job_id)
@@ -144,8 +174,11 @@ class DeadLetterStore:
             self.remove(pipe, letter)
             await pipe.execute()
 
-    async def page(self, *, limit: int, cursor: str | None, task: str | None, now_ms: int) -> DeadLetterPage:
-        """Dead letters newest first: `limit` of them after `cursor`, optionally of one task."""
+    async def page(
+        self, *, limit: int, cursor: str | None, task: str | None, now_ms: int, owner: str | None = None
+    ) -> DeadLetterPage:
+        """Dead letters newest first: `limit` of them after `cursor`, optionally of one task, and only
+        one API key's (`owner`)."""
         index = self.keys.dead_letters(task)
         await self.redis.zremrangebyscore(index, "-inf", f"({now_ms - self.retention_ms}")
 
@@ -153,8 +186,11 @@ class DeadLetterStore:
             values = await self.redis.mget([self.keys.dead_letter(m) for m in members])
             return [parse(raw) for raw in values]
 
-        found = await walk(self.redis, index, limit=limit, cursor=cursor, load=load)
-        return DeadLetterPage(items=found.items, next_cursor=found.next_cursor)
+        def keep(letter: DeadLetter) -> bool:
+            return owner is None or letter.owner == owner
+
+        found = await walk(self.redis, index, limit=limit, cursor=cursor, load=load, keep=keep)
+        return DeadLetterPage(items=[self.shown(item) for item in found.items], next_cursor=found.next_cursor)
 
 
 def parse(raw: bytes | None) -> DeadLetter | None:

@@ -15,10 +15,17 @@ JobsError                        root: anything this project raises on purpose
 ├── InvalidWorkflowError         a workflow spec is wrong (names the step by its path)
 ├── UnknownQueueError            a job was sent to a queue that is not configured
 ├── TaskInputError               a payload does not validate against the task's input model
+├── InvalidHostError             the request's Host is not one the API answers to (400)
+├── AuthenticationError          no API key, or an unknown, revoked or expired one (401)
+├── PermissionDeniedError        the key lacks the scope the route needs (403)
+├── PayloadTooLargeError         a request body over the API's limit, or its task's (413)
+├── QueueFullError               the job's queue already holds its limit of waiting jobs (429)
+├── TooManyStreamsError          this API process already serves its limit of event streams (503)
 ├── RedisUnavailableError        Redis is unreachable, refused a command, or too few replicas confirmed a job
 └── TaskError                    raised inside a job: the attempt fails with this error
     ├── PermanentError           retrying cannot help: the job fails at once
-    │   └── JobCancelledError    the job was cancelled while it ran
+    │   ├── JobCancelledError    the job was cancelled while it ran
+    │   └── BlockedAddressError  a request of the task was refused: its host is inside the network
     └── TransientError           another attempt may succeed (after `retry_after_s`, if given)
         ├── TimeLimitExceeded    the attempt ran into its task's hard time limit
         ├── SoftTimeLimitExceeded  raised by `ctx.check_soft_limit()` once the soft limit passed
@@ -32,6 +39,7 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import OutOfMemoryError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 
@@ -42,6 +50,10 @@ class JobsError(Exception):
 
     def details(self) -> dict[str, Any]:
         """Context that names what was wrong (task, job id, field), for error bodies."""
+        return {}
+
+    def headers(self) -> dict[str, str]:
+        """HTTP headers its answer carries (e.g. `Retry-After`, `WWW-Authenticate`)."""
         return {}
 
 
@@ -264,21 +276,137 @@ class TaskInputError(JobsError):
         return {"task": self.task, "detail": self.errors}
 
 
+class InvalidHostError(JobsError):
+    """The request's Host is not one the API answers to (400; JOBS_ALLOWED_HOSTS)."""
+
+    code = "invalid_host"
+
+    def __init__(self, host: str) -> None:
+        super().__init__(f"host {host!r} is not served here (JOBS_ALLOWED_HOSTS)")
+        self.host = host
+
+
+class AuthenticationError(JobsError):
+    """No credentials, or ones that are not a live key (401; the answer names the scheme to use)."""
+
+    code = "unauthorized"
+
+    def __init__(self, message: str, challenge: str = "Bearer") -> None:
+        super().__init__(message)
+        self.challenge = challenge
+
+    def headers(self) -> dict[str, str]:
+        return {"WWW-Authenticate": self.challenge}
+
+
+class PermissionDeniedError(JobsError):
+    """The key is valid but lacks the scope the request needs (403)."""
+
+    code = "forbidden"
+
+    def __init__(self, key: str, scope: str) -> None:
+        super().__init__(f"key {key!r} lacks scope {scope!r}")
+        self.key = key
+        self.scope = scope
+
+    def details(self) -> dict[str, Any]:
+        return {"scope": self.scope}
+
+
+class PayloadTooLargeError(JobsError):
+    """A request body over `limit` bytes (JOBS_MAX_REQUEST_BYTES, or the `max_input_bytes` of `task`, the
+    task a route enqueues): refused before it is parsed (413)."""
+
+    code = "payload_too_large"
+
+    def __init__(self, limit: int, task: str | None = None) -> None:
+        which = f"task {task!r} accepts (its max_input_bytes)" if task else "this API accepts"
+        super().__init__(f"the request body is larger than the {limit} bytes {which}; nothing was done")
+        self.limit = limit
+        self.task = task
+
+    def details(self) -> dict[str, Any]:
+        return {"limit": self.limit} if self.task is None else {"limit": self.limit, "task": self.task}
+
+
+QUEUE_FULL_RETRY_AFTER_S = 5
+
+
+class QueueFullError(JobsError):
+    """Back-pressure (JOBS_QUEUE_MAX_PENDING): `queue` already holds `pending` jobs waiting to start
+    (pending, scheduled or retrying; running ones do not count), `limit` or more, so the job was not
+    queued (429). `Retry-After` says when to try again: a few seconds, long enough for refused clients
+    not to hammer the API, short enough for a draining queue (hundreds of jobs a second) to have room."""
+
+    code = "queue_full"
+
+    def __init__(self, queue: str, pending: int, limit: int) -> None:
+        super().__init__(
+            f"queue {queue!r} already holds {pending} jobs waiting to start (its limit is {limit}): the job "
+            f"was not queued; try again in {QUEUE_FULL_RETRY_AFTER_S} s"
+        )
+        self.queue = queue
+        self.pending = pending
+        self.limit = limit
+
+    def details(self) -> dict[str, Any]:
+        return {"queue": self.queue, "pending": self.pending, "limit": self.limit}
+
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(QUEUE_FULL_RETRY_AFTER_S)}
+
+
+# a refused stream costs the API no Redis call, so a short wait is cheap; slots free as jobs end and
+# clients leave. EventSource gives up on a non-200 answer: this is for clients that retry themselves
+STREAMS_RETRY_AFTER_S = 5
+
+
+class TooManyStreamsError(JobsError):
+    """This API process already serves `limit` event streams (JOBS_SSE_MAX_STREAMS): the stream was not
+    opened (503, with `Retry-After`); another API process may have room."""
+
+    code = "too_many_streams"
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(
+            f"this API process already serves its limit of {limit} event streams (JOBS_SSE_MAX_STREAMS); "
+            f"try again in {STREAMS_RETRY_AFTER_S} s"
+        )
+        self.limit = limit
+
+    def details(self) -> dict[str, Any]:
+        return {"limit": self.limit}
+
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(STREAMS_RETRY_AFTER_S)}
+
+
 class RedisUnavailableError(JobsError):
     """Redis did not answer or refused the command (out of memory, read-only replica): the request was
     not completed, and can be tried again. Given a message instead of the Redis error, says that."""
 
     code = "redis_unavailable"
+    reason: str | None = None  # "out_of_memory" when Redis refused a write for want of memory
 
     def __init__(self, reason: Exception | str) -> None:
         if isinstance(reason, str):
             super().__init__(reason)
+            return
+        if isinstance(reason, OutOfMemoryError):
+            self.reason = "out_of_memory"
+            super().__init__(
+                "Redis is out of memory (maxmemory): it refuses writes until memory is freed, so the request "
+                "was not completed; reads still work. Try again later."
+            )
             return
         if isinstance(reason, RedisConnectionError | RedisTimeoutError):
             problem = "Redis is unreachable"
         else:
             problem = f"Redis refused the request ({type(reason).__name__})"
         super().__init__(f"{problem}; the request was not completed. Try again shortly.")
+
+    def details(self) -> dict[str, Any]:
+        return {} if self.reason is None else {"reason": self.reason}
 
 
 class TaskError(JobsError):
@@ -333,3 +461,25 @@ class JobCancelledError(PermanentError):
     """The job was cancelled while it ran."""
 
     code = "job_cancelled"
+
+
+class BlockedAddressError(PermanentError):
+    """A request through the worker's shared HTTP client was refused before connecting: its host is, or
+    resolves to, a loopback, private, link-local or otherwise internal `address` (see arq_jobs._netguard)
+    that JOBS_WEBHOOK_ALLOWED_HOSTS does not open. Retrying cannot help."""
+
+    code = "blocked_address"
+    subject = "host"  # how the message names what was blocked ("webhook host" for send_webhook)
+
+    def __init__(self, host: str, port: int, address: str, reason: str) -> None:
+        what = reason if host == address else f"it resolves to {address} ({reason})"
+        super().__init__(
+            f"{self.subject} {host} is blocked: {what}; JOBS_WEBHOOK_ALLOWED_HOSTS opens exceptions"
+        )
+        self.host = host
+        self.port = port
+        self.address = address
+        self.reason = reason
+
+    def details(self) -> dict[str, Any]:
+        return {"host": self.host, "port": self.port, "address": self.address, "reason": self.reason}

@@ -47,10 +47,12 @@ class IdempotencyClaim:
     fingerprint: str
     task: str
     job_id: str
+    owner: str | None = None  # the API key whose key it is: two owners' keys never meet
 
     @property
     def digest(self) -> str:
-        return hashlib.sha256(self.key.encode()).hexdigest()
+        scoped = self.key if self.owner is None else f"{self.owner}\n{self.key}"
+        return hashlib.sha256(scoped.encode()).hexdigest()
 
     def to_json(self) -> bytes:
         return orjson.dumps(asdict(self))
@@ -60,4 +62,10 @@ class IdempotencyClaim:
         if raw is None:
             return None
         data = orjson.loads(raw)
-        return cls(key=data["key"], fingerprint=data["fingerprint"], task=data["task"], job_id=data["job_id"])
+        return cls(
+            key=data["key"],
+            fingerprint=data["fingerprint"],
+            task=data["task"],
+            job_id=data["job_id"],
+            owner=data.get("owner"),
+        )

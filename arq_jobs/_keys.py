@@ -41,6 +41,11 @@ class Keys:
         """Stream of a job's state changes and progress updates (GET /jobs/{id}/events)."""
         return f"{self.prefix}:events:{job_id}"
 
+    def events_wake(self, hub_id: str) -> str:
+        """Stream one API process's event hub also reads: an entry added wakes its blocked XREAD when a
+        stream joins (see arq_jobs._jobs.event_hub); expires a minute after the last."""
+        return f"{self.prefix}:events-wake:{hub_id}"
+
     def index(self, kind: str, value: str | None = None) -> str:
         """Sorted set of job ids by run time (ms): `all`, one `queue:<q>`, one `task:<t>`, one
         `phase:<p>` or one `phase:<p>:queue:<q>` (see arq_jobs._jobs.transitions)."""
@@ -77,6 +82,14 @@ class Keys:
         job, ms), `running` (sorted set of job ids holding a place, by lease expiry), `waiting`
         (sorted set of `<queue key>|<job id>` held back, by due time)."""
         return f"{self.prefix}:limit:{task}:{kind}"
+
+    def api_keys(self) -> str:
+        """Hash of the API keys by name: each one's JSON (scopes, expiry, the secret's SHA-256 only)."""
+        return f"{self.prefix}:api-keys"
+
+    def api_keys_used(self) -> str:
+        """Hash of when each API key was last used (ms), by name."""
+        return f"{self.prefix}:api-keys:used"
 
     @staticmethod
     def wake_channel(queue_key: str) -> str:

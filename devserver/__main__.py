@@ -30,6 +30,8 @@ from devserver.redis_server import EmbeddedRedis, is_reachable
 from devserver.supervise import RestartPolicy, Supervised, describe_exit
 
 LOCAL_REDIS = "redis://127.0.0.1:6379/0"
+WEBHOOK_EXCEPTIONS = "JOBS_WEBHOOK_ALLOWED_HOSTS"
+LOOPBACK_HOSTS = "127.0.0.1,::1,localhost"
 STOP_TIMEOUT_S = 20
 
 
@@ -74,6 +76,36 @@ def external_redis(settings: Settings, force_embedded: bool) -> str | None:
     if "redis_url" in settings.model_fields_set:
         return str(settings.redis_url)
     return LOCAL_REDIS if is_reachable(LOCAL_REDIS) else None
+
+
+def webhook_exceptions(settings: Settings) -> tuple[dict[str, str], str]:
+    """The environment that lets the workers' requests reach loopback (a webhook to the API itself, as
+    in the README) unless the user chose JOBS_WEBHOOK_ALLOWED_HOSTS (even empty), and a line saying so."""
+    if "webhook_allowed_hosts" in settings.model_fields_set or WEBHOOK_EXCEPTIONS in os.environ:
+        chosen = ",".join(settings.webhook_allowed_hosts) or "(none)"
+        return {}, f"webhooks may reach internal hosts only as {WEBHOOK_EXCEPTIONS} allows: {chosen}"
+    return (
+        {WEBHOOK_EXCEPTIONS: LOOPBACK_HOSTS},
+        f"webhooks may reach loopback ({WEBHOOK_EXCEPTIONS}={LOOPBACK_HOSTS}; set it to change this)",
+    )
+
+
+def authentication(settings: Settings) -> tuple[dict[str, str], str]:
+    """The environment that runs the local API without keys (JOBS_AUTH=off: loopback only, so every
+    README example works as printed) unless the user chose JOBS_AUTH, and a line saying so."""
+    if "auth" in settings.model_fields_set or "JOBS_AUTH" in os.environ:
+        if settings.auth == "off":
+            return {}, "authentication is OFF (JOBS_AUTH=off): the API serves loopback clients only"
+        return (
+            {},
+            "authentication: API keys (JOBS_AUTH=keys); make one with "
+            "`arq-jobs keys create NAME --scope admin`",
+        )
+    return (
+        {"JOBS_AUTH": "off"},
+        "authentication is OFF for local development (JOBS_AUTH=off: the API serves loopback clients "
+        "only); JOBS_AUTH=keys turns API keys on",
+    )
 
 
 def wait_ready(url: str, processes: list[subprocess.Popen[bytes]], timeout_s: float = 30) -> None:
@@ -162,7 +194,11 @@ def main() -> int:
                 redis_url = embedded.start().url
         where = f"embedded redis-server on {redis_url}" if embedded else display_url(redis_url)
         print(f"devserver: Redis: {where}", flush=True)
-        env = {**os.environ, "JOBS_REDIS_URL": redis_url}
+        exceptions, said = webhook_exceptions(settings)
+        print(f"devserver: {said}", flush=True)
+        auth, said = authentication(settings)
+        print(f"devserver: {said}", flush=True)
+        env = {**os.environ, **exceptions, **auth, "JOBS_REDIS_URL": redis_url}
         arq = str(Path(sys.executable).with_name("arq"))
         children.append(Supervised("the API", [sys.executable, "-m", "app"], env))
         for n, (queue, command) in enumerate(worker_commands(settings, arq)):

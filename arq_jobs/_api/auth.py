@@ -1,58 +1,125 @@
-"""`require_admin`: the admin auth dependency (the dashboard, and later other admin routes).
+"""Who may call the API's routes: `authorize`, the dependency each route declares with the scope it
+needs (`Security(authorize, scopes=[JOBS_READ])`), so the OpenAPI document names the bearer scheme
+and each operation's scope.
 
-Without `JOBS_ADMIN_TOKEN` it lets everything through. With it, a request must carry the token as
-`Authorization: Bearer <token>` or as the password of HTTP Basic (any user name); otherwise 401 with
-`WWW-Authenticate: Basic`, so a browser asks for it.
-"""
+`JOBS_AUTH=keys` (the default): a request carries an API key (`arq-jobs keys create`) or
+JOBS_ADMIN_TOKEN as `Authorization: Bearer <key>`; the dashboard also takes it as the password of HTTP
+Basic, so a browser can ask for it. No or a dead key → 401; a key without the scope → 403.
+`JOBS_AUTH=off`: no keys, and only clients on a loopback address are served (`serve()` refuses to
+listen anywhere else), so a local development API is never open to the network by accident.
+
+The principal a request was authenticated as is kept on `request.state`: the job facade scopes what
+it reads and writes to that owner's jobs (`arq_jobs._api.jobs.Jobs`)."""
 
 from __future__ import annotations
 
 import base64
 import binascii
-import hmac
+import ipaddress
 from typing import Annotated
 
-from fastapi import Depends, HTTPException, Request
+from fastapi import Depends, Request, params
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer, SecurityScopes
 
-from arq_jobs._api.deps import SettingsDep
+from arq_jobs._api.deps import PRINCIPAL, StateDep
+from arq_jobs._auth.scopes import ADMIN, Principal
+from arq_jobs._errors import AuthenticationError, PermissionDeniedError
 
 REALM = "arq-jobs"
-CHALLENGE = {"WWW-Authenticate": f'Basic realm="{REALM}"'}
+BASIC_CHALLENGE = f'Basic realm="{REALM}"'
+
+bearer = HTTPBearer(
+    scheme_name="bearer",
+    bearerFormat="API key",
+    description="An API key from `arq-jobs keys create` (or JOBS_ADMIN_TOKEN), as "
+    "`Authorization: Bearer <key>`. Each operation names the scope it needs.",
+    auto_error=False,
+)
 
 
-def presented_token(authorization: str | None) -> str | None:
-    """The token an Authorization header carries (Bearer, or the password of Basic); None if none."""
-    if not authorization:
-        return None
-    scheme, _, credentials = authorization.strip().partition(" ")
-    credentials = credentials.strip()
-    if scheme.lower() == "bearer":
-        return credentials or None
-    if scheme.lower() == "basic":
-        try:
-            decoded = base64.b64decode(credentials, validate=True).decode()
-        except (binascii.Error, UnicodeDecodeError):
-            return None
-        _, colon, password = decoded.partition(":")
-        return password if colon else None
-    return None
-
-
-def token_matches(presented: str | None, expected: str) -> bool:
-    """Constant-time comparison of the presented token with the configured one."""
-    if presented is None:
+def is_loopback(host: str | None) -> bool:
+    """Whether `host` is a loopback address (or the name localhost)."""
+    if host is None:
         return False
-    return hmac.compare_digest(presented.encode(), expected.encode())
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.removeprefix("[").removesuffix("]")).is_loopback
+    except ValueError:
+        return False
 
 
-async def require_admin(request: Request, settings: SettingsDep) -> None:
-    """Refuse (401) a request without the admin token, when one is configured."""
-    if settings.admin_token is None:
+def basic_password(authorization: str | None) -> str | None:
+    """The password of an HTTP Basic Authorization header (any user name); None if none."""
+    scheme, _, credentials = (authorization or "").strip().partition(" ")
+    if scheme.lower() != "basic":
+        return None
+    try:
+        decoded = base64.b64decode(credentials.strip(), validate=True).decode()
+    except (binascii.Error, UnicodeDecodeError):
+        return None
+    _, colon, password = decoded.partition(":")
+    return password if colon and password else None
+
+
+async def authenticate(
+    request: Request, state: StateDep, secret: str | None, challenge: str
+) -> Principal | None:
+    """The principal `secret` stands for; None when authentication is off; AuthenticationError else."""
+    if state.settings.auth == "off":
+        client = request.client.host if request.client else None
+        if not is_loopback(client):
+            raise AuthenticationError(
+                "authentication is off (JOBS_AUTH=off), which serves loopback clients only", challenge
+            )
+        return None
+    if not secret:
+        raise AuthenticationError(
+            "this route needs an API key: send `Authorization: Bearer <key>`", challenge
+        )
+    principal = await state.key_cache.principal(secret)
+    if principal is None:
+        raise AuthenticationError("unknown, revoked or expired API key", challenge)
+    return principal
+
+
+def check_scopes(principal: Principal | None, scopes: list[str]) -> None:
+    """PermissionDeniedError naming the first of `scopes` the principal lacks."""
+    if principal is None:
         return
-    if not token_matches(
-        presented_token(request.headers.get("authorization")), settings.admin_token.get_secret_value()
-    ):
-        raise HTTPException(401, "this page needs the admin token (JOBS_ADMIN_TOKEN)", headers=CHALLENGE)
+    for scope in scopes:
+        if not principal.allows(scope):
+            raise PermissionDeniedError(principal.name, scope)
 
 
-AdminDep = Annotated[None, Depends(require_admin)]
+async def authorize(
+    request: Request,
+    state: StateDep,
+    security: SecurityScopes,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+) -> Principal | None:
+    """The API's routes' guard: a key with every scope the route declares (None: auth is off)."""
+    principal = await authenticate(request, state, credentials.credentials if credentials else None, "Bearer")
+    check_scopes(principal, security.scopes)
+    setattr(request.state, PRINCIPAL, principal)
+    return principal
+
+
+async def authorize_dashboard(request: Request, state: StateDep) -> Principal | None:
+    """The dashboard's guard: an `admin` key, as Bearer or as HTTP Basic's password (401 answers ask
+    a browser for it)."""
+    authorization = request.headers.get("authorization")
+    scheme, _, credentials = (authorization or "").strip().partition(" ")
+    secret = credentials.strip() if scheme.lower() == "bearer" else basic_password(authorization)
+    principal = await authenticate(request, state, secret, BASIC_CHALLENGE)
+    check_scopes(principal, [ADMIN])
+    setattr(request.state, PRINCIPAL, principal)
+    return principal
+
+
+def requires(*scopes: str) -> params.Security:
+    """The dependency a route lists to need `scopes`: `dependencies=[requires(JOBS_READ)]`."""
+    return params.Security(authorize, scopes=list(scopes))
+
+
+DashboardAuth = Depends(authorize_dashboard)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated
 
 from arq.connections import ArqRedis
@@ -15,9 +15,14 @@ from fastapi import Depends, Request
 from redis.exceptions import RedisError
 
 from arq_jobs._api.jobs import Jobs
+from arq_jobs._auth.keys import KeyCache, KeyStore
+from arq_jobs._auth.scopes import Principal
 from arq_jobs._client import JobClient
 from arq_jobs._config import Settings
 from arq_jobs._errors import RedisUnavailableError
+from arq_jobs._jobs.event_hub import EventHub
+from arq_jobs._keys import Keys
+from arq_jobs._logs import describe_redis_error
 from arq_jobs._scripts.batch import ScriptBatch
 from arq_jobs._tasks.registry import TaskRegistry
 from arq_jobs._version_guard import VersionGuard
@@ -35,9 +40,21 @@ class AppState:
     batch: ScriptBatch | None = None  # shared by the requests' clients: concurrent enqueues go together
     prefix: str = ""  # where install() mounted the routes: status URLs start with it
     guard: VersionGuard | None = None  # shared by the requests' clients: one snapshot of the workers a second
+    events: EventHub | None = None  # the event streams' count and shared reader (None: one per stream)
+    key_cache: KeyCache = field(default=None)  # type: ignore[assignment]  # the API keys, read once a second
+
+    def __post_init__(self) -> None:
+        if self.key_cache is None:
+            admin = self.settings.admin_token
+            cache = KeyCache(
+                KeyStore(self.arq, Keys(self.settings.key_prefix)),
+                None if admin is None else admin.get_secret_value(),
+            )
+            object.__setattr__(self, "key_cache", cache)
 
 
 STATE_KEY = "arq_jobs"
+PRINCIPAL = "arq_jobs_principal"  # the request.state attribute arq_jobs._api.auth keeps the caller in
 
 
 async def get_state(request: Request) -> AppState:
@@ -74,12 +91,26 @@ RegistryDep = Annotated[TaskRegistry, Depends(get_registry)]
 ArqDep = Annotated[ArqRedis, Depends(get_arq)]
 
 
+async def get_event_hub(state: StateDep) -> EventHub:
+    """The API process's event hub (an AppState built without one: a hub of this request's own)."""
+    return state.events if state.events is not None else EventHub.for_settings(state.arq, state.settings)
+
+
+EventHubDep = Annotated[EventHub, Depends(get_event_hub)]
+
+
+def principal_of(request: Request) -> Principal | None:
+    """Who the request was authenticated as (None: auth is off, or the route has no guard)."""
+    found = getattr(request.state, PRINCIPAL, None)
+    return found if isinstance(found, Principal) else None
+
+
 async def get_api_jobs(request: Request, state: StateDep) -> Jobs:
     """The typed job facade for a request to one of the API's own routes (from the state directly:
     each dependency FastAPI resolves costs time on every request)."""
     guard = True if state.guard is None else state.guard
     client = JobClient(state.arq, state.settings, state.registry, state.batch, guard)
-    return Jobs(client, request, state.prefix)
+    return Jobs(client, request, state.prefix, principal_of(request))
 
 
 async def get_jobs(request: Request, state: StateDep) -> AsyncIterator[Jobs]:
@@ -88,7 +119,9 @@ async def get_jobs(request: Request, state: StateDep) -> AsyncIterator[Jobs]:
     try:
         yield await get_api_jobs(request, state)
     except RedisError as exc:
-        log.warning("redis error during %s %s: %r", request.method, request.url.path, exc)
+        log.warning(
+            "redis error during %s %s: %s", request.method, request.url.path, describe_redis_error(exc)
+        )
         raise RedisUnavailableError(exc) from exc
 
 

@@ -17,24 +17,36 @@ from fastapi.routing import APIRoute
 from redis.exceptions import RedisError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from arq_jobs._api.body import cap_body
 from arq_jobs._errors import (
+    AuthenticationError,
     ConflictError,
     InvalidScheduleError,
     InvalidWorkflowError,
     JobsError,
     NotFoundError,
+    PayloadTooLargeError,
+    PermissionDeniedError,
+    QueueFullError,
     RedisUnavailableError,
     TaskInputError,
+    TooManyStreamsError,
     UnknownQueueError,
 )
+from arq_jobs._logs import describe_redis_error
 
 log = logging.getLogger(__name__)
 
 TASK_ROUTE_EXTRA = "x-task"
 
 STATUS_BY_ERROR: dict[type[JobsError], int] = {
+    AuthenticationError: 401,
+    PermissionDeniedError: 403,
     NotFoundError: 404,
+    PayloadTooLargeError: 413,
+    QueueFullError: 429,
     RedisUnavailableError: 503,
+    TooManyStreamsError: 503,
     ConflictError: 409,
     InvalidScheduleError: 422,
     InvalidWorkflowError: 422,
@@ -56,7 +68,9 @@ def route_task(request: Request) -> str | None:
 
 def jobs_error(exc: JobsError) -> JSONResponse:
     status = next((s for cls, s in STATUS_BY_ERROR.items() if isinstance(exc, cls)), 400)
-    return error_response(status, exc.code, str(exc), **exc.details())
+    response = error_response(status, exc.code, str(exc), **exc.details())
+    response.headers.update(exc.headers())
+    return response
 
 
 async def on_jobs_error(request: Request, exc: Exception) -> JSONResponse:
@@ -78,7 +92,7 @@ def validation_error(request: Request, exc: RequestValidationError) -> JSONRespo
 
 def redis_error(request: Request, exc: RedisError) -> JSONResponse:
     """Redis unreachable, or refusing the request (out of memory, read-only replica, ...)."""
-    log.warning("redis error during %s %s: %r", request.method, request.url.path, exc)
+    log.warning("redis error during %s %s: %s", request.method, request.url.path, describe_redis_error(exc))
     return jobs_error(RedisUnavailableError(exc))
 
 
@@ -117,26 +131,52 @@ def app_handles(request: Request, exc: Exception) -> bool:
     return handler is not None and handler not in (on_jobs_error, answer_any_error)
 
 
+Handler = Callable[[Request], Coroutine[Any, Any, Response]]
+
+
+def answering_json(handler: Handler) -> Handler:
+    """`handler` with its errors answered by `error_answer`, but those the app has a handler of its own
+    for (and that are not one of the API's)."""
+
+    async def answer_json(request: Request) -> Response:
+        try:
+            return await handler(request)
+        except Exception as exc:
+            if app_handles(request, exc):
+                raise
+            return error_answer(request, exc)
+
+    return answer_json
+
+
 class JobsRoute(APIRoute):
     """An APIRoute whose errors are answered by `error_answer`; an error the app has a handler of its
     own for (and that is not one of the API's) goes to that handler."""
 
-    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
-        handler = super().get_route_handler()
+    def get_route_handler(self) -> Handler:
+        return answering_json(super().get_route_handler())
 
-        async def answer_json(request: Request) -> Response:
-            try:
-                return await handler(request)
-            except Exception as exc:
-                if app_handles(request, exc):
-                    raise
-                return error_answer(request, exc)
 
-        return answer_json
+def capping_body(route: APIRoute, handler: Handler) -> Handler:
+    """`handler` behind the request body limit of `route` (arq_jobs._api.body): 413 before parsing."""
+    task = (route.openapi_extra or {}).get(TASK_ROUTE_EXTRA)
+    task = task if isinstance(task, str) else None
+    # a body parsed by a dependency of its own (the dashboard's form token) counts too
+    reads_body = route.body_field is not None or bool((route.methods or set()) & {"POST", "PUT", "PATCH"})
+
+    async def capped(request: Request) -> Response:
+        await cap_body(request, task=task, reads_body=reads_body)
+        return await handler(request)
+
+    return capped
 
 
 class ApiRoute(JobsRoute):
-    """The routes `install()` adds (the metrics label them with the prefix they are mounted under)."""
+    """The routes `install()` adds (the metrics label them with the prefix they are mounted under);
+    their request bodies are capped (arq_jobs._api.body)."""
+
+    def get_route_handler(self) -> Handler:
+        return answering_json(capping_body(self, APIRoute.get_route_handler(self)))
 
 
 async def answer_any_error(request: Request, exc: Exception) -> Response:

@@ -13,10 +13,14 @@ import uvicorn
 from arq.connections import ArqRedis
 from fastapi import FastAPI
 from fastapi.params import Depends
+from fastapi.routing import APIRoute
 
 from arq_jobs._api import metrics
+from arq_jobs._api.auth import is_loopback
+from arq_jobs._api.body import BODY_LIMITS, BodyLimits
 from arq_jobs._api.deps import STATE_KEY, AppState
 from arq_jobs._api.errors import ApiRoute, on_jobs_error
+from arq_jobs._api.hosts import trusted_host
 from arq_jobs._api.routes import (
     deadletters,
     events,
@@ -33,7 +37,9 @@ from arq_jobs._connection import create_arq
 from arq_jobs._dashboard import build_router as build_dashboard
 from arq_jobs._dashboard.routing import DashboardRoute
 from arq_jobs._errors import JobsError
+from arq_jobs._jobs.event_hub import EventHub
 from arq_jobs._logs import configure_logging
+from arq_jobs._redis_memory import warn_if_evicting
 from arq_jobs._scripts.batch import ScriptBatch
 from arq_jobs._tasks.registry import TaskRegistry, load_registry
 from arq_jobs._tracing import configure_tracing, instrument_app, shutdown_tracing
@@ -107,6 +113,7 @@ def mount(
     prefix = normalized_prefix(prefix)
     found = Installation(settings, registry, prefix)
     setattr(app.state, INSTALLATION, found)
+    setattr(app.state, BODY_LIMITS, BodyLimits.of(settings, registry))
     app.router.lifespan_context = around(app.router.lifespan_context, found)  # type: ignore[assignment]
     routers = [
         jobs.build_router(registry, settings),
@@ -123,11 +130,22 @@ def mount(
     if dashboard and settings.dashboard_enabled:
         routers.append(build_dashboard(settings))
     for router in routers:
-        app.include_router(router, prefix=prefix, dependencies=list(dependencies))
+        app.include_router(
+            router,
+            prefix=prefix,
+            dependencies=[Depends(trusted_host), *dependencies],
+            generate_unique_id_function=operation_id,
+        )
     metrics.instrument(app, prefix, own=(ApiRoute, DashboardRoute))
     configure_tracing(settings, "jobs-api")
     instrument_app(app)
     app.add_exception_handler(JobsError, on_jobs_error)
+
+
+def operation_id(route: APIRoute) -> str:
+    """An operation's OpenAPI `operationId`: its route's name (`enqueue_noop`, `get_job`, ...), short and
+    stable for generated clients, instead of FastAPI's `enqueue_noop_jobs_noop_post`."""
+    return route.name
 
 
 def normalized_prefix(prefix: str) -> str:
@@ -147,6 +165,7 @@ def around(user: Lifespan, found: Installation) -> Lifespan:
     async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
         arq = found.connect(found.settings)
         batch = ScriptBatch(arq)
+        events = EventHub.for_settings(arq, found.settings)
         state = AppState(
             settings=found.settings,
             registry=found.registry,
@@ -154,11 +173,17 @@ def around(user: Lifespan, found: Installation) -> Lifespan:
             batch=batch,
             prefix=found.prefix,
             guard=VersionGuard(WorkerRegistry(arq, found.settings)),
+            events=events,
         )
+        # in the background: the app starts at once even while Redis is down or slow
+        policy_check = asyncio.create_task(warn_if_evicting(arq, "API", found.settings.redis_timeout_s))
         try:
             async with user(app) as user_state:
                 yield {**(user_state or {}), STATE_KEY: state}
         finally:
+            policy_check.cancel()
+            await asyncio.gather(policy_check, return_exceptions=True)
+            await events.stop()
             await batch.drain()
             await arq.aclose()
             await arq.connection_pool.disconnect()
@@ -172,6 +197,12 @@ def serve(app: FastAPI, *, settings: Settings | None = None) -> None:
     (`JOBS_LOG_LEVEL`, `JOBS_LOG_FORMAT`, `JOBS_ACCESS_LOG`); SIGTERM lets requests finish for 5 s."""
     settings = settings or load_settings()
     configure_logging(settings.log_level, settings.log_format)
+    if settings.auth == "off" and not is_loopback(settings.api_host):
+        raise SystemExit(
+            f"refusing to serve on {settings.api_host} with JOBS_AUTH=off: without authentication the "
+            "API listens on a loopback address only (JOBS_API_HOST=127.0.0.1); create API keys "
+            "(arq-jobs keys create) or set JOBS_ADMIN_TOKEN and keep JOBS_AUTH=keys"
+        )
     uvicorn.run(
         app,
         host=settings.api_host,

@@ -11,9 +11,16 @@ from arq.connections import ArqRedis
 from fastapi import Request
 
 from arq_jobs._api.schemas import EnqueuedJob, WorkflowAccepted
+from arq_jobs._auth.scopes import Principal, enqueue_scope
 from arq_jobs._client import Enqueued, JobClient
-from arq_jobs._deadletters import DeadLetterStore
-from arq_jobs._errors import JobNotFoundError
+from arq_jobs._clock import now_ms
+from arq_jobs._deadletters import DeadLetter, DeadLetterPage, DeadLetterStore
+from arq_jobs._errors import (
+    DeadLetterNotFoundError,
+    JobNotFoundError,
+    PermissionDeniedError,
+    WorkflowNotFoundError,
+)
 from arq_jobs._jobs.events import EventReader
 from arq_jobs._jobs.listing import JobPage
 from arq_jobs._jobs.states import JobState
@@ -31,12 +38,34 @@ STATUS_ROUTE = "get_job"
 
 
 class Jobs:
-    """Enqueue typed jobs from a route and read their status; URLs are built from the request."""
+    """Enqueue typed jobs from a route and read their status; URLs are built from the request (or
+    JOBS_PUBLIC_URL).
 
-    def __init__(self, client: JobClient, request: Request, prefix: str = "") -> None:
+    With a `principal` (the API key a request of the API's own routes was authenticated as) it acts
+    for that key: jobs and workflows it makes are the key's (`owner`), and it sees only the key's own
+    ones, another owner's answering exactly as an unknown id; an `admin` key sees every one. Without
+    one (`JobsDep` in a route of yours, or authentication off) it sees everything."""
+
+    def __init__(
+        self, client: JobClient, request: Request, prefix: str = "", principal: Principal | None = None
+    ) -> None:
         self.client = client
         self.request = request
         self.prefix = prefix.strip("/")
+        self.principal = principal
+
+    @property
+    def owner(self) -> str | None:
+        """The owner of what this facade makes: the principal's name."""
+        return None if self.principal is None else self.principal.name
+
+    @property
+    def only_owner(self) -> str | None:
+        """The owner whose jobs alone this facade sees; None: every one's."""
+        return None if self.principal is None or self.principal.is_admin else self.principal.name
+
+    def sees(self, owner: str | None) -> bool:
+        return self.principal is None or self.principal.owns(owner)
 
     async def enqueue(
         self,
@@ -54,7 +83,13 @@ class Jobs:
         (`idempotent_replay`, its current status) and a different request raises
         IdempotencyConflictError."""
         job = await self.client.enqueue(
-            task, data, delay=delay, run_at=run_at, idempotency_key=idempotency_key, queue=queue
+            task,
+            data,
+            delay=delay,
+            run_at=run_at,
+            idempotency_key=idempotency_key,
+            queue=queue,
+            owner=self.owner,
         )
         return await self.replay(job) if job.replayed else self.answer(job)
 
@@ -95,20 +130,43 @@ class Jobs:
         return self.client.keys
 
     async def status(self, job_id: str) -> JobStatus:
-        """The job's status; raises JobNotFoundError for an unknown id."""
-        return await self.client.status(job_id)
+        """The job's status; raises JobNotFoundError for an unknown id (or another owner's)."""
+        status = await self.client.status(job_id)
+        if not self.sees(status.owner):
+            raise JobNotFoundError(job_id)
+        return status
 
     async def cancel(self, job_id: str) -> JobStatus:
         """Cancel a job that has not ended; see JobClient.cancel."""
+        await self.status(job_id)
         return await self.client.cancel(job_id)
 
     async def retry_dead_letter(self, job_id: str) -> EnqueuedJob:
-        """Enqueue a dead letter again as a new job (`retry_of` = the old id)."""
+        """Enqueue a dead letter again as a new job (`retry_of` = the old id), for the same owner."""
+        await self.dead_letter(job_id)
         return self.answer(await self.client.retry_dead_letter(job_id))
 
     @property
     def dead_letters(self) -> DeadLetterStore:
+        """Every owner's dead letters (the dead-letter routes go through the methods below)."""
         return self.client.dead_letters
+
+    async def dead_letter(self, job_id: str) -> DeadLetter:
+        """One dead letter; DeadLetterNotFoundError for an unknown id (or another owner's)."""
+        letter = await self.client.dead_letters.get(job_id)
+        if not self.sees(letter.owner):
+            raise DeadLetterNotFoundError(job_id)
+        return letter
+
+    async def dead_letter_page(self, *, limit: int, cursor: str | None, task: str | None) -> DeadLetterPage:
+        """Dead letters newest first (this facade's owner's only)."""
+        return await self.client.dead_letters.page(
+            limit=limit, cursor=cursor, task=task, now_ms=now_ms(), owner=self.only_owner
+        )
+
+    async def delete_dead_letter(self, job_id: str) -> None:
+        await self.dead_letter(job_id)
+        await self.client.dead_letters.delete(job_id)
 
     async def jobs(
         self,
@@ -120,7 +178,9 @@ class Jobs:
         cursor: str | None = None,
     ) -> JobPage:
         """Jobs newest first (by run time) matching the filters; see JobClient.jobs."""
-        return await self.client.jobs(state=state, task=task, queue=queue, limit=limit, cursor=cursor)
+        return await self.client.jobs(
+            state=state, task=task, queue=queue, limit=limit, cursor=cursor, owner=self.only_owner
+        )
 
     async def workers(self) -> list[WorkerInfo]:
         return await self.client.workers()
@@ -152,16 +212,27 @@ class Jobs:
         return await self.start_workflow(Workflow.chord(steps, callback))
 
     async def start_workflow(self, workflow: Workflow) -> WorkflowAccepted:
-        """Create a built workflow (`Workflow.chain/group/chord`, or `Workflow.from_json`)."""
-        workflow_id = await self.workflows.create(workflow)
+        """Create a built workflow (`Workflow.chain/group/chord`, or `Workflow.from_json`); with a
+        principal, each step's task needs its enqueue scope (PermissionDeniedError naming it)."""
+        if self.principal is not None:
+            for stage in workflow.stages:
+                for placed in stage.steps:
+                    if not self.principal.allows(enqueue_scope(placed.step.task.name)):
+                        raise PermissionDeniedError(self.principal.name, enqueue_scope(placed.step.task.name))
+        workflow_id = await self.workflows.create(workflow, owner=self.owner)
         return WorkflowAccepted(workflow_id=workflow_id, status_url=self.workflow_url(workflow_id))
 
     async def workflow(self, workflow_id: str) -> WorkflowStatus:
-        """The workflow's state and each step's; raises WorkflowNotFoundError for an unknown id."""
-        return await self.workflows.status(workflow_id)
+        """The workflow's state and each step's; raises WorkflowNotFoundError for an unknown id (or
+        another owner's)."""
+        status = await self.workflows.status(workflow_id)
+        if not self.sees(status.owner):
+            raise WorkflowNotFoundError(workflow_id)
+        return status
 
     async def cancel_workflow(self, workflow_id: str) -> WorkflowStatus:
         """Cancel what has not finished; see Workflows.cancel."""
+        await self.workflow(workflow_id)
         return await self.workflows.cancel(workflow_id)
 
     @property
@@ -170,8 +241,11 @@ class Jobs:
 
     @property
     def base(self) -> str:
-        """The URL the API's routes start from: the app's base URL and install()'s prefix."""
-        return f"{self.request.base_url}{self.prefix}/" if self.prefix else str(self.request.base_url)
+        """The URL the API's routes start from: JOBS_PUBLIC_URL (else the request's base URL) and
+        install()'s prefix."""
+        public = self.client.settings.public_url
+        root = str(self.request.base_url) if public is None else str(public).rstrip("/") + "/"
+        return f"{root}{self.prefix}/" if self.prefix else root
 
     def workflow_url(self, workflow_id: str) -> str:
         return f"{self.base}workflows/{quote(workflow_id, safe='')}"

@@ -17,8 +17,11 @@ from prometheus_client import (
 )
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from arq_jobs._api.auth import requires
 from arq_jobs._api.deps import ApiJobsDep
 from arq_jobs._api.errors import ApiRoute
+from arq_jobs._api.schemas import AUTH_ERRORS
+from arq_jobs._auth.scopes import METRICS_READ
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 QUEUE_STATES = ("pending", "scheduled", "running", "retrying", "succeeded", "failed", "cancelled")
@@ -107,7 +110,7 @@ def included_routes_carry_prefix() -> bool:
 router = APIRouter(route_class=ApiRoute, tags=["health"])
 
 
-@router.get("/metrics", response_class=Response)
+@router.get("/metrics", response_class=Response, dependencies=[requires(METRICS_READ)], responses=AUTH_ERRORS)
 async def metrics(request: Request, jobs: ApiJobsDep) -> Response:
     """Prometheus text format: HTTP metrics, and queue gauges read from Redis now."""
     found: ApiMetrics = request.app.state.arq_jobs_metrics

@@ -82,6 +82,30 @@ class ErrorBody(BaseModel):
     message: str
 
 
+AUTH_ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"model": ErrorBody, "description": "No API key, or an unknown, revoked or expired one"},
+    403: {"model": ErrorBody, "description": "The key lacks the scope this operation needs"},
+}
+"""The answers of every guarded route (`arq_jobs._api.auth`)."""
+
+TOO_LARGE: dict[int | str, dict[str, Any]] = {
+    413: {
+        "model": ErrorBody,
+        "description": "Request body over JOBS_MAX_REQUEST_BYTES (or the task's own max_input_bytes)",
+    },
+}
+"""The answer of a route that reads a body (`arq_jobs._api.body`)."""
+
+QUEUE_FULL: dict[int | str, dict[str, Any]] = {
+    429: {
+        "model": ErrorBody,
+        "description": "The queue already holds JOBS_QUEUE_MAX_PENDING waiting jobs; nothing was queued",
+        "headers": {"Retry-After": {"description": "Seconds to wait", "schema": {"type": "integer"}}},
+    },
+}
+"""The answer of a route that enqueues (back-pressure)."""
+
+
 class Health(BaseModel):
     status: str
     redis: str | None = None

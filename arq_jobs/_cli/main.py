@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from arq_jobs._cli import dead, workflows
+from arq_jobs._cli import dead, keys, workflows
 from arq_jobs._cli.errors import ExitCode, exit_codes_help
 from arq_jobs._cli.inputs import CursorOption, check_idempotency_key, parse_payload, parse_run_at
 from arq_jobs._cli.output import (
@@ -36,6 +36,7 @@ from arq_jobs._jobs.states import JobState
 from arq_jobs._jobs.status import JobStatus
 from arq_jobs._queues import QueueStats
 from arq_jobs._schedules.views import ScheduleView, schedule_views
+from arq_jobs._secrets import new_key
 from arq_jobs._worker_registry import WorkerInfo
 
 app = typer.Typer(
@@ -49,6 +50,7 @@ app = typer.Typer(
 )
 app.add_typer(dead.app, name="dead")
 app.add_typer(workflows.app, name="workflow")
+app.add_typer(keys.app, name="keys")
 
 JobId = Annotated[str, typer.Argument(help="The job's id.", show_default=False, metavar="JOB_ID")]
 
@@ -229,6 +231,15 @@ def schedules(ctx: typer.Context, output: OutputOption = Output.TABLE, as_json: 
 
     found = run(ctx, work)
     show(found, choose(output, as_json), schedules_table(found) if found else "no schedules")
+
+
+@app.command("secret-key")
+def secret_key() -> None:
+    """Print a new key for JOBS_SECRETS_KEY (needs no Redis).
+
+    To rotate: put the new key first and keep the old ones after it (`new,old`) until the jobs and
+    dead letters sealed with them are gone."""
+    typer.echo(new_key())
 
 
 def main() -> None:

@@ -21,6 +21,7 @@ from arq_jobs._client import JobClient
 from arq_jobs._config import Settings, load_settings
 from arq_jobs._connection import create_arq
 from arq_jobs._errors import JobsError
+from arq_jobs._logs import describe_redis_error
 from arq_jobs._tasks.registry import TaskRegistry, load_registry
 
 T = TypeVar("T")
@@ -36,8 +37,8 @@ def display_url(url: str) -> str:
 def redis_failure(settings: Settings, error: RedisError) -> CliError:
     where = f"Redis at {display_url(str(settings.redis_url))}"
     if isinstance(error, RedisConnectionError | RedisTimeoutError):
-        return CliError(f"{where} is unreachable: {error}", ExitCode.REDIS_UNAVAILABLE)
-    return CliError(f"{where} refused the request: {error}", ExitCode.REDIS_UNAVAILABLE)
+        return CliError(f"{where} is unreachable: {describe_redis_error(error)}", ExitCode.REDIS_UNAVAILABLE)
+    return CliError(f"{where} refused the request: {describe_redis_error(error)}", ExitCode.REDIS_UNAVAILABLE)
 
 
 @asynccontextmanager

@@ -15,11 +15,19 @@ from fastapi.routing import APIRoute
 from redis.exceptions import RedisError
 from starlette.exceptions import HTTPException
 
-from arq_jobs._api.errors import app_handles
+from arq_jobs._api.errors import app_handles, capping_body
 from arq_jobs._dashboard.flash import Flash, answer
 from arq_jobs._dashboard.security import ForbiddenError
 from arq_jobs._dashboard.templating import bare_chrome
-from arq_jobs._errors import ConflictError, JobsError, NotFoundError
+from arq_jobs._errors import (
+    AuthenticationError,
+    ConflictError,
+    JobsError,
+    NotFoundError,
+    PayloadTooLargeError,
+    PermissionDeniedError,
+    QueueFullError,
+)
 
 log = logging.getLogger(__name__)
 
@@ -47,12 +55,18 @@ def describe(exc: Exception) -> tuple[int, str, dict[str, str]]:
     """The status, message and headers the dashboard answers an error with."""
     if isinstance(exc, HTTPException):
         return exc.status_code, str(exc.detail), dict(exc.headers or {})
-    if isinstance(exc, ForbiddenError):
+    if isinstance(exc, AuthenticationError):
+        return 401, str(exc), exc.headers()
+    if isinstance(exc, ForbiddenError | PermissionDeniedError):
         return 403, str(exc), {}
     if isinstance(exc, NotFoundError):
         return 404, str(exc), {}
     if isinstance(exc, ConflictError):
         return 409, str(exc), {}
+    if isinstance(exc, PayloadTooLargeError):
+        return 413, str(exc), {}
+    if isinstance(exc, QueueFullError):
+        return 429, str(exc), exc.headers()
     if isinstance(exc, JobsError):
         return 422, str(exc), {}
     if isinstance(exc, RequestValidationError):
@@ -65,10 +79,11 @@ def describe(exc: Exception) -> tuple[int, str, dict[str, str]]:
 
 
 class DashboardRoute(APIRoute):
-    """An APIRoute whose errors are dashboard pages (or flash fragments for htmx)."""
+    """An APIRoute whose errors are dashboard pages (or flash fragments for htmx); its request bodies
+    (forms) are capped as the API's are (arq_jobs._api.body)."""
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
-        handler = super().get_route_handler()
+        handler = capping_body(self, super().get_route_handler())
 
         async def answer_html(request: Request) -> Response:
             try:

@@ -3,6 +3,11 @@
 
 One script instead of a MULTI of six commands: atomic all the same, smaller to send (EVALSHA), and,
 being a single call, it can share a pipeline with other requests' enqueues (`arq_jobs._scripts.batch`).
+
+Back-pressure (JOBS_QUEUE_MAX_PENDING) is checked inside the script, so it holds however many enqueues
+run at once: a queue holding `max_pending` jobs waiting to start (pending, scheduled or retrying — its
+`queued` phase index; running jobs do not count) stores nothing more and answers -<that count>. Without
+a limit nothing is counted.
 """
 
 from __future__ import annotations
@@ -31,6 +36,8 @@ class EnqueueWrite:
     entered: Transition
     wake: bool
     only_new: bool = False
+    max_pending: int = 0  # refuse the job when its queue holds this many waiting jobs; 0: no limit
+    waiting_key: str = ""  # with `max_pending`: the queue's `queued` phase index, which counts them
 
     def call(self, settings: Settings) -> tuple[list[str], list[Arg]]:
         """ENQUEUE_SCRIPT's keys and arguments."""
@@ -46,6 +53,8 @@ class EnqueueWrite:
             record_ttl_ms=self.record_ttl_ms,
             wake_channel=Keys.wake_channel(self.queue_key) if self.wake else "",
             only_new="1" if self.only_new else "0",
+            max_pending=self.max_pending,
+            waiting=self.waiting_key,
             transition=self.entered.args(settings),  # sets no fields itself: 11 values
             record_fields=record,
         )

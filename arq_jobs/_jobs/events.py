@@ -62,6 +62,28 @@ def parse_event(job_id: str, entry_id: bytes | str, fields: dict[bytes, bytes]) 
     return JobEvent(entry, event, status)
 
 
+@dataclass(frozen=True, slots=True)
+class EventPage:
+    """What one read of a job's stream found: its readable events, the id of the last entry read (of
+    an unreadable one too; `after` when none) and whether it read `count` entries (more may follow)."""
+
+    events: list[JobEvent]
+    last_id: str
+    full: bool
+
+
+def parse_entries(job_id: str, after: str, entries: list[Any], count: int) -> EventPage:
+    """The page of one stream's entries as XREAD returns them."""
+    events: list[JobEvent] = []
+    last_id = after
+    for entry_id, fields in entries:
+        last_id = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
+        event = parse_event(job_id, entry_id, fields)
+        if event is not None:
+            events.append(event)
+    return EventPage(events, last_id, len(entries) >= count)
+
+
 class EventReader:
     """Reads a job's events from its stream."""
 
@@ -73,12 +95,12 @@ class EventReader:
         self, job_id: str, after: str, *, block_ms: int | None = None, count: int = 100
     ) -> list[JobEvent]:
         """Events after the stream id `after` ("0" for all), waiting up to `block_ms` for one."""
-        stream = self.keys.events(job_id)
-        replies = await self.redis.xread({stream: after}, count=count, block=block_ms)
-        found: list[JobEvent] = []
-        for _, entries in replies or []:
-            for entry_id, fields in entries:
-                event = parse_event(job_id, entry_id, fields)
-                if event is not None:
-                    found.append(event)
-        return found
+        return (await self.read_page(job_id, after, block_ms=block_ms, count=count)).events
+
+    async def read_page(
+        self, job_id: str, after: str, *, block_ms: int | None = None, count: int = 100
+    ) -> EventPage:
+        """Up to `count` entries after the stream id `after`, waiting up to `block_ms` for one."""
+        replies = await self.redis.xread({self.keys.events(job_id): after}, count=count, block=block_ms)
+        entries = [entry for _, stream_entries in replies or [] for entry in stream_entries]
+        return parse_entries(job_id, after, entries, count)

@@ -65,8 +65,10 @@ async def list_jobs(
     queue: str | None,
     limit: int,
     cursor: str | None,
+    owner: str | None = None,
 ) -> JobPage:
-    """Jobs newest first matching every filter given; `statuses` reads a batch of job statuses."""
+    """Jobs newest first matching every filter given (`owner`: only jobs that API key made);
+    `statuses` reads a batch of job statuses."""
 
     async def load(ids: Sequence[str]) -> list[JobListItem | None]:
         return [None if status is None else list_item(status) for status in await statuses(ids)]
@@ -76,6 +78,7 @@ async def list_jobs(
             (state is None or item.status is state)
             and (task is None or item.task == task)
             and (queue is None or item.queue == queue)
+            and (owner is None or item.owner == owner)
         )
 
     found = await walk(

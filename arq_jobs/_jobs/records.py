@@ -32,6 +32,7 @@ WORKFLOW = "workflow"  # "<workflow id>:<stage>:<index>" of a workflow's step (a
 SCHEDULE = "schedule"  # the name of the schedule that made the job (arq_jobs._schedules.views)
 THROTTLE = "throttle"  # why a due job waits: "rate" or "concurrency" (arq_jobs._limits.worker)
 THROTTLED_UNTIL = "throttled_until"  # when a throttled job tries again
+OWNER = "owner"  # the API key that enqueued the job (arq_jobs._auth)
 
 MARKABLE = frozenset({JobState.RETRYING, JobState.CANCELLED})
 
@@ -69,6 +70,7 @@ class JobRecord:
     schedule: str | None = None
     throttle: str | None = None
     throttled_until_ms: int | None = None
+    owner: str | None = None
 
     @property
     def run_at_ms(self) -> int:
@@ -93,6 +95,8 @@ class JobRecord:
             fields[WORKFLOW] = self.workflow
         if self.schedule is not None:
             fields[SCHEDULE] = self.schedule
+        if self.owner is not None:
+            fields[OWNER] = self.owner
         return fields
 
     @classmethod
@@ -126,6 +130,7 @@ class JobRecord:
             schedule=data.get(SCHEDULE),
             throttle=data.get(THROTTLE),
             throttled_until_ms=_int_or_none(data.get(THROTTLED_UNTIL)),
+            owner=data.get(OWNER),
         )
 
 

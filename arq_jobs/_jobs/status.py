@@ -57,6 +57,11 @@ class JobStatus(BaseModel):
     )
     workflow_id: str | None = Field(default=None, description="The workflow this job is a step of.")
     schedule: str | None = Field(default=None, description="The schedule that made this job.")
+    owner: str | None = Field(
+        default=None,
+        description="The name of the API key that enqueued the job (a workflow's steps: the workflow's); "
+        "null when none did (authentication off, a schedule, the CLI, your own code).",
+    )
 
 
 def decode_error(raw: Any) -> JobError:
@@ -135,6 +140,7 @@ def build_status(
         throttled=_throttled(record, state),
         workflow_id=record.workflow.split(":", 1)[0] if record.workflow else None,
         schedule=record.schedule,
+        owner=record.owner,
     )
 
 

@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
 from arq_jobs._client import JobClient
-from arq_jobs._logs import get_logger
+from arq_jobs._logs import describe_redis_error, get_logger
 from arq_jobs._schedules.views import fire, is_enabled
 from arq_jobs._tasks.registry import Schedule
 from arq_jobs._worker.outage import REDIS_ERRORS, RedisHealth
@@ -104,7 +104,10 @@ class Scheduler:
                 self.health.failed(error)
             else:
                 log.warning(
-                    "schedule.fire_failed", schedule=schedule.name, tick=tick.isoformat(), error=repr(error)
+                    "schedule.fire_failed",
+                    schedule=schedule.name,
+                    tick=tick.isoformat(),
+                    error=describe_redis_error(error),
                 )
         except Exception:
             log.exception("schedule.fire_failed", schedule=schedule.name, tick=tick.isoformat())

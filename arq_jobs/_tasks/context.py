@@ -57,7 +57,8 @@ class JobContext:
 
     @property
     def http(self) -> httpx.AsyncClient:
-        """The worker's shared HTTP client (timeouts set)."""
+        """The worker's shared HTTP client (timeouts set; refuses hosts inside the network with
+        BlockedAddressError unless JOBS_WEBHOOK_ALLOWED_HOSTS opens them)."""
         return self.resources.http
 
     @property

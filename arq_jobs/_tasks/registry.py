@@ -84,6 +84,7 @@ class Task(Generic[InputT, ResultT]):
     soft_timeout_s: float | None = None
     limits: TaskLimits = TaskLimits()
     schedules: tuple[Cron, ...] = ()
+    max_input_bytes: int | None = None  # its enqueue route's body limit, when below JOBS_MAX_REQUEST_BYTES
 
     @property
     def max_attempts(self) -> int:
@@ -166,6 +167,7 @@ def task(
     rate_limit: str | None = None,
     max_concurrency: int | None = None,
     schedule: Cron | Sequence[Cron] | None = None,
+    max_input_bytes: int | None = None,
 ) -> Callable[[TaskFunction[InputT, ResultT]], Task[InputT, ResultT]]:
     """Register an `async def` as a task.
 
@@ -176,7 +178,8 @@ def task(
 
     `rate_limit` (`"10/s"`, `"100/m"`) and `max_concurrency` hold the task's jobs back, across every
     worker, while starting one would exceed them (see arq_jobs._limits.spec). `schedule`: one Cron or several
-    that enqueue the task by themselves.
+    that enqueue the task by themselves. `max_input_bytes`: the largest request body its enqueue route
+    (`POST /jobs/<name>`) reads (413 beyond), when lower than JOBS_MAX_REQUEST_BYTES.
     """
     if retry is not None and max_attempts is not None and retry.max_attempts != max_attempts:
         raise ValueError("give max_attempts in the RetryPolicy or as max_attempts, not both")
@@ -187,6 +190,8 @@ def task(
         soft_timeout_s <= 0 or (timeout_s is not None and soft_timeout_s >= timeout_s)
     ):
         raise ValueError("soft_timeout_s must be positive and below timeout_s")
+    if max_input_bytes is not None and max_input_bytes < 1:
+        raise ValueError("max_input_bytes must be at least 1")
     limits = TaskLimits(RateLimit.parse(rate_limit) if rate_limit else None, max_concurrency)
     schedules = (schedule,) if isinstance(schedule, Cron) else tuple(schedule or ())
 
@@ -213,6 +218,7 @@ def task(
             soft_timeout_s=soft_timeout_s,
             limits=limits,
             schedules=schedules,
+            max_input_bytes=max_input_bytes,
         )
 
     return wrap

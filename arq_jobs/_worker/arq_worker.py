@@ -28,9 +28,10 @@ from arq_jobs import _arq
 from arq_jobs._clock import now_ms
 from arq_jobs._keys import Keys
 from arq_jobs._limits.worker import RELEASE_SCRIPT
+from arq_jobs._logs import describe_redis_error
 from arq_jobs._worker.claims import poll_iteration
 from arq_jobs._worker.finish import FINISH_SCRIPT, finish_call
-from arq_jobs._worker.outage import OutageGaveUp
+from arq_jobs._worker.outage import REDIS_ERRORS, OutageGaveUp
 from arq_jobs._worker.outcomes import dead_letter_refused
 from arq_jobs._worker.runtime import Runtime
 from arq_jobs._worker.wakeup import Wakeup
@@ -96,6 +97,8 @@ def adopt(ctx: dict[str, Any], runtime: Runtime) -> Worker | None:
     async def dead_letter_first(job_id: str, result_data: bytes | None) -> None:
         try:
             await dead_letter_refused(runtime, job_id, result_data)
+        except REDIS_ERRORS as error:  # its message may hold the dead letter: never logged
+            log.error("could not dead-letter job %s: %s", job_id, describe_redis_error(error))
         except Exception:  # never keep ARQ from cleaning up the job
             log.exception("could not dead-letter job %s", job_id)
 

@@ -22,6 +22,7 @@ from arq.worker import Worker
 
 from arq_jobs import _arq
 from arq_jobs._keys import Keys
+from arq_jobs._logs import describe_redis_error
 from arq_jobs._scripts.run import run_script
 from arq_jobs._scripts.script import load_script
 from arq_jobs._worker.outage import REDIS_ERRORS, RedisHealth
@@ -61,7 +62,9 @@ def poll_iteration(
     def run_job_failed(job_id: str, error: BaseException) -> None:
         if isinstance(error, REDIS_ERRORS):  # ARQ's start or end of the job: it runs once its lease ends
             health.failed(error)
-            log.info("job %s not run or not recorded: Redis unavailable (%r)", job_id, error)
+            log.info(
+                "job %s not run or not recorded: Redis unavailable (%s)", job_id, describe_redis_error(error)
+            )
         else:
             log.error("run_job of job %s failed", job_id, exc_info=error)
 

@@ -16,6 +16,8 @@ from arq_jobs._client import JobClient
 from arq_jobs._config import Settings
 from arq_jobs._limits.worker import WorkerLimits
 from arq_jobs._logs import configure_logging
+from arq_jobs._netguard import guarded_transport
+from arq_jobs._redis_memory import warn_if_evicting
 from arq_jobs._schedules.scheduler import Scheduler
 from arq_jobs._tasks.context import Resources
 from arq_jobs._tasks.registry import TaskRegistry
@@ -41,11 +43,13 @@ def worker_id() -> str:
 
 
 async def startup(ctx: dict[str, Any]) -> None:
-    """ARQ on_startup: configure logging and build the shared HTTP client."""
+    """ARQ on_startup: configure logging and build the shared HTTP client (guarded: no request reaches
+    a loopback, private or other internal address unless JOBS_WEBHOOK_ALLOWED_HOSTS opens it)."""
     settings: Settings = ctx[SETTINGS_KEY]
     configure_logging(settings.log_level, settings.log_format)
     _arq.quiet_job_lines()
     http = httpx.AsyncClient(
+        transport=guarded_transport(settings.webhook_allowed_hosts),
         timeout=httpx.Timeout(settings.http_timeout_s),
         follow_redirects=False,
         headers={"user-agent": "arq-jobs-worker"},
@@ -64,14 +68,22 @@ async def startup(ctx: dict[str, Any]) -> None:
     await runtime.start()
     ctx[RUNTIME_KEY] = runtime
     client_settings: Settings = ctx.get(CLIENT_SETTINGS_KEY, settings)
-    # no version guard: the worker enqueues its own tasks (schedules, workflow steps it advances)
+    # no version guard: the worker enqueues its own tasks (schedules, workflow steps it advances); no
+    # back-pressure: those jobs are work already accepted, never to be lost
     runtime.client = JobClient(
-        resources.redis, client_settings, registry, batch=runtime.batch, guard=False, replica_ack=False
+        resources.redis,
+        client_settings,
+        registry,
+        batch=runtime.batch,
+        guard=False,
+        replica_ack=False,
+        back_pressure=False,
     )
     scheduler = Scheduler.for_worker(runtime.client, runtime.health)
     if scheduler is not None:
         scheduler.start()
         ctx[SCHEDULER_KEY] = scheduler
+    await warn_if_evicting(resources.redis, f"worker {resources.worker_id}", settings.redis_timeout_s)
     log.info("worker %s started", resources.worker_id)
 
 

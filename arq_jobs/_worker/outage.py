@@ -23,6 +23,8 @@ from typing import TypeVar
 
 from redis import exceptions as redis_errors
 
+from arq_jobs._logs import describe_redis_error
+
 log = logging.getLogger(__name__)
 
 FIRST_BACKOFF_S = 0.1
@@ -83,13 +85,17 @@ class RedisHealth:
             self.up = False
             self.since = self.clock()
             self.error = error
-            log.warning("Redis unavailable: %r; taking no new jobs, retrying until it answers", error)
+            log.warning(
+                "Redis unavailable: %s; taking no new jobs, retrying until it answers",
+                describe_redis_error(error),
+            )
 
     def recovered(self) -> None:
         """A loop got an answer from Redis."""
         if self.up:
             return
-        log.info("Redis available again after %.1f s of outage (%r)", self.outage_s, self.error)
+        last = "" if self.error is None else f" ({describe_redis_error(self.error)})"
+        log.info("Redis available again after %.1f s of outage%s", self.outage_s, last)
         self.up = True
         self.since = None
         self.error = None
@@ -122,7 +128,9 @@ class RedisHealth:
             except OUTAGE_ERRORS as error:
                 self.failed(error)
                 if self.clock() >= deadline:
-                    raise OutageGaveUp(f"Redis did not answer for {self.hold_s:.0f} s ({error!r})") from error
+                    raise OutageGaveUp(
+                        f"Redis did not answer for {self.hold_s:.0f} s ({describe_redis_error(error)})"
+                    ) from error
                 await self.backoff()
             else:
                 self.recovered()

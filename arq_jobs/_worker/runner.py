@@ -6,8 +6,9 @@ Per attempt the wrapper
    script call that also reads whether the job was cancelled meanwhile (`Runtime.begin`);
 2. gives up at once on a job whose earlier attempts used up `max_attempts` (the last one's worker
    died): dead letter, `WorkerLostError`;
-3. validates the stored input, runs the task under its hard time limit (`asyncio.timeout`) with the
-   soft limit signalled through `ctx.soft_limit`, while `Runtime` renews the lease every second;
+3. decrypts the stored input's secrets (arq_jobs._secrets) and validates it, runs the task under
+   its hard time limit (`asyncio.timeout`) with the soft limit signalled through `ctx.soft_limit`,
+   while `Runtime` renews the lease every second;
 4. on success returns the JSON-able result (ARQ stores it); on failure asks the task's RetryPolicy:
    retry → mark `retrying` and raise ARQ's `Retry` with a jittered backoff; else → dead letter and
    re-raise (ARQ stores the error); cancelled → mark `cancelled`, raise `JobCancelledError`;
@@ -38,6 +39,7 @@ from arq_jobs._keys import Keys
 from arq_jobs._logs import bind_job, get_logger
 from arq_jobs._scripts.run import run_script
 from arq_jobs._scripts.script import load_script
+from arq_jobs._secrets import SecretsKey, unseal
 from arq_jobs._serializer import dumps
 from arq_jobs._tasks.context import JobContext, Resources
 from arq_jobs._tasks.registry import Task, TaskRegistry
@@ -183,7 +185,7 @@ async def attempt_body(
     soft_timer = asyncio.get_running_loop().call_later(soft, ctx.soft_limit.set)
     failure: BaseException | None = None
     try:
-        data = task.parse_input(payload)
+        data = task.parse_input(unseal(task, payload, SecretsKey.of(resources.settings)))
         async with limit:
             result = await task(ctx, data)
     except asyncio.CancelledError as error:

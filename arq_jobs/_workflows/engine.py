@@ -61,7 +61,7 @@ from arq_jobs._workflows.records import (
     size_field,
     workflow_ttl_ms,
 )
-from arq_jobs._workflows.spec import PlacedStep, Workflow
+from arq_jobs._workflows.spec import PlacedStep, Workflow, check_size
 from arq_jobs._workflows.status import WorkflowStatus, build_workflow_status
 
 log = get_logger(__name__)
@@ -92,6 +92,7 @@ class JobsClient(Protocol):
         queue: str | None = None,
         job_id: str | None = None,
         workflow: str | None = None,
+        owner: str | None = None,
     ) -> object: ...
 
     async def statuses(self, job_ids: Sequence[str]) -> list[JobStatus | None]: ...
@@ -102,6 +103,8 @@ class JobsClient(Protocol):
 
     async def check_served(self, task: Task[Any, Any], queue: str, path: str | None = None) -> None: ...
 
+    async def check_room(self, queue: str) -> None: ...
+
 
 class Workflows:
     """The workflows of one deployment, on a JobClient (its registry, settings, Redis and batch)."""
@@ -110,16 +113,23 @@ class Workflows:
         self.client = client
         self.keys = client.keys
 
-    async def create(self, workflow: Workflow) -> str:
-        """Check `workflow` against this deployment (registered tasks, configured queues, inputs that
-        can be stored: InvalidWorkflowError naming the step; tasks the live workers serve:
-        TaskNotServedError), store it, enqueue its first stage; its id."""
+    async def create(self, workflow: Workflow, owner: str | None = None) -> str:
+        """Check `workflow` against this deployment (JOBS_MAX_WORKFLOW_STEPS, registered tasks,
+        configured queues, inputs that can be stored: InvalidWorkflowError naming the step; tasks the
+        live workers serve: TaskNotServedError; room in its first stage's queues: QueueFullError),
+        store it, enqueue its first stage; its id. Its steps' jobs belong to
+        `owner` (an API key's name)."""
+        check_size(workflow.size, self.client.settings.max_workflow_steps)
         workflow_id = uuid.uuid4().hex
         spec, tasks = self._plan(workflow)
+        spec.owner = owner
         # every step now, before anything is stored: workers enqueue the later stages unguarded
         for stage in spec.stages:
             for step in stage.steps:
                 await self.client.check_served(self.client.registry.get(step.task), step.queue, step.path)
+        # back-pressure for the first stage as a whole, then enqueued without a limit: never half of it
+        for queue in dict.fromkeys(step.queue for step in spec.stages[0].steps):
+            await self.client.check_room(queue)
         first = [placed.step.data for placed in workflow.stages[0].steps]
         ttl = workflow_ttl_ms(self.client.settings, tasks)
         fields: dict[str, str | int] = {
@@ -134,7 +144,7 @@ class Workflows:
             pipe.hset(key, mapping=fields)
             pipe.pexpire(key, ttl)
             await pipe.execute()
-        await self._enqueue(workflow_id, 0, spec.stages[0], first, ack=self.client.ack)
+        await self._enqueue(workflow_id, 0, spec.stages[0], first, ack=self.client.ack, owner=owner)
         log.info("workflow.created", workflow_id=workflow_id, type=spec.type.value, steps=len(tasks))
         return workflow_id
 
@@ -201,7 +211,7 @@ class Workflows:
             except (TaskInputError, UnknownTaskError) as error:
                 await self._fail(ref.workflow_id, _cannot_take(done, step, error))
                 return
-        await self._enqueue(ref.workflow_id, ref.stage + 1, following, inputs)
+        await self._enqueue(ref.workflow_id, ref.stage + 1, following, inputs, owner=spec.owner)
 
     async def cancelled(self, ref: StepRef) -> bool:
         """Whether the workflow of step `ref` was cancelled (asked when an attempt starts)."""
@@ -250,6 +260,7 @@ class Workflows:
         planned: StoredStage,
         inputs: Sequence[BaseModel | None],
         ack: ReplicaAck | None = None,
+        owner: str | None = None,
     ) -> None:
         """Enqueue a stage's jobs under their planned ids (only if new: a second finisher stores
         nothing), then mark the stage enqueued (confirmed by `ack`'s replicas, when given)."""
@@ -261,6 +272,7 @@ class Workflows:
                     queue=step.queue,
                     job_id=step.job_id,
                     workflow=str(StepRef(workflow_id, stage, index)),
+                    owner=owner,
                 )
                 for index, (step, data) in enumerate(zip(planned.steps, inputs, strict=True))
             )

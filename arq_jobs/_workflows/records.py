@@ -76,6 +76,7 @@ class StoredStage(BaseModel):
 class StoredSpec(BaseModel):
     type: WorkflowKind
     stages: list[StoredStage]
+    owner: str | None = None  # the API key that started it: its steps' jobs are that key's too
 
 
 class WorkflowError(BaseModel):

@@ -12,6 +12,9 @@ stage's output: a single step's result, or a group's results as a list in member
     chord([a, b, c], callback=d)  →  [a b c] [d]
 
 A step is named by its path in the JSON spec: `steps[1]`, `steps[2].steps[0]`, `callback`.
+
+A workflow has at most JOBS_MAX_WORKFLOW_STEPS steps in all, its groups' members and a chord's callback
+included (`check_size`): counted in the JSON before its steps are read, and again when it is created.
 """
 
 from __future__ import annotations
@@ -71,6 +74,11 @@ class Workflow:
     kind: WorkflowKind
     stages: tuple[Stage, ...]
 
+    @property
+    def size(self) -> int:
+        """How many steps it has: every group member and a chord's callback count."""
+        return sum(len(stage.steps) for stage in self.stages)
+
     @classmethod
     def chain(cls, *steps: Step[Any] | Group) -> Workflow:
         """Each step's result is the next step's input; a step may be a group."""
@@ -96,14 +104,41 @@ class Workflow:
         return cls(WorkflowKind.CHORD, (members, last))
 
     @classmethod
-    def from_json(cls, spec: Any, registry: TaskRegistry) -> Workflow:
+    def from_json(cls, spec: Any, registry: TaskRegistry, max_steps: int | None = None) -> Workflow:
         """The workflow a `POST /workflows` body describes:
 
         `{"type": "chain", "steps": [{"task": "fetch", "input": {...}}, {"task": "parse"},
         {"type": "group", "steps": [{"task": "a"}, {"task": "b"}]}]}`, `{"type": "group", "steps":
         [...]}`, `{"type": "chord", "steps": [...], "callback": {"task": "total"}}`; a step may also
-        name its `queue`."""
+        name its `queue`. With `max_steps` (JOBS_MAX_WORKFLOW_STEPS), a spec with more steps is refused
+        before any step is read."""
+        if max_steps is not None:
+            check_size(_count_steps(spec), max_steps)
         return _SpecReader(registry).workflow(spec)
+
+
+def check_size(steps: int, limit: int) -> None:
+    """InvalidWorkflowError when a workflow of `steps` steps is over `limit` (JOBS_MAX_WORKFLOW_STEPS)."""
+    if steps > limit:
+        raise InvalidWorkflowError(
+            f"it has {steps} steps (group members and callbacks included), more than the {limit} a "
+            "workflow may have (JOBS_MAX_WORKFLOW_STEPS)",
+            steps=steps,
+            limit=limit,
+        )
+
+
+def _count_steps(spec: Any) -> int:
+    """The steps a JSON spec names (a group in a chain counts its members, a chord its callback);
+    what is malformed counts as one, and is refused when the spec is read."""
+    if not isinstance(spec, Mapping):
+        return 0
+    steps = spec.get("steps")
+    count = int("callback" in spec)
+    for item in steps if isinstance(steps, list) else ():
+        members = item.get("steps") if isinstance(item, Mapping) and "type" in item else None
+        count += len(members) if isinstance(members, list) else 1
+    return count
 
 
 def input_not_allowed(path: str, task: str) -> InvalidWorkflowError:

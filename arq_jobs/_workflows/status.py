@@ -69,6 +69,7 @@ class WorkflowStatus(BaseModel):
         "the callback's result (a chord).",
     )
     error: WorkflowError | None = Field(default=None, description="When failed: which step, and why.")
+    owner: str | None = Field(default=None, description="The API key that started the workflow.")
 
 
 def build_workflow_status(record: WorkflowRecord, jobs: Mapping[str, JobStatus | None]) -> WorkflowStatus:
@@ -113,6 +114,7 @@ def build_workflow_status(record: WorkflowRecord, jobs: Mapping[str, JobStatus |
         steps=steps,
         result=record.output(len(spec.stages) - 1) if state is WorkflowState.SUCCEEDED else None,
         error=error,
+        owner=spec.owner,
     )
 
 

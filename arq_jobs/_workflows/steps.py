@@ -10,9 +10,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from arq_jobs._client import JobClient
-from arq_jobs._logs import get_logger
+from arq_jobs._logs import describe_redis_error, get_logger
 from arq_jobs._tasks.registry import TaskRegistry
-from arq_jobs._worker.outage import OutageGaveUp, RedisHealth
+from arq_jobs._worker.outage import REDIS_ERRORS, OutageGaveUp, RedisHealth
 from arq_jobs._worker.runtime import Runtime
 from arq_jobs._workflows.engine import Workflows
 from arq_jobs._workflows.records import StepRef
@@ -26,7 +26,13 @@ def client_for(runtime: Runtime, registry: TaskRegistry) -> JobClient:
     if runtime.client is None:
         resources = runtime.resources
         runtime.client = JobClient(
-            resources.redis, resources.settings, registry, batch=runtime.batch, guard=False, replica_ack=False
+            resources.redis,
+            resources.settings,
+            registry,
+            batch=runtime.batch,
+            guard=False,
+            replica_ack=False,
+            back_pressure=False,
         )
     return runtime.client
 
@@ -52,7 +58,8 @@ class WorkflowStep:
         except OutageGaveUp:  # not the step's failure: the job runs again, and advances then
             raise
         except Exception as error:
-            log.warning("workflow.advance_failed", workflow_id=self.ref.workflow_id, error=repr(error))
+            shown = describe_redis_error(error) if isinstance(error, REDIS_ERRORS) else repr(error)
+            log.warning("workflow.advance_failed", workflow_id=self.ref.workflow_id, error=shown)
             return error
         return None
 

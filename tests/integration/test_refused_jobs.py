@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 import uuid
 from collections.abc import Iterator
@@ -48,14 +49,23 @@ def put_on_queue(redis_client: redis.Redis, prefix: str, job_id: str, data: byte
     redis_client.zadd(Keys(prefix).queue("default"), {job_id: now})
 
 
+def stored_input(redis_client: redis.Redis, prefix: str, job_id: str) -> Any:
+    """A dead letter's input as stored (the API shows only what it may)."""
+    raw = redis_client.get(Keys(prefix).dead_letter(job_id))
+    assert isinstance(raw, bytes)
+    return json.loads(raw)["input"]
+
+
 async def test_unknown_function_is_dead_lettered(
     http: httpx.AsyncClient, worker: Service, redis_client: redis.Redis, key_prefix: str, job_id: str
 ) -> None:
     job = serialize_job("retired_task", ({"a": 1},), {}, None, int(time.time() * 1000), serializer=dumps)
     put_on_queue(redis_client, key_prefix, job_id, job)
     letter = await dead_letter(http, job_id)
-    assert (letter["task"], letter["reason"], letter["input"]) == ("retired_task", "unknown_task", {"a": 1})
+    # the API does not know the task, so not its secrets: the whole input is hidden
+    assert (letter["task"], letter["reason"], letter["input"]) == ("retired_task", "unknown_task", "***")
     assert letter["error"]["message"] == "function 'retired_task' not found"
+    assert stored_input(redis_client, key_prefix, job_id) == {"a": 1}  # kept for a retry under another name
 
 
 async def test_undecodable_job_is_dead_lettered(
@@ -64,7 +74,8 @@ async def test_undecodable_job_is_dead_lettered(
     put_on_queue(redis_client, key_prefix, job_id, b"\x80\x04not json")
     letter = await dead_letter(http, job_id)
     assert (letter["reason"], letter["error"]["type"]) == ("unreadable_job", "DeserializationError")
-    assert letter["input"] == "\ufffd\x04not json"
+    assert letter["input"] == "***"  # its task is unknown: hidden whole
+    assert stored_input(redis_client, key_prefix, job_id) == "\ufffd\x04not json"
 
 
 async def test_expired_job_is_dead_lettered_with_its_task(

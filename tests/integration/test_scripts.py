@@ -16,9 +16,11 @@ from typing import Any
 import pytest
 from redis.asyncio import Redis
 
-from arq_jobs._client import CANCEL_SCRIPT
+from arq_jobs._client import CANCEL_SCRIPT, CLAIM_KEY_SCRIPT
 from arq_jobs._config import Settings
+from arq_jobs._deadletters import DROP_RETRIED_SCRIPT
 from arq_jobs._jobs.enqueue import ENQUEUE_SCRIPT
+from arq_jobs._jobs.snapshots import SNAPSHOT_SCRIPT
 from arq_jobs._jobs.transitions import TRANSITION_SCRIPT, Phase, Transition, index_horizon_ms
 from arq_jobs._keys import Keys
 from arq_jobs._limits.worker import RELEASE_SCRIPT
@@ -227,6 +229,8 @@ async def test_enqueue_stores_job_queue_entry_record_and_first_event_and_wakes_t
         record_ttl_ms=120_000,
         wake_channel=Keys.wake_channel(queue),
         only_new="1",
+        max_pending=0,
+        waiting="",
         transition=Transition(job, "pending", Phase.QUEUED, NOW, created=True).args(space.settings),
         record_fields=["task", "t", "queue", "q", "enqueued_at", NOW],
     )
@@ -257,6 +261,95 @@ async def test_enqueue_stores_job_queue_entry_record_and_first_event_and_wakes_t
     )
     assert (answer, woken) == (0, [])
     assert await space.state() == stored
+
+
+def enqueue_call(space: Space, n: int, *, max_pending: int, run_at: int = NOW) -> tuple[list[str], list[Arg]]:
+    """ENQUEUE_SCRIPT's keys and arguments for job `n` on queue `q`, `max_pending` its limit."""
+    job, keys = space.job(n), space.keys
+    script_keys = ENQUEUE_SCRIPT.keys(
+        arq_job=Keys.arq_job(job), queue=keys.queue("q"), record=keys.record(job), events=keys.events(job)
+    )
+    args = ENQUEUE_SCRIPT.args(
+        job_id=job,
+        job=b"job-data",
+        job_ttl_ms=90_000,
+        run_at=run_at,
+        record_ttl_ms=120_000,
+        wake_channel="",
+        only_new="0",
+        max_pending=max_pending,
+        waiting=keys.index("phase", "queued:queue:q") if max_pending else "",
+        transition=Transition(job, "pending", Phase.QUEUED, NOW, created=True).args(space.settings),
+        record_fields=["task", "t", "queue", "q", "enqueued_at", NOW],
+    )
+    return script_keys, args
+
+
+async def test_enqueue_refuses_a_job_while_its_queue_holds_max_pending_waiting_jobs(space: Space) -> None:
+    keys = space.keys
+    waiting = keys.index("phase", "queued:queue:q")
+    # a running job stays in ARQ's queue but has left the `queued` phase: it does not count
+    await space.redis.zadd(keys.queue("q"), {space.job(0): NOW - 1})
+    await space.redis.zadd(keys.index("phase", "running:queue:q"), {space.job(0): NOW - 1})
+    assert [await space.run(ENQUEUE_SCRIPT, *enqueue_call(space, n, max_pending=2)) for n in (1, 2)] == [1, 1]
+    assert await space.redis.zcard(waiting) == 2
+    before = await space.state()
+    # full: nothing is written, the answer is minus the jobs waiting (a scheduled one counts too)
+    assert await space.run(ENQUEUE_SCRIPT, *enqueue_call(space, 3, max_pending=2, run_at=NOW + 60_000)) == -2
+    assert await space.state() == before
+    # no limit: nothing counted, stored whatever the queue holds
+    assert await space.run(ENQUEUE_SCRIPT, *enqueue_call(space, 3, max_pending=0)) == 1
+    assert await space.redis.zcard(waiting) == 3
+    # a higher limit lets one more in
+    assert await space.run(ENQUEUE_SCRIPT, *enqueue_call(space, 4, max_pending=4)) == 1
+    assert await space.run(ENQUEUE_SCRIPT, *enqueue_call(space, 5, max_pending=4)) == -4
+
+
+async def test_enqueue_back_pressure_holds_under_concurrent_enqueues(space: Space) -> None:
+    answers = await asyncio.gather(
+        *(space.run(ENQUEUE_SCRIPT, *enqueue_call(space, n, max_pending=5)) for n in range(20))
+    )
+    assert sorted(answers) == [-5] * 15 + [1] * 5
+    assert await space.redis.zcard(space.keys.queue("q")) == 5
+
+
+# --- claim-idempotency-key-2.lua -----------------------------------------------------------------
+
+
+async def test_claim_idempotency_key_stores_the_claim_only_when_its_job_was_stored(space: Space) -> None:
+    record, claim = space.keys.record(space.job(1)), space.keys.idempotency(f"{space.token}-digest")
+    script_keys = CLAIM_KEY_SCRIPT.keys(record=record, claim=claim)
+    args = CLAIM_KEY_SCRIPT.args(claim='{"job_id":"1"}', ttl_ms=60_000)
+    assert await space.run(CLAIM_KEY_SCRIPT, script_keys, args) == 0  # refused job: no record, no claim
+    assert await space.state() == {}
+    await space.hash(record, {"task": "t"})
+    assert await space.run(CLAIM_KEY_SCRIPT, script_keys, args) == 1
+    assert await space.state() == {record: {"task": "t"}, claim: '{"job_id":"1"}'}
+    assert near(await space.pttl(claim), 60_000)
+
+
+# --- drop-retried-letter-2.lua -------------------------------------------------------------------
+
+
+async def test_drop_retried_letter_removes_the_dead_letter_only_when_its_retry_was_stored(
+    space: Space,
+) -> None:
+    keys, old, retry = space.keys, space.job(1), space.job(2)
+    letter = keys.dead_letter(old)
+    indexes = [keys.dead_letters(), keys.dead_letters("t"), keys.dead_letters_of_queue("q")]
+    await space.redis.set(letter, "{}")
+    for index in indexes:
+        await space.redis.zadd(index, {old: NOW, space.job(3): NOW})
+    script_keys = DROP_RETRIED_SCRIPT.keys(record=keys.record(retry), dead_letter=letter)
+    args = DROP_RETRIED_SCRIPT.args(job_id=old, indexes=indexes)
+    before = await space.state()
+    assert await space.run(DROP_RETRIED_SCRIPT, script_keys, args) == 0  # the retry was refused
+    assert await space.state() == before
+    await space.hash(keys.record(retry), {"task": "t"})
+    assert await space.run(DROP_RETRIED_SCRIPT, script_keys, args) == 1
+    assert await space.state() == {keys.record(retry): {"task": "t"}} | {
+        index: {space.job(3): NOW} for index in indexes
+    }
 
 
 # --- claim-1.lua ---------------------------------------------------------------------------------
@@ -778,4 +871,26 @@ async def test_alive_beats_reads_the_heartbeats_of_recent_workers(space: Space) 
     args = ALIVE_SCRIPT.args(since=NOW - 5_000, worker_prefix=keys.worker(""))
     answer = await space.run(ALIVE_SCRIPT, ALIVE_SCRIPT.keys(workers=keys.workers()), args)
     assert answer == [b"", b'{"id":"w1"}', b'{"id":"w2"}']
+    assert await space.state() == before
+
+
+# --- job-snapshots-0.lua -------------------------------------------------------------------------
+
+
+async def test_job_snapshots_reads_each_jobs_record_result_and_arq_keys_at_once(space: Space) -> None:
+    keys = space.keys
+    running, done, unknown = space.job(1), space.job(2), space.job(3)
+    await space.hash(keys.record(running), {"task": "t", "phase": "running"})
+    await space.redis.set(Keys.arq_job(running), b"job")
+    await space.redis.set(Keys.arq_in_progress(running), b"1")
+    await space.hash(keys.record(done), {"task": "t", "phase": "succeeded"})
+    await space.redis.set(Keys.arq_result(done), b"result")
+    before = await space.state()
+    args = SNAPSHOT_SCRIPT.args(record_prefix=keys.record(""), job_ids=[running, done, unknown])
+    answer = await space.run(SNAPSHOT_SCRIPT, [], args)
+    assert answer == [
+        [[b"task", b"t", b"phase", b"running"], None, 1, 1],
+        [[b"task", b"t", b"phase", b"succeeded"], b"result", 0, 0],
+        [[], None, 0, 0],
+    ]
     assert await space.state() == before

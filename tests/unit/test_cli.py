@@ -8,7 +8,7 @@ import io
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -187,7 +187,7 @@ async def test_enqueue_errors_are_one_line_with_their_exit_code(invoke: Invoke) 
     assert_error(
         await invoke("enqueue", "noop", "--delay", "-1"),
         ExitCode.INVALID_INPUT,
-        "delay must be a number of seconds from 0 to 315360000",
+        "delay must be a number of seconds from 0 to 31536000 (JOBS_MAX_SCHEDULE_AHEAD_S)",
     )
     usage = await invoke("enqueue", "noop", "--idempotency-key", "has space")
     assert usage.exit_code == ExitCode.USAGE and "visible ASCII" in usage.stderr
@@ -199,8 +199,10 @@ async def test_delay_run_at_and_idempotency_key(invoke: Invoke, job_client: JobC
     scheduled = datetime.fromisoformat(delayed["scheduled_for"])
     assert 595 < (scheduled - datetime.now(UTC)).total_seconds() <= 600
 
-    at = output_json(await invoke("enqueue", "noop", "--run-at", "2031-01-01T09:00:00+01:00", "-o", "json"))
-    assert (at["status"], at["scheduled_for"]) == ("scheduled", "2031-01-01T08:00:00Z")
+    when = (datetime.now(UTC) + timedelta(days=30)).replace(hour=8, minute=0, second=0, microsecond=0)
+    plus_one = when.astimezone(timezone(timedelta(hours=1))).isoformat()  # 09:00:00+01:00
+    at = output_json(await invoke("enqueue", "noop", "--run-at", plus_one, "-o", "json"))
+    assert (at["status"], at["scheduled_for"]) == ("scheduled", when.strftime("%Y-%m-%dT08:00:00Z"))
 
     args = ("enqueue", "noop", "--json", '{"value": 42}', "--idempotency-key", "order-42", "-o", "json")
     first = output_json(await invoke(*args))

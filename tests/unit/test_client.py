@@ -26,6 +26,7 @@ from arq_jobs._worker_registry import WorkerInfo, WorkerTotals
 from workers.tasks.noop import NoopInput, noop
 from workers.tasks.reports import ReportInput, generate_report
 
+from .conftest import make_settings
 from .test_registry import In, double
 
 
@@ -68,7 +69,7 @@ async def test_delay_schedules_the_job(job_client: JobClient, arq_redis: ArqRedi
 
 
 async def test_run_at_and_timedelta(job_client: JobClient, arq_redis: ArqRedis) -> None:
-    at = datetime(2031, 5, 1, 12, 0, tzinfo=UTC)
+    at = (datetime.now(UTC) + timedelta(days=100)).replace(microsecond=0)
     job = await job_client.enqueue(noop, NoopInput(), run_at=at)
     assert job.scheduled_for == at
     assert await arq_redis.zscore("unit:queue:default", job.job_id) == at.timestamp() * 1000
@@ -103,6 +104,8 @@ async def test_a_time_already_past_runs_now(job_client: JobClient, arq_redis: Ar
         ({"delay": float("nan")}, ["delay"]),
         ({"delay": float("inf")}, ["delay"]),
         ({"delay": timedelta(days=365 * 11)}, ["delay"]),
+        ({"delay": 365 * 86_400 + 1}, ["delay"]),  # JOBS_MAX_SCHEDULE_AHEAD_S: 365 days by default
+        ({"run_at": datetime.now(UTC) + timedelta(days=366)}, ["run_at"]),
         ({"run_at": datetime(9999, 12, 31, 23, 59, tzinfo=UTC)}, ["run_at"]),
         ({"run_at": datetime(2031, 1, 1)}, ["run_at"]),
     ],
@@ -114,6 +117,20 @@ async def test_bad_schedules_are_refused(
         await job_client.enqueue(noop, NoopInput(), **kwargs)
     assert refused.value.fields == fields
     assert await arq_redis.zcard("unit:queue:default") == 0
+
+
+async def test_how_far_ahead_is_the_setting(arq_redis: ArqRedis, registry: TaskRegistry) -> None:
+    client = JobClient(arq_redis, make_settings(max_schedule_ahead_s=60), registry)
+    assert (await client.enqueue(noop, NoopInput(), delay=60)).status is JobState.SCHEDULED
+    in_a_minute = datetime.now(UTC) + timedelta(seconds=59)
+    assert (await client.enqueue(noop, NoopInput(), run_at=in_a_minute)).status is JobState.SCHEDULED
+    with pytest.raises(
+        InvalidScheduleError, match=r"^delay must be a number of seconds from 0 to 60 \(JOBS_MAX"
+    ):
+        await client.enqueue(noop, NoopInput(), delay=60.5)
+    with pytest.raises(InvalidScheduleError, match=r"^run_at must be at most 60 seconds ahead \(JOBS_MAX"):
+        await client.enqueue(noop, NoopInput(), run_at=datetime.now(UTC) + timedelta(seconds=62))
+    assert await arq_redis.zcard("unit:queue:default") == 2
 
 
 @pytest.mark.parametrize(

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from arq.connections import RedisSettings
 from pydantic import ValidationError
-from redis.asyncio import SSLConnection
+from redis.asyncio import BlockingConnectionPool, SSLConnection
 
 from arq_jobs import _arq
 from arq_jobs._config import Settings, describe_error
@@ -183,3 +183,25 @@ def test_bad_redis_settings_are_one_line_naming_the_variables(
     error = error_of(**fields)
     assert error.startswith(f"invalid settings: {message}"), error
     assert "\n" not in error
+
+
+def test_the_api_pool_has_a_maximum_and_waits_for_a_free_connection() -> None:
+    pool = create_arq(Settings(redis_timeout_s=2.5)).connection_pool
+    assert isinstance(pool, BlockingConnectionPool)
+    assert (pool.max_connections, pool.timeout) == (100, 2.5)  # JOBS_REDIS_MAX_CONNECTIONS' default
+    assert create_arq(Settings(redis_max_connections=7)).connection_pool.max_connections == 7
+
+    sentinel = create_arq(
+        Settings(redis_sentinels="s1", redis_sentinel_master="mymaster", redis_max_connections=7)
+    ).connection_pool
+    assert isinstance(sentinel, SentinelPool) and isinstance(sentinel, BlockingConnectionPool)
+    assert (sentinel.max_connections, sentinel.timeout, sentinel.service_name) == (7, 5.0, "mymaster")
+
+    # the workers' ARQ pool has none, as ARQ's own
+    assert redis_settings(Settings(redis_max_connections=7)).max_connections is None
+    worker = redis_settings(
+        Settings(redis_sentinels="s1", redis_sentinel_master="m", redis_max_connections=7)
+    )
+    assert isinstance(worker, _arq.OwnPoolSettings) and worker.open_pool is not None
+    own = worker.open_pool().connection_pool
+    assert not isinstance(own, BlockingConnectionPool) and own.max_connections == 2**31

@@ -105,14 +105,26 @@ SPEC_EDGES: list[tuple[str, Any, dict[str, Any]]] = [
         refused("callback: groups nest only in a chain, one level deep", "callback"),
     ),
     (
-        "1,001 steps in a chain",
+        "1,001 steps in a chain",  # over JOBS_MAX_WORKFLOW_STEPS (1000), counted before anything is read
         {"type": "chain", "steps": [ADD] + [{"task": "wf_double"}] * 1000},
-        refused("steps: a chain takes at most 1000 steps, not 1001", "steps"),
+        refused(
+            "it has 1001 steps (group members and callbacks included), more than the 1000 a workflow may "
+            "have (JOBS_MAX_WORKFLOW_STEPS)",
+            None,
+            steps=1001,
+            limit=1000,
+        ),
     ),
     (
         "1,001 members in a chain's group",
         {"type": "chain", "steps": [ADD, {"type": "group", "steps": [{"task": "wf_double"}] * 1001}]},
-        refused("steps[1]: a group takes at most 1000 steps, not 1001", "steps[1]"),
+        refused(
+            "it has 1002 steps (group members and callbacks included), more than the 1000 a workflow may "
+            "have (JOBS_MAX_WORKFLOW_STEPS)",
+            None,
+            steps=1002,
+            limit=1000,
+        ),
     ),
     (
         "a group in a group workflow",

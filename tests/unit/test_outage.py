@@ -61,9 +61,9 @@ def test_an_outage_logs_one_warning_and_one_line_at_its_end(caplog: pytest.LogCa
         health.recovered()
     assert (health.up, health.since, health.outage_s) == (True, None, 0.0)
     assert [r.getMessage() for r in caplog.records] == [
-        "Redis unavailable: ConnectionError('Connection refused'); taking no new jobs, retrying until "
+        "Redis unavailable: ConnectionError: Connection refused; taking no new jobs, retrying until "
         "it answers",
-        "Redis available again after 12.5 s of outage (ConnectionError('Connection refused'))",
+        "Redis available again after 12.5 s of outage (ConnectionError: Connection refused)",
     ]
 
 

@@ -1,12 +1,13 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta, timezone
 
 import httpx
 import pytest
 from arq.connections import ArqRedis
 from fastapi import FastAPI
-from redis.exceptions import OutOfMemoryError
+from redis.exceptions import OutOfMemoryError, ReadOnlyError
 
 from arq_jobs._api.deps import AppState, JobsDep, get_state
 from arq_jobs._api.schemas import EnqueuedJob
@@ -16,7 +17,10 @@ from arq_jobs._connection import create_arq
 from arq_jobs._keys import Keys
 from arq_jobs._serializer import loads
 from arq_jobs._tasks.registry import TaskRegistry
+from tests.apps import create_app
 from workers.tasks.noop import NoopInput, noop
+
+from .conftest import make_settings
 
 
 async def test_enqueue_answers_202_with_status_url_and_location(
@@ -43,7 +47,7 @@ async def test_status_of_a_new_job_is_pending(client: httpx.AsyncClient) -> None
     assert set(body) == {
         "job_id", "task", "queue", "status", "attempt", "max_attempts", "enqueued_at", "scheduled_for",
         "started_at", "finished_at", "progress", "result", "error", "is_terminal", "next_attempt_at",
-        "dead_lettered", "retry_of", "cancel_requested", "throttled", "workflow_id", "schedule",
+        "dead_lettered", "retry_of", "cancel_requested", "throttled", "workflow_id", "schedule", "owner",
     }  # fmt: skip
     assert body["job_id"] == job_id
     assert (body["task"], body["queue"], body["status"], body["attempt"]) == (
@@ -56,7 +60,7 @@ async def test_status_of_a_new_job_is_pending(client: httpx.AsyncClient) -> None
         None,
     ) * 5
     assert body["is_terminal"] is False
-    assert (body["throttled"], body["workflow_id"], body["schedule"]) == (None, None, None)
+    assert (body["throttled"], body["workflow_id"], body["schedule"], body["owner"]) == (None,) * 4
 
 
 async def test_delay_and_run_at_schedule_the_job(client: httpx.AsyncClient) -> None:
@@ -65,9 +69,11 @@ async def test_delay_and_run_at_schedule_the_job(client: httpx.AsyncClient) -> N
     status = (await client.get(delayed.headers["location"])).json()
     assert status["status"] == "scheduled" and status["scheduled_for"] == delayed.json()["scheduled_for"]
 
-    at = await client.post("/jobs/noop", params={"run_at": "2031-01-02T03:04:05+02:00"}, json={})
+    when = (datetime.now(UTC) + timedelta(days=30)).replace(hour=1, minute=4, second=5, microsecond=0)
+    plus_two = when.astimezone(timezone(timedelta(hours=2))).isoformat()  # 03:04:05+02:00
+    at = await client.post("/jobs/noop", params={"run_at": plus_two}, json={})
     assert at.status_code == 202
-    assert at.json()["scheduled_for"] == "2031-01-02T01:04:05Z"
+    assert at.json()["scheduled_for"] == when.strftime("%Y-%m-%dT01:04:05Z")
 
 
 async def test_unknown_task_is_404_naming_it(client: httpx.AsyncClient) -> None:
@@ -162,7 +168,9 @@ async def test_openapi_has_a_request_schema_per_task(
         operation = spec["paths"][f"/jobs/{task.name}"]["post"]
         ref = operation["requestBody"]["content"]["application/json"]["schema"]["$ref"]
         assert ref == f"#/components/schemas/{task.input_model.__name__}"
-        assert set(operation["responses"]) == {"200", "202", "404", "409", "422", "503"}
+        auth = {"401", "403"}  # the answers of the key check (tests/unit/test_auth.py)
+        assert set(operation["responses"]) - auth == {"200", "202", "404", "409", "413", "422", "429", "503"}
+        assert operation["responses"]["429"]["headers"]["Retry-After"]["schema"] == {"type": "integer"}
     assert "url" in spec["components"]["schemas"]["WebhookInput"]["required"]
     assert "/jobs/{task}" not in spec["paths"]
 
@@ -205,8 +213,24 @@ async def test_redis_refusing_writes_is_503(
     assert response.status_code == 503
     assert response.json() == {
         "error": "redis_unavailable",
-        "message": "Redis refused the request (OutOfMemoryError); the request was not completed. Try again shortly.",
+        "message": "Redis is out of memory (maxmemory): it refuses writes until memory is freed, so the "
+        "request was not completed; reads still work. Try again later.",
+        "reason": "out_of_memory",
     }
+
+    async def read_only(*args: object, **kwargs: object) -> None:
+        raise ReadOnlyError("You can't write against a read only replica.")
+
+    monkeypatch.setattr(JobClient, "enqueue", read_only)
+    response = await client.post("/jobs/noop", json={})
+    assert (response.status_code, response.json()) == (
+        503,
+        {
+            "error": "redis_unavailable",
+            "message": "Redis refused the request (ReadOnlyError); the request was not completed. Try again "
+            "shortly.",
+        },
+    )
 
 
 @pytest.mark.parametrize(
@@ -240,7 +264,7 @@ async def test_run_at_too_far_ahead_is_422(client: httpx.AsyncClient) -> None:
     assert response.status_code == 422
     assert response.json() == {
         "error": "invalid_schedule",
-        "message": "run_at must be at most 315360000 seconds ahead",
+        "message": "run_at must be at most 31536000 seconds ahead (JOBS_MAX_SCHEDULE_AHEAD_S)",
         "fields": ["run_at"],
     }
 
@@ -296,3 +320,38 @@ async def test_the_jobs_facade_takes_a_queue(app: FastAPI, client: httpx.AsyncCl
     app.add_api_route("/urgent", urgent_noop, methods=["POST"])
     job = (await client.post("/urgent")).json()
     assert (await client.get(f"/jobs/{job['job_id']}")).json()["queue"] == "high"
+
+
+async def test_the_delay_query_stops_at_max_schedule_ahead(
+    registry: TaskRegistry, arq_redis: ArqRedis
+) -> None:
+    settings = make_settings(max_schedule_ahead_s=60)
+    app = create_app(settings, registry)
+    app.dependency_overrides[get_state] = lambda: AppState(settings, registry, arq_redis)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as client:
+        spec = (await client.get("/openapi.json")).json()
+        delay = next(p for p in spec["paths"]["/jobs/noop"]["post"]["parameters"] if p["name"] == "delay")
+        assert delay["schema"]["anyOf"][0] == {"type": "number", "minimum": 0, "maximum": 60}
+        assert (await client.post("/jobs/noop", params={"delay": 60}, json={})).status_code == 202
+        over = await client.post("/jobs/noop", params={"delay": 61}, json={})
+        assert (over.status_code, over.json()["detail"]) == (
+            422,
+            [
+                {
+                    "loc": ["query", "delay"],
+                    "msg": "Input should be less than or equal to 60",
+                    "type": "less_than_equal",
+                }
+            ],
+        )
+        later = (datetime.now(UTC) + timedelta(seconds=90)).isoformat()
+        at = await client.post("/jobs/noop", params={"run_at": later}, json={})
+        assert (at.status_code, at.json()) == (
+            422,
+            {
+                "error": "invalid_schedule",
+                "message": "run_at must be at most 60 seconds ahead (JOBS_MAX_SCHEDULE_AHEAD_S)",
+                "fields": ["run_at"],
+            },
+        )
+    assert await arq_redis.zcard("unit:queue:default") == 1

@@ -118,6 +118,8 @@ def test_keys_and_arguments_are_passed_by_name_in_the_headers_order() -> None:
     args = script.args(
         record_fields=["f", 1],
         transition=list(range(11)),
+        waiting="w",
+        max_pending=9,
         only_new="0",
         wake_channel="",
         record_ttl_ms=5,
@@ -126,7 +128,7 @@ def test_keys_and_arguments_are_passed_by_name_in_the_headers_order() -> None:
         job=b"data",
         job_id="id",
     )
-    assert args == ["id", b"data", 3, 4, 5, "", "0", *range(11), "f", 1]
+    assert args == ["id", b"data", 3, 4, 5, "", "0", 9, "w", *range(11), "f", 1]
 
 
 def test_a_missing_or_unexpected_name_is_an_error() -> None:
@@ -151,6 +153,8 @@ def test_a_fixed_group_must_have_its_size() -> None:
         "record_ttl_ms": 1,
         "wake_channel": "",
         "only_new": "0",
+        "max_pending": 0,
+        "waiting": "",
     }
     with pytest.raises(TypeError, match="ARGV transition takes 11 values, not 13"):
         script.args(**values, transition=list(range(13)), record_fields=[])

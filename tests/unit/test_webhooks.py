@@ -1,15 +1,31 @@
 from __future__ import annotations
 
 import json
+from collections.abc import AsyncIterator
+from typing import Any
 
+import httpcore
 import httpx
 import pytest
 from arq.connections import ArqRedis
 
+from app.main import create_app as create_reference_app
+from arq_jobs import PermanentError
 from arq_jobs._config import Settings
-from workers.tasks.webhooks import WebhookError, WebhookInput, WebhookResult, send_webhook
+from arq_jobs._jobs.states import JobState
+from arq_jobs._jobs.status import JobStatus
+from arq_jobs._netguard import Allowlist, GuardedBackend, GuardedTransport
+from arq_jobs.testing import JobsHarness
+from tests.listener import Listener
+from workers.tasks.webhooks import (
+    WebhookBlockedError,
+    WebhookError,
+    WebhookInput,
+    WebhookResult,
+    send_webhook,
+)
 
-from .conftest import job_context
+from .conftest import job_context, make_settings
 
 
 def target(status: int, seen: list[httpx.Request]) -> httpx.AsyncClient:
@@ -52,3 +68,161 @@ async def test_non_2xx_fails_with_the_status(arq_redis: ArqRedis, settings: Sett
 def test_only_http_urls_are_accepted() -> None:
     with pytest.raises(ValueError, match="URL scheme should be 'http' or 'https'"):
         WebhookInput(url="ftp://x.example/", payload={})  # type: ignore[arg-type]
+
+
+def hook(url: str, payload: Any) -> WebhookInput:
+    return WebhookInput(url=url, payload=payload)  # type: ignore[arg-type]
+
+
+async def test_a_null_payload_is_sent_as_json_null(arq_redis: ArqRedis, settings: Settings) -> None:
+    seen: list[httpx.Request] = []
+    async with target(200, seen) as http:
+        await send_webhook(job_context(arq_redis, settings, http), hook("http://t.example/", None))
+    assert [(r.content, r.headers["content-type"], r.headers["content-length"]) for r in seen] == [
+        (b"null", "application/json", "4")
+    ]
+
+
+async def test_a_content_type_given_in_headers_is_kept(arq_redis: ArqRedis, settings: Settings) -> None:
+    seen: list[httpx.Request] = []
+    data = WebhookInput(
+        url="http://t.example/", payload={"a": "é"}, headers={"Content-Type": "application/cloudevents+json"}
+    )  # type: ignore[arg-type]
+    async with target(200, seen) as http:
+        await send_webhook(job_context(arq_redis, settings, http), data)
+    assert [(r.content, r.headers.get_list("content-type")) for r in seen] == [
+        ('{"a":"é"}'.encode(), ["application/cloudevents+json"])
+    ]
+
+
+class Body(httpx.AsyncByteStream):
+    """An answer's body in `pieces` chunks of 4 bytes, counting how many were read."""
+
+    def __init__(self, pieces: int) -> None:
+        self.pieces = pieces
+        self.read = 0
+        self.closed = False
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        for _ in range(self.pieces):
+            self.read += 1
+            yield b"abcd"
+
+    async def aclose(self) -> None:
+        self.closed = True
+
+
+async def test_reads_at_most_the_configured_bytes_of_the_answer(arq_redis: ArqRedis) -> None:
+    body = Body(pieces=1000)
+    http = httpx.AsyncClient(transport=httpx.MockTransport(lambda request: httpx.Response(200, stream=body)))
+    settings = make_settings(webhook_max_response_bytes=10)
+    async with http:
+        result = await send_webhook(job_context(arq_redis, settings, http), hook("http://t.example/", {}))
+    assert result.status_code == 200
+    assert (body.read, body.closed) == (3, True)  # 12 bytes: the first read that reached 10
+
+
+class NoConnection(httpcore.AsyncNetworkBackend):
+    """A network backend that records the connections asked for and makes none."""
+
+    def __init__(self) -> None:
+        self.connects: list[tuple[str, int]] = []
+
+    async def connect_tcp(
+        self, host: str, port: int, *args: Any, **kwargs: Any
+    ) -> httpcore.AsyncNetworkStream:
+        self.connects.append((host, port))
+        raise httpcore.ConnectError("the test connects nowhere")
+
+
+async def test_a_blocked_host_fails_with_webhook_blocked_error(
+    arq_redis: ArqRedis, settings: Settings
+) -> None:
+    nowhere = NoConnection()
+    guarded = GuardedTransport(GuardedBackend(Allowlist(), backend=nowhere))
+    async with httpx.AsyncClient(transport=guarded) as http:
+        with pytest.raises(WebhookBlockedError) as blocked:
+            await send_webhook(job_context(arq_redis, settings, http), hook("http://localhost:8080/in", {}))
+    assert str(blocked.value) == (
+        "webhook host localhost is blocked: it resolves to 127.0.0.1 (loopback address); "
+        "JOBS_WEBHOOK_ALLOWED_HOSTS opens exceptions"
+    )
+    assert (blocked.value.code, blocked.value.port) == ("webhook_blocked", 8080)
+    assert isinstance(blocked.value, PermanentError)
+    assert send_webhook.retry.should_retry(blocked.value, 1) is False
+    assert nowhere.connects == []
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        "Host",
+        "host",
+        "Content-Length",
+        "Transfer-Encoding",
+        "Connection",
+        "Keep-Alive",
+        "Proxy-Authenticate",
+        "Proxy-Authorization",
+        "proxy-connection",
+        "TE",
+        "Trailer",
+        "UPGRADE",
+    ],
+)
+async def test_headers_the_sender_owns_are_refused_naming_them(
+    client: httpx.AsyncClient, arq_redis: ArqRedis, header: str
+) -> None:
+    body = {"url": "https://hooks.example/in", "payload": {}, "headers": {"x-sig": "abc", header: "x"}}
+    response = await client.post("/jobs/send_webhook", json=body)
+    assert response.status_code == 422
+    why = {
+        "host": "the URL gives the host",
+        "content-length": "it is set from the body",
+        "transfer-encoding": "the body's framing is set by the sender",
+    }.get(header.lower(), "a hop-by-hop header, which the sender sets per connection")
+    msg = f"header '{header}' cannot be set: {why}"
+    assert response.json() == {
+        "error": "validation_error",
+        "message": f"invalid request for task 'send_webhook': body.headers.{header}.[key]: {msg}",
+        "task": "send_webhook",
+        "detail": [{"loc": ["body", "headers", header, "[key]"], "msg": msg, "type": "header_not_allowed"}],
+    }
+    assert await arq_redis.zcard("unit:queue:default") == 0
+
+
+async def run_webhook(listener: Listener, allowed_hosts: tuple[str, ...]) -> JobStatus:
+    """One send_webhook job with a null payload to `listener`, run by the real worker code (whose start-up
+    builds the guarded client) with these exceptions; the job's status."""
+    settings = make_settings(webhook_allowed_hosts=allowed_hosts)
+    async with JobsHarness(create_reference_app(settings)) as harness:
+        job = await harness.jobs.enqueue(send_webhook, hook(listener.url, None))
+        assert await harness.drain() == [job.job_id]
+        status = await harness.jobs.status(job.job_id)
+        if status.dead_lettered:
+            letter = await harness.jobs.dead_letters.get(job.job_id)
+            assert (letter.reason, letter.attempts, letter.error.type) == (
+                "permanent_error",
+                1,
+                "WebhookBlockedError",
+            )
+        return status
+
+
+async def test_a_blocked_webhook_fails_at_once_and_reaches_nothing_until_allowed() -> None:
+    async with Listener() as listener:
+        blocked = await run_webhook(listener, ())
+        assert listener.connections == 0
+        sent = await run_webhook(listener, (f"127.0.0.1:{listener.port}",))
+    assert (blocked.status, blocked.attempt, blocked.dead_lettered) == (JobState.FAILED, 1, True)
+    assert blocked.error is not None
+    message = (
+        "webhook host 127.0.0.1 is blocked: loopback address; JOBS_WEBHOOK_ALLOWED_HOSTS opens exceptions"
+    )
+    assert (blocked.error.type, blocked.error.message) == ("WebhookBlockedError", message)
+    assert (sent.status, sent.attempt, sent.dead_lettered) == (JobState.SUCCEEDED, 1, False)
+    assert listener.connections == 1
+    [arrived] = listener.received
+    assert (arrived.request_line, arrived.body) == ("POST / HTTP/1.1", b"null")
+    assert arrived.headers["content-type"] == "application/json"
+    assert arrived.headers["host"] == f"127.0.0.1:{listener.port}"

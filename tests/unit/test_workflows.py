@@ -40,7 +40,7 @@ from tests.integration.tasks.workflow_steps import (
 from tests.shipped import registry as shipped
 from workers.tasks.noop import NoopInput, noop
 
-from .conftest import RunWorker
+from .conftest import RunWorker, make_settings
 from .test_jobs_facade import typecheck
 
 WORKFLOW_TASKS: list[Task[Any, Any]] = [wf_add, wf_double, wf_square, wf_total, wf_fail_always, wf_greet]
@@ -376,9 +376,9 @@ async def test_last_members_finishing_at_once_enqueue_the_callback_once(
     enqueued_stages: list[int] = []
     enqueue = workflows._enqueue
 
-    async def counting(workflow_id: str, stage: int, *args: Any) -> None:
+    async def counting(workflow_id: str, stage: int, *args: Any, **kwargs: Any) -> None:
         enqueued_stages.append(stage)
-        await enqueue(workflow_id, stage, *args)
+        await enqueue(workflow_id, stage, *args, **kwargs)
 
     monkeypatch.setattr(workflows, "_enqueue", counting)
     await workflows.advance(StepRef(workflow_id, 0, 0), {"n": 0})
@@ -628,6 +628,7 @@ async def test_a_chain_runs_through_a_worker(client: httpx.AsyncClient, run_work
         "steps",
         "result",
         "error",
+        "owner",
     }
     assert (body["status"], body["type"], body["result"], body["error"]) == (
         "succeeded",
@@ -759,3 +760,70 @@ async def test_delete_answers_the_cancelled_workflow(client: httpx.AsyncClient) 
     assert (body["status"], [s["status"] for s in body["steps"]]) == ("cancelled", ["cancelled", "cancelled"])
     assert (await client.get(accepted["status_url"])).json()["status"] == "cancelled"
     assert (await client.delete(accepted["status_url"])).status_code == 409
+
+
+async def test_a_workflow_over_max_workflow_steps_is_refused_before_anything_is_stored(
+    arq_redis: ArqRedis, registry: TaskRegistry
+) -> None:
+    workflows = Workflows(JobClient(arq_redis, make_settings(max_workflow_steps=4), registry))
+    too_many = [
+        Workflow.chord([noop.step(NoopInput(value=n)) for n in range(4)], noop.step()),  # the callback counts
+        Workflow.chain(noop.step(NoopInput()), group(noop.step(), noop.step(), noop.step()), noop.step()),
+        Workflow.group(*(noop.step(NoopInput(value=n)) for n in range(5))),
+    ]
+    for workflow in too_many:
+        with pytest.raises(InvalidWorkflowError) as refused:
+            await workflows.create(workflow)
+        assert str(refused.value) == (
+            "invalid workflow: it has 5 steps (group members and callbacks included), more than the 4 a "
+            "workflow may have (JOBS_MAX_WORKFLOW_STEPS)"
+        )
+        assert refused.value.details() == {"path": None, "steps": 5, "limit": 4}
+    assert await arq_redis.keys("*") == []
+    await workflows.create(Workflow.chord([noop.step(NoopInput(value=n)) for n in range(3)], noop.step()))
+    assert await arq_redis.zcard("unit:queue:default") == 3
+
+
+def test_a_json_workflow_is_counted_before_its_steps_are_read(registry: TaskRegistry) -> None:
+    spec = {
+        "type": "chain",
+        "steps": [
+            {"task": "noop"},
+            {"type": "group", "steps": [{"task": "nope"}, {"task": "noop"}, {"task": "noop"}]},
+            {"task": "noop", "input": "not an object"},
+        ],
+    }
+    with pytest.raises(InvalidWorkflowError, match=r"it has 5 steps .* more than the 4 a workflow may have"):
+        Workflow.from_json(spec, registry, max_steps=4)
+    with pytest.raises(InvalidWorkflowError, match="no task named 'nope'"):  # within the limit: read
+        Workflow.from_json(spec, registry, max_steps=5)
+    chord = {"type": "chord", "steps": [{"task": "noop"}] * 3, "callback": {"task": "noop"}}
+    with pytest.raises(InvalidWorkflowError, match="it has 4 steps"):
+        Workflow.from_json(chord, registry, max_steps=3)
+    assert Workflow.from_json(chord, registry, max_steps=4).size == 4
+
+
+async def test_post_workflows_over_the_limit_is_422_naming_the_count(client: httpx.AsyncClient) -> None:
+    steps = [{"task": "noop"}] * 1001  # JOBS_MAX_WORKFLOW_STEPS: 1000 by default
+    response = await client.post("/workflows", json={"type": "group", "steps": steps})
+    assert (response.status_code, response.json()) == (
+        422,
+        {
+            "error": "invalid_workflow",
+            "message": "invalid workflow: it has 1001 steps (group members and callbacks included), more "
+            "than the 1000 a workflow may have (JOBS_MAX_WORKFLOW_STEPS)",
+            "path": None,
+            "steps": 1001,
+            "limit": 1000,
+        },
+    )
+
+
+def test_one_chain_or_group_still_takes_at_most_1000_steps_when_the_limit_is_raised(
+    registry: TaskRegistry,
+) -> None:
+    spec = {"type": "group", "steps": [{"task": "noop"}] * 1001}  # one script answer per finished stage
+    with pytest.raises(
+        InvalidWorkflowError, match=r"^invalid workflow: steps: a group takes at most 1000 steps"
+    ):
+        Workflow.from_json(spec, registry, max_steps=5000)

@@ -1,16 +1,29 @@
-"""Outgoing webhooks, sent with the worker's shared HTTP client."""
+"""Outgoing webhooks, sent with the worker's shared HTTP client, whose address guard refuses hosts inside
+the network (arq_jobs._netguard; JOBS_WEBHOOK_ALLOWED_HOSTS opens exceptions)."""
 
 from __future__ import annotations
 
+import json
 import time
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Annotated
 
 import httpx
-from pydantic import AnyHttpUrl, BaseModel, Field, JsonValue, StringConstraints
+from pydantic import AfterValidator, AnyHttpUrl, BaseModel, Field, JsonValue, StringConstraints
+from pydantic_core import PydanticCustomError
 
-from arq_jobs import JobContext, PermanentError, RetryPolicy, TaskError, TaskInput, TransientError, task
+from arq_jobs import (
+    BlockedAddressError,
+    JobContext,
+    PermanentError,
+    RetryPolicy,
+    Secret,
+    TaskError,
+    TaskInput,
+    TransientError,
+    task,
+)
 
 
 class WebhookError(TaskError):
@@ -40,15 +53,59 @@ class WebhookUnavailableError(WebhookError, TransientError):
         self.retry_after_s = retry_after_s
 
 
-HeaderName = Annotated[str, StringConstraints(pattern=r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$", max_length=256)]
+class WebhookBlockedError(BlockedAddressError):
+    """The webhook's host is, or resolves to, a loopback, private, link-local or otherwise internal
+    address that JOBS_WEBHOOK_ALLOWED_HOSTS does not open: nothing was sent, and retrying cannot help."""
+
+    code = "webhook_blocked"
+    subject = "webhook host"
+
+
+HOP_BY_HOP = "a hop-by-hop header, which the sender sets per connection"
+# headers the sender owns: a caller's value would misroute the request or desynchronise its framing
+RESERVED_HEADERS = {
+    "host": "the URL gives the host",
+    "content-length": "it is set from the body",
+    "transfer-encoding": "the body's framing is set by the sender",
+    **dict.fromkeys(
+        (
+            "connection",
+            "keep-alive",
+            "proxy-authenticate",
+            "proxy-authorization",
+            "proxy-connection",
+            "te",
+            "trailer",
+            "upgrade",
+        ),
+        HOP_BY_HOP,
+    ),
+}
+
+
+def settable_header(name: str) -> str:
+    why = RESERVED_HEADERS.get(name.lower())
+    if why is not None:
+        raise PydanticCustomError(
+            "header_not_allowed", "header '{header}' cannot be set: {why}", {"header": name, "why": why}
+        )
+    return name
+
+
+HeaderName = Annotated[
+    str,
+    StringConstraints(pattern=r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$", max_length=256),
+    AfterValidator(settable_header),
+]
 HeaderValue = Annotated[str, StringConstraints(pattern=r"^[\x20-\x7e\t]*$", max_length=8192)]
 
 
 class WebhookInput(TaskInput):
     url: AnyHttpUrl = Field(description="http(s) URL to POST to.")
     payload: JsonValue = Field(description="JSON body to send.")
-    headers: dict[HeaderName, HeaderValue] = Field(
-        default_factory=dict, description="Extra request headers (printable ASCII)."
+    headers: dict[HeaderName, Annotated[HeaderValue, Secret]] = Field(
+        default_factory=dict,
+        description="Extra request headers (printable ASCII; not Host, Content-Length or hop-by-hop ones).",
     )
 
 
@@ -73,8 +130,26 @@ def retry_after_s(response: httpx.Response) -> float | None:
     return max(0.0, (when - datetime.now(UTC)).total_seconds())
 
 
+def json_body(payload: JsonValue) -> bytes:
+    """The payload encoded as httpx's `json=` does, except that None is sent as `null`, not as no body."""
+    return json.dumps(payload, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode()
+
+
+async def read_at_most(response: httpx.Response, limit: int) -> None:
+    """Read the answer's body (as sent, not decompressed) until `limit` bytes have come, and drop it:
+    only the status is used, and a body left unread closes its connection instead of being drained."""
+    if response.is_stream_consumed:  # a response built in memory (httpx.MockTransport): nothing to read
+        return
+    received = 0
+    async for chunk in response.aiter_raw():
+        received += len(chunk)
+        if received >= limit:
+            return
+
+
 # retried: connection errors and timeouts (httpx.TransportError), 5xx and 429 (WebhookUnavailableError,
-# after Retry-After when given); failed at once: other 4xx and 3xx (WebhookRejectedError)
+# after Retry-After when given); failed at once: other 4xx and 3xx (WebhookRejectedError) and hosts inside
+# the network (WebhookBlockedError)
 WEBHOOK_RETRY = RetryPolicy(
     max_attempts=5, base_s=1.0, factor=2.0, cap_s=60.0, retry_on=(httpx.TransportError,)
 )
@@ -85,9 +160,18 @@ async def send_webhook(ctx: JobContext, data: WebhookInput) -> WebhookResult:
     """POST a JSON body to a URL; any 2xx answer is success.
 
     Retries on connection errors, timeouts, 5xx and 429 (honouring Retry-After); fails at once on any
-    other answer."""
+    other answer, and without sending when the URL's host is inside the network (WebhookBlockedError)."""
+    headers = httpx.Headers(data.headers)
+    headers.setdefault("content-type", "application/json")
+    limit = ctx.resources.settings.webhook_max_response_bytes
     started = time.perf_counter()
-    response = await ctx.http.post(str(data.url), json=data.payload, headers=data.headers)
+    try:
+        async with ctx.http.stream(
+            "POST", str(data.url), content=json_body(data.payload), headers=headers
+        ) as response:
+            await read_at_most(response, limit)
+    except BlockedAddressError as blocked:
+        raise WebhookBlockedError(blocked.host, blocked.port, blocked.address, blocked.reason) from None
     elapsed_ms = round((time.perf_counter() - started) * 1000, 3)
     if response.status_code == 429 or response.status_code >= 500:
         raise WebhookUnavailableError(str(data.url), response.status_code, retry_after_s(response))

@@ -3,20 +3,26 @@
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
+from arq_jobs._api.auth import requires
 from arq_jobs._api.deps import ApiJobsDep, ArqDep
 from arq_jobs._api.errors import ApiRoute
-from arq_jobs._api.schemas import ErrorBody, Health, QueueHealth, WorkersHealth
+from arq_jobs._api.schemas import AUTH_ERRORS, ErrorBody, Health, QueueHealth, WorkersHealth
+from arq_jobs._auth.scopes import METRICS_READ
 
 router = APIRouter(route_class=ApiRoute, prefix="/health", tags=["health"])
 
 
-@router.get("/live")
+@router.get("/live", name="health_live")
 async def live() -> Health:
     """The process answers."""
     return Health(status="ok")
 
 
-@router.get("/ready", responses={503: {"model": ErrorBody, "description": "Redis is unreachable"}})
+@router.get(
+    "/ready",
+    name="health_ready",
+    responses={503: {"model": ErrorBody, "description": "Redis is unreachable"}},
+)
 async def ready(arq: ArqDep) -> Health:
     """Redis answers (else 503)."""
     await arq.ping()
@@ -25,9 +31,12 @@ async def ready(arq: ArqDep) -> Health:
 
 @router.get(
     "/workers",
+    name="health_workers",
     response_model=WorkersHealth,
+    dependencies=[requires(METRICS_READ)],
     responses={
-        503: {"model": WorkersHealth, "description": "Some queue has pending jobs and no live worker"}
+        **AUTH_ERRORS,
+        503: {"model": WorkersHealth, "description": "Some queue has pending jobs and no live worker"},
     },
 )
 async def workers(jobs: ApiJobsDep) -> WorkersHealth | JSONResponse:

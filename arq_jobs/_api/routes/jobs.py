@@ -10,11 +10,12 @@ from fastapi import APIRouter, Body, Depends, Header, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from pydantic import AwareDatetime
 
+from arq_jobs._api.auth import requires
 from arq_jobs._api.deps import ApiJobsDep
 from arq_jobs._api.errors import TASK_ROUTE_EXTRA, ApiRoute
 from arq_jobs._api.jobs import STATUS_ROUTE
-from arq_jobs._api.schemas import EnqueuedJob, ErrorBody
-from arq_jobs._client import MAX_DELAY_S
+from arq_jobs._api.schemas import AUTH_ERRORS, QUEUE_FULL, TOO_LARGE, EnqueuedJob, ErrorBody
+from arq_jobs._auth.scopes import JOBS_CANCEL, JOBS_READ, enqueue_scope
 from arq_jobs._config import Settings
 from arq_jobs._errors import UnknownTaskError
 from arq_jobs._idempotency import KEY_PATTERN
@@ -28,7 +29,9 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     200: {"model": EnqueuedJob, "description": "Idempotency-Key replay: the earlier request's job"},
     404: {"model": ErrorBody, "description": "Unknown task"},
     409: {"model": ErrorBody, "description": "Idempotency-Key already used with a different request"},
+    **TOO_LARGE,
     422: {"model": ErrorBody, "description": "Invalid body, delay or run_at; unknown queue"},
+    **QUEUE_FULL,
     503: {"model": ErrorBody, "description": "Redis is unreachable; the job was not accepted"},
 }
 
@@ -39,21 +42,28 @@ class Schedule:
     run_at: AwareDatetime | None
 
 
-async def get_schedule(
-    delay: Annotated[
-        float | None,
-        Query(ge=0, le=MAX_DELAY_S, allow_inf_nan=False, description="Run after this many seconds."),
-    ] = None,
-    run_at: Annotated[
-        AwareDatetime | None,
-        Query(description="Run at this ISO-8601 time with a timezone (not with delay)."),
-    ] = None,
-) -> Schedule:
-    """When to run the job: `delay` or `run_at` (giving both is refused by the client)."""
-    return Schedule(delay, run_at)
+def schedule_dependency(settings: Settings) -> Callable[..., Awaitable[Schedule]]:
+    """The `delay` and `run_at` query parameters of the enqueue routes, `delay` at most
+    JOBS_MAX_SCHEDULE_AHEAD_S (a `run_at` beyond it is refused by the client)."""
+    ahead = settings.max_schedule_ahead_s
 
+    async def get_schedule(
+        delay: Annotated[
+            float | None,
+            Query(ge=0, le=ahead, allow_inf_nan=False, description="Run after this many seconds."),
+        ] = None,
+        run_at: Annotated[
+            AwareDatetime | None,
+            Query(
+                description=f"Run at this ISO-8601 time with a timezone, at most {ahead} s ahead (not "
+                "with delay)."
+            ),
+        ] = None,
+    ) -> Schedule:
+        """When to run the job: `delay` or `run_at` (giving both is refused by the client)."""
+        return Schedule(delay, run_at)
 
-ScheduleDep = Annotated[Schedule, Depends(get_schedule)]
+    return get_schedule
 
 
 async def get_idempotency_key(
@@ -102,7 +112,7 @@ def enqueue_endpoint(task: Task[Any, Any], settings: Settings) -> Callable[..., 
     async def enqueue(
         data: Any,
         jobs: ApiJobsDep,
-        schedule: ScheduleDep,
+        schedule: Schedule,
         response: Response,
         idempotency_key: IdempotencyKey,
         queue: str | None = None,
@@ -124,6 +134,7 @@ def enqueue_endpoint(task: Task[Any, Any], settings: Settings) -> Callable[..., 
     signature = inspect.signature(enqueue)
     annotations = {
         "data": Annotated[task.input_model, Body()],
+        "schedule": Annotated[Schedule, Depends(schedule_dependency(settings))],
         # `str` with a None default: the schema is one string with the queues as its enum
         "queue": Annotated[str, queue_query(task, settings)],
     }
@@ -177,7 +188,8 @@ def build_router(registry: TaskRegistry, settings: Settings) -> APIRouter:
         methods=["GET"],
         name="list_jobs",
         response_model=JobPage,
-        responses={422: {"model": ErrorBody, "description": "Invalid state, limit or cursor"}},
+        responses={**AUTH_ERRORS, 422: {"model": ErrorBody, "description": "Invalid state, limit or cursor"}},
+        dependencies=[requires(JOBS_READ)],
     )
     for task in registry:
         router.add_api_route(
@@ -189,17 +201,27 @@ def build_router(registry: TaskRegistry, settings: Settings) -> APIRouter:
             name=f"enqueue_{task.name}",
             summary=f"Enqueue {task.name}",
             description=f"{task.description}\n\nAnswers 202 with the job id and its status URL.",
-            responses=ERRORS,
+            responses={**AUTH_ERRORS, **ERRORS},
             openapi_extra={TASK_ROUTE_EXTRA: task.name},
+            dependencies=[requires(enqueue_scope(task.name))],
         )
-    router.add_api_route("/{task}", unknown_task, methods=["POST"], status_code=404, include_in_schema=False)
+    router.add_api_route(
+        "/{task}",
+        unknown_task,
+        methods=["POST"],
+        status_code=404,
+        include_in_schema=False,
+        dependencies=[requires()],
+    )
     router.add_api_route(
         "/{job_id}",
         get_job,
         methods=["GET"],
         name=STATUS_ROUTE,
         response_model=JobStatus,
+        dependencies=[requires(JOBS_READ)],
         responses={
+            **AUTH_ERRORS,
             404: {"model": ErrorBody, "description": "Unknown job id"},
             422: {"model": ErrorBody, "description": "Invalid job id"},
         },
@@ -210,7 +232,9 @@ def build_router(registry: TaskRegistry, settings: Settings) -> APIRouter:
         methods=["DELETE"],
         name="cancel_job",
         response_model=JobStatus,
+        dependencies=[requires(JOBS_CANCEL)],
         responses={
+            **AUTH_ERRORS,
             202: {"model": JobStatus, "description": "Running: cancel requested, it stops within ~1 s"},
             404: {"model": ErrorBody, "description": "Unknown job id"},
             409: {"model": ErrorBody, "description": "The job has already ended"},

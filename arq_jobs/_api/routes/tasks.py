@@ -2,9 +2,11 @@
 
 from fastapi import APIRouter
 
+from arq_jobs._api.auth import requires
 from arq_jobs._api.deps import RegistryDep, SettingsDep
 from arq_jobs._api.errors import ApiRoute
-from arq_jobs._api.schemas import RetryInfo, TaskInfo, TaskList
+from arq_jobs._api.schemas import AUTH_ERRORS, RetryInfo, TaskInfo, TaskList
+from arq_jobs._auth.scopes import JOBS_READ
 
 router = APIRouter(route_class=ApiRoute, tags=["tasks"])
 
@@ -15,7 +17,7 @@ def qualified_name(kind: type[BaseException]) -> str:
     return kind.__qualname__ if module == "builtins" else f"{module}.{kind.__qualname__}"
 
 
-@router.get("/tasks")
+@router.get("/tasks", dependencies=[requires(JOBS_READ)], responses=AUTH_ERRORS)
 async def list_tasks(registry: RegistryDep, settings: SettingsDep) -> TaskList:
     """Every task this deployment runs."""
     return TaskList(

@@ -7,9 +7,11 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Response
 
+from arq_jobs._api.auth import requires
 from arq_jobs._api.deps import ApiJobsDep
 from arq_jobs._api.errors import ApiRoute
-from arq_jobs._api.schemas import ErrorBody, WorkflowAccepted
+from arq_jobs._api.schemas import AUTH_ERRORS, QUEUE_FULL, TOO_LARGE, ErrorBody, WorkflowAccepted
+from arq_jobs._auth.scopes import JOBS_READ, WORKFLOWS_WRITE
 from arq_jobs._workflows.spec import Workflow
 from arq_jobs._workflows.status import WorkflowStatus
 
@@ -52,8 +54,16 @@ SPEC_DESCRIPTION = (
     "",
     status_code=202,
     response_model=WorkflowAccepted,
+    dependencies=[requires(WORKFLOWS_WRITE)],
     responses={
-        422: {"model": ErrorBody, "description": "A mistake in the spec (names the step by its path)"},
+        **AUTH_ERRORS,
+        **TOO_LARGE,
+        422: {
+            "model": ErrorBody,
+            "description": "A mistake in the spec (names the step by its path), or more steps than "
+            "JOBS_MAX_WORKFLOW_STEPS",
+        },
+        **QUEUE_FULL,
         503: {"model": ErrorBody, "description": "Redis is unreachable"},
     },
 )
@@ -64,7 +74,10 @@ async def create_workflow(
 ) -> WorkflowAccepted:
     """Check the whole spec (tasks, inputs, queues, nesting) and, when it is right, enqueue the first
     stage. Answers 202 with the workflow's id and status URL; a mistake is 422 and enqueues nothing."""
-    accepted = await jobs.start_workflow(Workflow.from_json(spec, jobs.client.registry))
+    settings = jobs.client.settings
+    accepted = await jobs.start_workflow(
+        Workflow.from_json(spec, jobs.client.registry, settings.max_workflow_steps)
+    )
     response.headers["Location"] = accepted.status_url
     return accepted
 
@@ -73,7 +86,8 @@ async def create_workflow(
     "/{workflow_id}",
     name="get_workflow",
     response_model=WorkflowStatus,
-    responses={404: {"model": ErrorBody, "description": "Unknown workflow id"}},
+    dependencies=[requires(JOBS_READ)],
+    responses={**AUTH_ERRORS, 404: {"model": ErrorBody, "description": "Unknown workflow id"}},
 )
 async def get_workflow(workflow_id: str, jobs: ApiJobsDep) -> WorkflowStatus:
     """The workflow's state (pending, running, succeeded, failed, cancelled), its result or error, and
@@ -85,7 +99,9 @@ async def get_workflow(workflow_id: str, jobs: ApiJobsDep) -> WorkflowStatus:
     "/{workflow_id}",
     name="cancel_workflow",
     response_model=WorkflowStatus,
+    dependencies=[requires(WORKFLOWS_WRITE)],
     responses={
+        **AUTH_ERRORS,
         404: {"model": ErrorBody, "description": "Unknown workflow id"},
         409: {"model": ErrorBody, "description": "The workflow has already ended"},
     },

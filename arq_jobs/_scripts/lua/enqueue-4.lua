@@ -14,12 +14,18 @@
   ARGV[5] record_ttl_ms — the record's TTL (ms)
   ARGV[6] wake_channel — the queue's wake-up channel (Keys.wake_channel); '' = publish nothing
   ARGV[7] only_new — '1': store nothing and answer 0 when a job with this id exists (record or job key)
-  ARGV[8..18] transition — the transition's arguments as transition-2.lua's ARGV, with no changes
-  ARGV[19..] record_fields — the record's fields and values
+  ARGV[8] max_pending — back-pressure (JOBS_QUEUE_MAX_PENDING): store nothing when the queue already
+          holds this many jobs waiting to start, or more; '0': no limit (nothing is counted)
+  ARGV[9] waiting — the queue's `queued` phase index (Keys.index('phase', 'queued:queue:<q>')): the
+          jobs waiting to start (pending, scheduled, retrying; not the running ones ARQ's queue also
+          holds); '' when `max_pending` is '0'
+  ARGV[10..20] transition — the transition's arguments as transition-2.lua's ARGV, with no changes
+  ARGV[21..] record_fields — the record's fields and values
 
-  Returns 1 when stored, 0 when `only_new` found the job.
+  Returns 1 when stored, 0 when `only_new` found the job, -n when the queue holds n jobs waiting
+  (n >= `max_pending`) and nothing was stored.
 
-  Keys not in KEYS: the index keys and retry waits the transition writes.
+  Keys not in KEYS: the index keys and retry waits the transition writes, `waiting`.
   Events: the transition's `pending` or `scheduled` on KEYS[4]; publishes '' on `wake_channel`.
 ]]
 --!include includes/transition.lua
@@ -27,10 +33,14 @@
 if ARGV[7] == '1' and (redis.call('EXISTS', KEYS[3]) == 1 or redis.call('EXISTS', KEYS[1]) == 1) then
   return 0
 end
+if ARGV[8] ~= '0' then
+  local waiting = redis.call('ZCARD', ARGV[9])
+  if waiting >= tonumber(ARGV[8]) then return -waiting end
+end
 redis.call('PSETEX', KEYS[1], ARGV[3], ARGV[2])
 redis.call('ZADD', KEYS[2], ARGV[4], ARGV[1])
-redis.call('HSET', KEYS[3], unpack(ARGV, 19, #ARGV))
+redis.call('HSET', KEYS[3], unpack(ARGV, 21, #ARGV))
 redis.call('PEXPIRE', KEYS[3], ARGV[5])
-transition_argv(KEYS[3], KEYS[4], ARGV, 8, 18)
+transition_argv(KEYS[3], KEYS[4], ARGV, 10, 20)
 if ARGV[6] ~= '' then redis.call('PUBLISH', ARGV[6], '') end
 return 1
