@@ -39,6 +39,7 @@ from __future__ import annotations
 import asyncio
 import importlib.util
 import logging
+import secrets
 from collections.abc import Iterator, Mapping, MutableMapping
 from contextlib import AsyncExitStack, contextmanager
 from types import TracebackType
@@ -60,10 +61,12 @@ import structlog
 from arq.connections import ArqRedis
 from arq.worker import Worker
 from fastapi import FastAPI
+from pydantic import SecretStr
 from redis.asyncio import ConnectionPool
 
 from arq_jobs import _arq
 from arq_jobs._api.install import Installation, installation
+from arq_jobs._auth.keys import KeyStore
 from arq_jobs._client import JobClient
 from arq_jobs._clock import now_ms
 from arq_jobs._config import Settings
@@ -95,9 +98,12 @@ class JobsHarness:
     worker (the tasks and settings are the app's). `settings` replace the app's for its requests and
     for the workers. Entering runs the app's whole lifespan (yours included); leaving ends it.
 
-    `client` is an `httpx.AsyncClient` on the app (base URL `http://test`), `jobs` a `JobClient` and
-    `redis` the `ArqRedis` on the in-memory Redis. One harness runs at a time per app; each starts
-    with an empty Redis.
+    `client` is an `httpx.AsyncClient` on the app (base URL `http://test`, a host the harness allows),
+    `jobs` a `JobClient` and `redis` the `ArqRedis` on the in-memory Redis. With authentication on
+    (`JOBS_AUTH=keys`, the default) `client` sends an admin key (JOBS_ADMIN_TOKEN, or one made for the
+    test: `admin_token`); send your own `Authorization` header to test as another key, made with
+    `await harness.create_key(name, *scopes)`. One harness runs at a time per app; each starts with an
+    empty Redis.
     """
 
     client: httpx.AsyncClient
@@ -109,7 +115,7 @@ class JobsHarness:
             raise TypeError(f"worker= takes a class made by arq_jobs.worker.worker_settings(): {worker!r}")
         self.app = app
         self._installation = installation(app)  # LookupError when install() was not called
-        self.settings = settings or self._installation.settings
+        self.settings = for_tests(settings or self._installation.settings)
         self._hooks = worker
         self._workers: dict[str, Worker] = {}  # queue → its worker
         self._stack: AsyncExitStack | None = None
@@ -117,6 +123,17 @@ class JobsHarness:
     @property
     def registry(self) -> TaskRegistry:
         return self._installation.registry
+
+    @property
+    def admin_token(self) -> str:
+        """The admin key `client` sends when authentication is on."""
+        assert self.settings.admin_token is not None
+        return self.settings.admin_token.get_secret_value()
+
+    async def create_key(self, name: str, *scopes: str) -> str:
+        """A new API key `name` with `scopes` (as `arq-jobs keys create` makes one); its secret."""
+        _, secret = await KeyStore(self.redis, self.jobs.keys).create(name, scopes)
+        return secret
 
     async def __aenter__(self) -> JobsHarness:
         if self._stack is not None:
@@ -134,8 +151,9 @@ class JobsHarness:
                 await _start_worker(worker)
                 self._workers[queue] = worker
             transport = httpx.ASGITransport(app=_with_state(self.app, state or {}))
+            headers = {"Authorization": f"Bearer {self.admin_token}"} if self.settings.auth == "keys" else {}
             self.client = await stack.enter_async_context(
-                httpx.AsyncClient(transport=transport, base_url="http://test")
+                httpx.AsyncClient(transport=transport, base_url=f"http://{HOST}", headers=headers)
             )
             self._stack = stack.pop_all()
         return self
@@ -267,6 +285,17 @@ class JobsHarness:
 
 
 # ------------------------------------------------------------------ building blocks (also for our tests)
+
+
+HOST = "test"
+
+
+def for_tests(settings: Settings) -> Settings:
+    """`settings` with the client's host allowed and, when authentication is on, an admin token."""
+    update: dict[str, Any] = {"allowed_hosts": (*settings.allowed_hosts, HOST)}
+    if settings.auth == "keys" and settings.admin_token is None:
+        update["admin_token"] = SecretStr(secrets.token_urlsafe(32))
+    return settings.model_copy(update=update)
 
 
 def _fake_redis(server: fakeredis.FakeServer | None = None) -> ArqRedis:

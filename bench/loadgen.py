@@ -232,6 +232,17 @@ def report(
     }
 
 
+def extra_headers(args: argparse.Namespace) -> str:
+    """The `--header` options as request header lines (each ending in CRLF)."""
+    lines = []
+    for header in args.header:
+        name, colon, value = header.partition(":")
+        if not colon or not name.strip():
+            raise SystemExit(f"loadgen: --header takes NAME:VALUE, got {header!r}")
+        lines.append(f"{name.strip()}: {value.strip()}\r\n")
+    return "".join(lines)
+
+
 def parse_url(url: str) -> tuple[str, int, str]:
     parts = urlsplit(url)
     if parts.scheme != "http" or parts.hostname is None:
@@ -243,8 +254,8 @@ async def post(args: argparse.Namespace) -> dict[str, Any]:
     host, port, path = parse_url(args.url)
     body = args.body.encode()
     data = (
-        f"POST {path} HTTP/1.1\r\nHost: {host}:{port}\r\ncontent-type: application/json\r\n"
-        f"content-length: {len(body)}\r\n\r\n"
+        f"POST {path} HTTP/1.1\r\nHost: {host}:{port}\r\n{extra_headers(args)}"
+        f"content-type: application/json\r\ncontent-length: {len(body)}\r\n\r\n"
     ).encode() + body
     load = Load(host, port, args.max_connections)
     for _ in range(min(args.connections, args.max_connections)):
@@ -282,7 +293,7 @@ async def poll(args: argparse.Namespace) -> dict[str, Any]:
                 current[client] = ids[cursor % len(ids)]
                 cursor += 1
 
-        data = f"GET {path}{job_id} HTTP/1.1\r\nHost: {host}:{port}\r\n\r\n".encode()
+        data = f"GET {path}{job_id} HTTP/1.1\r\nHost: {host}:{port}\r\n{extra_headers(args)}\r\n".encode()
         return Request(0.0, data, on_body)
 
     stop = asyncio.Event()
@@ -316,6 +327,9 @@ def parser() -> argparse.ArgumentParser:
         sub.add_argument("--url", required=True, help="POST target; for poll, the prefix of each id")
         sub.add_argument("--max-connections", type=int, default=512)
         sub.add_argument("--grace", type=float, default=2.0, help="seconds to wait for late answers")
+        sub.add_argument(
+            "--header", action="append", default=[], metavar="NAME:VALUE", help="sent with each request"
+        )
     post_mode = modes.choices["post"]
     post_mode.add_argument("--body", default="{}")
     post_mode.add_argument("--rate", type=float, required=True, help="requests per second")

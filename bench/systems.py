@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import secrets
 import socket
 import uuid
 from abc import ABC, abstractmethod
@@ -89,6 +90,11 @@ class Deployment(ABC):
     api_ready_path: str
     enqueue_path = "/jobs/noop"
     status_path = "/jobs/"
+    headers: dict[str, str] = {}  # sent with every HTTP request to the API (ours: its API key)
+
+    def header_args(self) -> list[str]:
+        """`--header NAME:VALUE` arguments of bench.loadgen for `headers`."""
+        return [arg for name, value in self.headers.items() for arg in ("--header", f"{name}:{value}")]
 
     async def enqueue(self, kind: str, payload: dict[str, Any] | None = None) -> str:
         """Enqueue one job of `kind` (`noop`, `sleep`; ours: any task, with `payload`); its id."""
@@ -177,6 +183,9 @@ class Ours(Deployment):
         )
         self.redis = create_arq(self.settings)
         self.client = JobClient(self.redis, self.settings, load_registry(self.settings))
+        # the API as deployed: authentication on, every request with a key (its check is in the figures)
+        self.token = secrets.token_urlsafe(32)
+        self.headers = {"Authorization": f"Bearer {self.token}"}
 
     @property
     def queue_key(self) -> str:
@@ -206,7 +215,15 @@ class Ours(Deployment):
         return Command(arq_command("workers.WorkerSettings"), self.env(**extra))
 
     def api(self, port: int) -> Command:
-        return Command(python_command("app"), self.env(JOBS_API_HOST="127.0.0.1", JOBS_API_PORT=str(port)))
+        return Command(
+            python_command("app"),
+            self.env(
+                JOBS_API_HOST="127.0.0.1",
+                JOBS_API_PORT=str(port),
+                JOBS_AUTH="keys",
+                JOBS_ADMIN_TOKEN=self.token,
+            ),
+        )
 
     async def timings(self, job_ids: Sequence[str]) -> list[JobTiming]:
         found: list[JobTiming] = []

@@ -29,6 +29,8 @@ SECRET_PREFIX = "ajk_"
 NAME_PATTERN = r"^[A-Za-z0-9_.-]{1,64}$"
 RESERVED_NAMES = frozenset({ADMIN_TOKEN.name})  # JOBS_ADMIN_TOKEN's owner name
 REFRESH_S = 1.0  # a key made or revoked takes effect on every API process within this time
+MISS_REFRESH_S = 0.1  # an unknown key reads the keys again when they are older than this (a new key works
+# at once; a flood of wrong keys costs at most ten reads a second)
 
 
 def digest(secret: str) -> str:
@@ -125,19 +127,23 @@ class KeyCache:
         """Who `secret` authenticates as; None for an unknown, revoked or expired key."""
         if self.admin_token is not None and hmac.compare_digest(secret.encode(), self.admin_token.encode()):
             return ADMIN_TOKEN
-        await self.refresh()
+        await self.refresh(REFRESH_S)
         key = self.by_digest.get(digest(secret))
+        if key is None:
+            await self.refresh(MISS_REFRESH_S)
+            key = self.by_digest.get(digest(secret))
         now = now_ms()
         if key is None or key.expired(now):
             return None
         self.used[key.name] = now
         return Principal(key.name, frozenset(key.scopes))
 
-    async def refresh(self) -> None:
-        if time.monotonic() - self.loaded_at < REFRESH_S:
+    async def refresh(self, max_age_s: float = REFRESH_S) -> None:
+        """Read the keys again when what is known is older than `max_age_s`."""
+        if time.monotonic() - self.loaded_at < max_age_s:
             return
         async with self.lock:
-            if time.monotonic() - self.loaded_at < REFRESH_S:
+            if time.monotonic() - self.loaded_at < max_age_s:
                 return  # another request refreshed it while this one waited
             keys = await self.store.all()
             self.by_digest = {key.digest: key for key in keys}

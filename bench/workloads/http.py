@@ -32,20 +32,23 @@ def passed(step: dict[str, Any]) -> bool:
     )
 
 
-def post_args(url: str, rate: float, duration_s: float) -> list[str]:
-    return ["post", "--url", url, "--rate", str(rate), "--duration", str(duration_s)]
+def post_args(url: str, rate: float, duration_s: float, headers: list[str]) -> list[str]:
+    return ["post", "--url", url, "--rate", str(rate), "--duration", str(duration_s), *headers]
 
 
 async def run(harness: Harness, system: SystemName, run_no: int, options: Options) -> RunResult:
     steps: list[dict[str, Any]] = []
     async with harness.deployment(system) as deployment, harness.api(deployment) as api:
         url = api.base_url + deployment.enqueue_path
+        headers = deployment.header_args()
         pause_s = min(1.0, options.http_step_s / 4)  # lets the app finish what a step left
-        warmup = await harness.loadgen(post_args(url, WARMUP_RATE, min(1.0, options.http_step_s / 2)))
+        warmup = await harness.loadgen(
+            post_args(url, WARMUP_RATE, min(1.0, options.http_step_s / 2), headers)
+        )
 
         async def step(rate: int, phase: str) -> dict[str, Any]:
             await asyncio.sleep(pause_s)
-            found = await harness.loadgen(post_args(url, rate, options.http_step_s))
+            found = await harness.loadgen(post_args(url, rate, options.http_step_s, headers))
             steps.append({**found, "phase": phase, "passed": passed(found)})
             return steps[-1]
 
@@ -69,7 +72,7 @@ async def run(harness: Harness, system: SystemName, run_no: int, options: Option
         if best is not None:
             await asyncio.sleep(pause_s)
             half_rate = round(best["achieved_rps"] / 2)
-            half = await harness.loadgen(post_args(url, half_rate, options.http_half_s))
+            half = await harness.loadgen(post_args(url, half_rate, options.http_half_s, headers))
         rss = api.child.peak_rss_mb()
         accepted = sum(s["ok"] for s in [warmup, *steps, half] if s)
         queued = await deployment.queued()

@@ -34,6 +34,7 @@ async def phase(
             "--ids-file", str(write_ids(harness.log_dir, ids)),
             "--clients", str(options.poll_clients),
             "--interval", str(options.poll_interval_s),
+            *deployment.header_args(),
         ]  # fmt: skip
         async with harness.poller(poll_args) as poller:
             async with harness.worker(deployment, options.poll_concurrency) as worker:

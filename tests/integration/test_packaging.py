@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -30,6 +31,8 @@ from tests.integration.conftest import ROOT, Service, delete_prefix, http_ok, te
 EXAMPLE = ROOT / "examples" / "existing_app"
 SETUP_TIMEOUT_S = 600  # builds two wheels and installs ~60 packages (from pip's cache after the first run)
 SENDER = "receipts+packaging@shop.example"  # only the worker's environment names it
+ADMIN_TOKEN = secrets.token_urlsafe(32)
+AUTH = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 
 pytestmark = pytest.mark.timeout(SETUP_TIMEOUT_S + 120)
 
@@ -168,6 +171,7 @@ def shop(venv: Venv, redis_url: str, redis_client: redis.Redis) -> Iterator[Shop
         "JOBS_POLL_DELAY_S": "0.02",
         "JOBS_HEALTH_CHECK_INTERVAL_S": "1",
         "JOBS_SHUTDOWN_GRACE_S": "2",
+        "JOBS_ADMIN_TOKEN": ADMIN_TOKEN,  # authentication is on, as installed: the clients send this key
     }
     port = free_port()
     api = Service(
@@ -214,7 +218,7 @@ def receipt(order_id: str, to: str, total_cents: int, job_id: str) -> dict[str, 
 
 async def test_the_shops_route_enqueues_a_receipt_the_shops_worker_sends(shop: Shop) -> None:
     order = {"email": "ada@example.com", "lines": [{"sku": "mug", "quantity": 3, "unit_price_cents": 1200}]}
-    async with httpx.AsyncClient(base_url=shop.api, timeout=10) as http:
+    async with httpx.AsyncClient(base_url=shop.api, timeout=10, headers=AUTH) as http:
         response = await http.post("/orders", json=order)
         assert response.status_code == 202, response.text
         accepted = response.json()
@@ -231,7 +235,7 @@ async def test_the_shops_route_enqueues_a_receipt_the_shops_worker_sends(shop: S
 
 async def test_the_mounted_job_route_runs_the_shops_task(shop: Shop) -> None:
     body = {"order_id": "manual-7", "email": "bob@example.com", "total_cents": 999}
-    async with httpx.AsyncClient(base_url=shop.api, timeout=10) as http:
+    async with httpx.AsyncClient(base_url=shop.api, timeout=10, headers=AUTH) as http:
         response = await http.post("/jobs-api/jobs/send_receipt", json=body)
         assert response.status_code == 202, response.text
         job_id = response.json()["job_id"]
@@ -244,7 +248,7 @@ async def test_the_mounted_job_route_runs_the_shops_task(shop: Shop) -> None:
 
 
 async def test_the_dashboard_is_served_from_the_installed_package(shop: Shop) -> None:
-    async with httpx.AsyncClient(base_url=shop.api, timeout=10) as http:
+    async with httpx.AsyncClient(base_url=shop.api, timeout=10, headers=AUTH) as http:
         page = await http.get("/jobs-api/dashboard/")
         stylesheet = await http.get("/jobs-api/dashboard/static/dashboard.css")
 

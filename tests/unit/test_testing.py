@@ -391,3 +391,21 @@ def test_without_fakeredis_the_import_error_says_what_to_install() -> None:
         "ImportError: arq_jobs.testing needs fakeredis with Lua support (import of fakeredis halted; "
         "None in sys.modules): pip install 'arq-jobs[testing]'"
     )
+
+
+async def test_with_authentication_on_the_client_is_admin_and_keys_can_be_made() -> None:
+    app = FastAPI()
+    mount(app, make_settings(auth="keys", allowed_hosts=("localhost",)), REGISTRY)
+    async with JobsHarness(app) as harness:
+        assert harness.settings.allowed_hosts == ("localhost", "test")
+        admin = await harness.client.post("/jobs/send_receipt", json={"n": 1})
+        assert admin.status_code == 202, admin.text
+        assert harness.client.headers["authorization"] == f"Bearer {harness.admin_token}"
+        key = await harness.create_key("billing", "jobs:read")
+        as_billing = {"Authorization": f"Bearer {key}"}
+        hidden = await harness.client.get(f"/jobs/{admin.json()['job_id']}", headers=as_billing)
+        assert (hidden.status_code, hidden.json()["error"]) == (404, "job_not_found")
+        refused = await harness.client.post("/jobs/send_receipt", json={"n": 2}, headers=as_billing)
+        assert (refused.status_code, refused.json()["scope"]) == (403, "jobs:enqueue:send_receipt")
+        anonymous = await harness.client.get("/jobs", headers={"Authorization": ""})
+        assert anonymous.status_code == 401
