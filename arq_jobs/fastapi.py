@@ -12,9 +12,12 @@ async def create_order(order: Order, jobs: JobsDep) -> EnqueuedJob:
 ```
 
 `APIRouter(route_class=JobsRoute)` gives routes of yours the API's JSON error answers;
-`json_errors(app)` gives them to the whole app (unknown routes included).
+`json_errors(app)` gives them to the whole app (unknown routes included). `requires(*scopes)` guards a
+route of yours with the API's keys (`dependencies=[requires("jobs:read")]`); `JobsDep` in it then acts
+as that key (the jobs it makes are the key's, it sees only the key's).
 """
 
+from arq_jobs._api.auth import requires
 from arq_jobs._api.deps import JobsDep
 from arq_jobs._api.errors import JobsRoute, json_errors
 from arq_jobs._api.install import install, serve
@@ -30,5 +33,6 @@ __all__ = [
     "WorkflowAccepted",
     "install",
     "json_errors",
+    "requires",
     "serve",
 ]

@@ -7,7 +7,7 @@ from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, Field
 
 from arq_jobs import NotFoundError
-from arq_jobs.fastapi import ErrorBody, JobsDep
+from arq_jobs.fastapi import ErrorBody, JobsDep, requires
 from workers.tasks.reports import Report, ReportInput, generate_report
 
 router = APIRouter(prefix="/reports", tags=["reports (example)"])
@@ -36,7 +36,17 @@ class ReportAccepted(BaseModel):
     report_url: str
 
 
-@router.post("", status_code=202, responses={422: {"model": ErrorBody}, 503: {"model": ErrorBody}})
+@router.post(
+    "",
+    status_code=202,
+    dependencies=[requires("jobs:enqueue:generate_report")],  # the API's keys guard this route too
+    responses={
+        401: {"model": ErrorBody},
+        403: {"model": ErrorBody},
+        422: {"model": ErrorBody},
+        503: {"model": ErrorBody},
+    },
+)
 async def create_report(
     body: ReportRequest, jobs: JobsDep, request: Request, response: Response
 ) -> ReportAccepted:
@@ -51,9 +61,17 @@ async def create_report(
     )
 
 
-@router.get("/{report_id}", responses={404: {"model": ErrorBody}})
+@router.get(
+    "/{report_id}",
+    dependencies=[requires("jobs:read")],
+    responses={401: {"model": ErrorBody}, 403: {"model": ErrorBody}, 404: {"model": ErrorBody}},
+)
 async def get_report(report_id: str, jobs: JobsDep) -> Report:
-    """The finished report."""
+    """The finished report (of a job the key can see: its own, or any for `admin`)."""
+    try:
+        await jobs.status(report_id)  # another key's report is as unknown as a missing one
+    except NotFoundError:
+        raise ReportNotFoundError(report_id) from None
     raw = await jobs.redis.get(jobs.keys.report(report_id))
     if raw is None:
         raise ReportNotFoundError(report_id)

@@ -332,3 +332,22 @@ async def test_openapi_declares_the_bearer_scheme_scopes_and_short_operation_ids
     assert len(ids) == len(set(ids))
     assert all(re.fullmatch(r"[a-z_]+", i) for i in ids), ids
     assert operations["/jobs/{job_id}", "get"]["responses"]["401"]["description"].startswith("No API key")
+
+
+async def test_the_reference_apps_own_routes_use_the_same_keys(arq_redis: ArqRedis) -> None:
+    reporter = await make_key(arq_redis, "reporter", "jobs:enqueue:generate_report", "jobs:read")
+    other = await make_key(arq_redis, "other", "jobs:read")
+    async with client_of(keyed_app(arq_redis)) as http:
+        anonymous = await http.post("/reports", json={"rows": 10})
+        assert (anonymous.status_code, anonymous.json()["error"]) == (401, "unauthorized")
+        refused = await http.post("/reports", json={"rows": 10}, headers=bearer(other))
+        assert (refused.status_code, refused.json()["scope"]) == (403, "jobs:enqueue:generate_report")
+        accepted = await http.post("/reports", json={"rows": 10}, headers=bearer(reporter))
+        assert accepted.status_code == 202
+        job_id = accepted.json()["job_id"]
+        assert (await http.get(f"/jobs/{job_id}", headers=bearer(reporter))).json()["owner"] == "reporter"
+        assert (await http.get(f"/reports/{job_id}")).status_code == 401
+        hidden = await http.get(f"/reports/{job_id}", headers=bearer(other))
+        assert (hidden.status_code, hidden.json()["error"]) == (404, "report_not_found")
+        not_yet = await http.get(f"/reports/{job_id}", headers=bearer(reporter))
+        assert (not_yet.status_code, not_yet.json()["error"]) == (404, "report_not_found")  # not built yet
