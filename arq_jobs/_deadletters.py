@@ -142,10 +142,12 @@ class DeadLetterStore:
             pipe.pexpire(index, self.retention_ms)  # every entry is stale by then
 
     def indexes(self, letter: DeadLetter) -> list[str]:
-        """The indexes that list `letter`: all, its task's, its queue's."""
+        """The indexes that list `letter`: all, its task's, its queue's, its owner's."""
         found = [self.keys.dead_letters(), self.keys.dead_letters(letter.task)]
         if letter.queue:
             found.append(self.keys.dead_letters_of_queue(letter.queue))
+        if letter.owner:
+            found.append(self.keys.dead_letters_of_owner(letter.owner))
         return found
 
     def remove_if_retried(self, pipe: Pipeline, letter: DeadLetter, retry_record: str) -> None:
@@ -178,8 +180,9 @@ class DeadLetterStore:
         self, *, limit: int, cursor: str | None, task: str | None, now_ms: int, owner: str | None = None
     ) -> DeadLetterPage:
         """Dead letters newest first: `limit` of them after `cursor`, optionally of one task, and only
-        one API key's (`owner`)."""
-        index = self.keys.dead_letters(task)
+        one API key's (`owner`: walked in that key's own index, so a page and its cursor never touch
+        another owner's letter)."""
+        index = self.keys.dead_letters(task) if owner is None else self.keys.dead_letters_of_owner(owner)
         await self.redis.zremrangebyscore(index, "-inf", f"({now_ms - self.retention_ms}")
 
         async def load(members: Sequence[str]) -> list[DeadLetter | None]:
@@ -187,7 +190,7 @@ class DeadLetterStore:
             return [parse(raw) for raw in values]
 
         def keep(letter: DeadLetter) -> bool:
-            return owner is None or letter.owner == owner
+            return (owner is None or letter.owner == owner) and (task is None or letter.task == task)
 
         found = await walk(self.redis, index, limit=limit, cursor=cursor, load=load, keep=keep)
         return DeadLetterPage(items=[self.shown(item) for item in found.items], next_cursor=found.next_cursor)

@@ -29,6 +29,10 @@ class Keys:
         """Sorted set of dead-lettered job ids by failure time (ms): all, or one task's."""
         return f"{self.prefix}:dead-letters" if task is None else f"{self.prefix}:dead-letters:task:{task}"
 
+    def dead_letters_of_owner(self, owner: str) -> str:
+        """Sorted set of one API key's dead-lettered job ids by failure time (ms)."""
+        return f"{self.prefix}:dead-letters:owner:{owner}"
+
     def dead_letters_of_queue(self, queue: str) -> str:
         """Sorted set of one queue's dead-lettered job ids by failure time (ms)."""
         return f"{self.prefix}:dead-letters:queue:{queue}"
@@ -48,7 +52,8 @@ class Keys:
 
     def index(self, kind: str, value: str | None = None) -> str:
         """Sorted set of job ids by run time (ms): `all`, one `queue:<q>`, one `task:<t>`, one
-        `phase:<p>` or one `phase:<p>:queue:<q>` (see arq_jobs._jobs.transitions)."""
+        `phase:<p>`, one `phase:<p>:queue:<q>` or one `owner:<o>` (an API key's jobs; see
+        arq_jobs._jobs.transitions)."""
         return f"{self.prefix}:index:{kind}" if value is None else f"{self.prefix}:index:{kind}:{value}"
 
     def retry_waits(self, queue: str) -> str:

@@ -22,10 +22,13 @@ from fastapi import Depends, Request, params
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer, SecurityScopes
 
 from arq_jobs._api.deps import PRINCIPAL, StateDep
+from arq_jobs._api.hosts import check_host
 from arq_jobs._auth.scopes import ADMIN, Principal
 from arq_jobs._errors import AuthenticationError, PermissionDeniedError
 
 REALM = "arq-jobs"
+# a request that came through a proxy: with authentication off it is refused, whatever address it came from
+FORWARDING_HEADERS = ("forwarded", "x-forwarded-for", "x-forwarded-host", "x-real-ip")
 BASIC_CHALLENGE = f'Basic realm="{REALM}"'
 
 bearer = HTTPBearer(
@@ -65,12 +68,16 @@ def basic_password(authorization: str | None) -> str | None:
 async def authenticate(
     request: Request, state: StateDep, secret: str | None, challenge: str
 ) -> Principal | None:
-    """The principal `secret` stands for; None when authentication is off; AuthenticationError else."""
+    """The principal `secret` stands for; None when authentication is off; AuthenticationError else.
+    The Host is checked first (also for routes of the app's own behind `requires()`)."""
+    check_host(request, state.settings)
     if state.settings.auth == "off":
         client = request.client.host if request.client else None
-        if not is_loopback(client):
+        if not is_loopback(client) or any(name in request.headers for name in FORWARDING_HEADERS):
             raise AuthenticationError(
-                "authentication is off (JOBS_AUTH=off), which serves loopback clients only", challenge
+                "authentication is off (JOBS_AUTH=off), which serves loopback clients only, not through "
+                "a proxy",
+                challenge,
             )
         return None
     if not secret:

@@ -205,6 +205,7 @@ def serve(app: FastAPI, *, settings: Settings | None = None) -> None:
         )
     uvicorn.run(
         app,
+        proxy_headers=settings.auth == "keys",  # without keys, only direct loopback clients are served
         host=settings.api_host,
         port=settings.api_port,
         log_level=settings.log_level.lower(),

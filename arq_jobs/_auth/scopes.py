@@ -19,12 +19,12 @@ METRICS_READ = "metrics:read"
 
 SCOPES: dict[str, str] = {
     JOBS_ENQUEUE: "Enqueue jobs of any task (`jobs:enqueue:<task>`: of one task).",
-    JOBS_READ: "Read the key's own jobs and workflows: status, listings, events; tasks and schedules.",
+    JOBS_READ: "Read the key's own jobs and workflows: status, listings, events; the tasks.",
     JOBS_CANCEL: "Cancel the key's own jobs.",
     WORKFLOWS_WRITE: "Start and cancel the key's own workflows (each step also needs its enqueue scope).",
     DEAD_LETTERS_READ: "Read the key's own dead letters.",
     DEAD_LETTERS_WRITE: "Retry and delete the key's own dead letters.",
-    METRICS_READ: "Prometheus /metrics, queues and workers.",
+    METRICS_READ: "Prometheus /metrics, queues, workers and schedules.",
     ADMIN: "Everything, every owner's jobs, and the dashboard.",
 }
 

@@ -43,8 +43,13 @@ class JobPage(BaseModel):
     )
 
 
-def index_for(keys: Keys, state: JobState | None, task: str | None, queue: str | None) -> str:
-    """The smallest index that holds every job matching the filters."""
+def index_for(
+    keys: Keys, state: JobState | None, task: str | None, queue: str | None, owner: str | None = None
+) -> str:
+    """The smallest index that holds every job matching the filters; an owner's own index whenever
+    one is given, so that a page (and its cursor) never touches another owner's job."""
+    if owner is not None:
+        return keys.index("owner", owner)
     if state is not None:
         phase = PHASE_OF[state].value
         return keys.index("phase", phase if queue is None else f"{phase}:queue:{queue}")
@@ -82,7 +87,7 @@ async def list_jobs(
         )
 
     found = await walk(
-        redis, index_for(keys, state, task, queue), limit=limit, cursor=cursor, load=load, keep=keep
+        redis, index_for(keys, state, task, queue, owner), limit=limit, cursor=cursor, load=load, keep=keep
     )
     return JobPage(items=found.items, next_cursor=found.next_cursor)
 

@@ -308,11 +308,12 @@ class Workflows:
 
 def _check_storable(placed: PlacedStep) -> None:
     """A first-stage input must come back the same from the JSON it is stored as (what an enqueue
-    checks, here before the workflow is written)."""
+    checks, here before the workflow is written), within its task's `max_input_bytes` (the limit of
+    the task's own enqueue route)."""
     task, data = placed.step.task, placed.step.data
     assert data is not None, "first-stage steps are given their input when built"
     try:
-        dumps(stored_payload(task, data))
+        size = len(dumps(stored_payload(task, data)))
     except (TypeError, JobsError):  # orjson's error is a TypeError
         raise InvalidWorkflowError(
             "its input cannot be stored as JSON as it is (a SecretStr, an excluded field, an integer "
@@ -320,6 +321,13 @@ def _check_storable(placed: PlacedStep) -> None:
             path=placed.path,
             task=task.name,
         ) from None
+    if task.max_input_bytes is not None and size > task.max_input_bytes:
+        raise InvalidWorkflowError(
+            f"its input is {size} bytes as JSON, more than the task's max_input_bytes "
+            f"({task.max_input_bytes})",
+            path=placed.path,
+            task=task.name,
+        )
 
 
 def _cannot_take(done: StoredStage, step: StoredStep, error: JobsError) -> WorkflowError:

@@ -129,7 +129,7 @@ async def test_each_route_needs_a_key_and_its_scope(deployment: Deployment) -> N
             ("GET", "/queues", "metrics:read", None, 200),
             ("GET", "/workers", "metrics:read", None, 200),
             ("GET", "/tasks", "jobs:read", None, 200),
-            ("GET", "/schedules", "jobs:read", None, 200),
+            ("GET", "/schedules", "metrics:read", None, 200),
         ]
         for n, (method, path, scope, body, expected) in enumerate(routes):
             anonymous = await http.request(method, path, json=body)

@@ -124,6 +124,23 @@ async def test_a_tasks_own_max_input_bytes_is_its_routes_limit(client: httpx.Asy
     assert (await client.post("/jobs/sized_echo", json={"text": "x" * 200})).status_code == 202
     assert (await client.post("/jobs/noop", json={"value": "x" * 300})).status_code == 202
 
+    # a workflow step is held to the same limit: its input as stored, not the whole request
+    def flow(size: int) -> dict[str, Any]:
+        return {"type": "chain", "steps": [{"task": "sized_echo", "input": {"text": "x" * size}}]}
+
+    refused = await client.post("/workflows", json=flow(300))
+    assert refused.status_code == 422
+    assert (refused.json()["error"], refused.json()["path"], refused.json()["task"]) == (
+        "invalid_workflow",
+        "steps[0]",
+        "sized_echo",
+    )
+    assert (
+        "its input is 311 bytes as JSON, more than the task's max_input_bytes (256)"
+        in refused.json()["message"]
+    )
+    assert (await client.post("/workflows", json=flow(200))).status_code == 202
+
 
 # --- 422: workflow steps, schedule ahead ---------------------------------------------------------
 

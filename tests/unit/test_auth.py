@@ -262,12 +262,16 @@ async def test_auth_off_serves_loopback_clients_only(arq_redis: ArqRedis) -> Non
     app.dependency_overrides[get_state] = lambda: AppState(settings, shipped, arq_redis)
     async with client_of(app) as http:
         assert (await http.get("/jobs")).status_code == 200
+    refusal = "authentication is off (JOBS_AUTH=off), which serves loopback clients only, not through a proxy"
     async with client_of(app, client=("192.0.2.7", 50000)) as http:  # an address in the ASGI scope only
         answer = await http.get("/jobs")
-        assert answer.status_code == 401
-        assert answer.json()["message"] == (
-            "authentication is off (JOBS_AUTH=off), which serves loopback clients only"
-        )
+        assert (answer.status_code, answer.json()["message"]) == (401, refusal)
+    async with client_of(app) as http:  # loopback, but through a proxy on this host
+        for header in ("X-Forwarded-For", "Forwarded", "X-Real-IP", "X-Forwarded-Host"):
+            answer = await http.get("/jobs", headers={header: "127.0.0.1"})
+            assert (answer.status_code, answer.json()["message"]) == (401, refusal), header
+        evil = await http.post("/reports", json={"rows": 1}, headers={"Host": "rebind.example:8000"})
+        assert (evil.status_code, evil.json()["error"]) == (400, "invalid_host")  # a route of the app's own
     assert is_loopback("127.0.0.1") and is_loopback("::1") and is_loopback("[::1]")
     assert not is_loopback("0.0.0.0") and not is_loopback("10.0.0.1") and not is_loopback(None)
 
@@ -351,3 +355,33 @@ async def test_the_reference_apps_own_routes_use_the_same_keys(arq_redis: ArqRed
         assert (hidden.status_code, hidden.json()["error"]) == (404, "report_not_found")
         not_yet = await http.get(f"/reports/{job_id}", headers=bearer(reporter))
         assert (not_yet.status_code, not_yet.json()["error"]) == (404, "report_not_found")  # not built yet
+
+
+async def test_a_keys_listing_walks_its_own_index_so_cursors_name_only_its_jobs(arq_redis: ArqRedis) -> None:
+    alice = await make_key(arq_redis, "alice", "jobs:enqueue", "jobs:read")
+    bob = await make_key(arq_redis, "bob", "jobs:enqueue", "jobs:read")
+    async with client_of(keyed_app(arq_redis)) as http:
+        hers = [
+            (await http.post("/jobs/noop", json={}, headers=bearer(alice))).json()["job_id"] for _ in range(3)
+        ]
+        his = [
+            (await http.post("/jobs/noop", json={}, headers=bearer(bob))).json()["job_id"] for _ in range(2)
+        ]
+        assert sorted(await arq_redis.zrange("unit:index:owner:bob", 0, -1)) == sorted(
+            j.encode() for j in his
+        )
+        assert sorted(await arq_redis.zrange("unit:index:owner:alice", 0, -1)) == sorted(
+            j.encode() for j in hers
+        )
+        seen, cursors, cursor = [], [], None
+        while True:
+            params = {"limit": 1, **({"cursor": cursor} if cursor else {})}
+            page = (await http.get("/jobs", params=params, headers=bearer(bob))).json()
+            seen += [item["job_id"] for item in page["items"]]
+            cursor = page["next_cursor"]
+            if cursor is None:
+                break
+            cursors.append(cursor)
+        assert sorted(seen) == sorted(his)
+        assert all(any(job_id in c for job_id in his) for c in cursors) and cursors
+        assert not any(job_id in c for c in cursors for job_id in hers)

@@ -535,3 +535,25 @@ async def test_a_retried_dead_letter_goes_back_to_the_queue_its_job_was_on(
         "task": "noop",
     }
     assert (await client.get("/dead-letters/retired")).status_code == 200  # kept
+
+
+async def test_an_owners_page_walks_that_owners_index_only(
+    arq_redis: ArqRedis, store: DeadLetterStore
+) -> None:
+    now = now_ms()
+    owned = [
+        letter(f"job-{owner}-{n}", now - 1000 + n, task=task).model_copy(update={"owner": owner})
+        for n, (owner, task) in enumerate(
+            [("a", "noop"), ("b", "noop"), ("a", "send_webhook"), (None, "noop")]
+        )
+    ]
+    await add(arq_redis, store, *owned, now=now)
+    assert await arq_redis.zrange("unit:dead-letters:owner:a", 0, -1) == [b"job-a-0", b"job-a-2"]
+    mine = await store.page(limit=10, cursor=None, task=None, now_ms=now, owner="a")
+    assert (ids(mine.items), mine.next_cursor) == (["job-a-2", "job-a-0"], None)
+    one_task = await store.page(limit=10, cursor=None, task="noop", now_ms=now, owner="a")
+    assert ids(one_task.items) == ["job-a-0"]
+    first = await store.page(limit=1, cursor=None, task=None, now_ms=now, owner="a")
+    assert (
+        ids(first.items) == ["job-a-2"] and first.next_cursor is not None and "job-a-2" in first.next_cursor
+    )

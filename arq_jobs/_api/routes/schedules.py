@@ -11,7 +11,7 @@ from arq_jobs._api.auth import requires
 from arq_jobs._api.deps import ApiJobsDep
 from arq_jobs._api.errors import ApiRoute
 from arq_jobs._api.schemas import AUTH_ERRORS
-from arq_jobs._auth.scopes import JOBS_READ
+from arq_jobs._auth.scopes import METRICS_READ
 from arq_jobs._schedules.views import ScheduleView, schedule_views
 
 router = APIRouter(route_class=ApiRoute, tags=["schedules"])
@@ -21,7 +21,7 @@ class ScheduleList(BaseModel):
     schedules: list[ScheduleView]
 
 
-@router.get("/schedules", dependencies=[requires(JOBS_READ)], responses=AUTH_ERRORS)
+@router.get("/schedules", dependencies=[requires(METRICS_READ)], responses=AUTH_ERRORS)
 async def list_schedules(jobs: ApiJobsDep) -> ScheduleList:
     """Every schedule the tasks declare: task, cron expression, timezone, queue, whether it is
     enabled (`JOBS_DISABLED_SCHEDULES`), its next tick, and the job its latest fired tick made with

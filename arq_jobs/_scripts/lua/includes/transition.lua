@@ -6,7 +6,8 @@
              maxlen, extra, created, fields, drop) -> 0 | 1
     Answers 0 and writes nothing when the record does not exist. Else: sets `fields` (a flat list
     of field, value) and deletes `drop` (field names) on the record; at creation (`created` '1')
-    adds the job to the `all`, `queue:<q>` and `task:<t>` indexes; when `phase` is not '' and not
+    adds the job to the `all`, `queue:<q>` and `task:<t>` indexes (and `owner:<o>` when the record
+    names an owner, the API key that made it); when `phase` is not '' and not
     the record's phase, moves the job from its old phase's indexes (`phase:<p>` and
     `phase:<p>:queue:<q>`) to the new ones and notes the phase on the record; keeps
     `retry-waits:<q>` (a `retrying` event adds the job, scored by its next attempt; any other
@@ -30,6 +31,7 @@ local F_PHASE = 'phase' -- mirrors arq_jobs._jobs.records.PHASE
 local F_SCHEDULED_FOR = 'scheduled_for' -- mirrors arq_jobs._jobs.records.SCHEDULED_FOR
 local F_ENQUEUED_AT = 'enqueued_at' -- mirrors arq_jobs._jobs.records.ENQUEUED_AT
 local F_NEXT_ATTEMPT_AT = 'next_attempt_at' -- mirrors arq_jobs._jobs.records.NEXT_ATTEMPT_AT
+local F_OWNER = 'owner' -- mirrors arq_jobs._jobs.records.OWNER
 local RETRYING = 'retrying' -- mirrors arq_jobs._jobs.states.JobState.RETRYING
 
 local function transition(record, stream, index_prefix, retry_waits_prefix, job_id, event, phase, now,
@@ -38,7 +40,7 @@ local function transition(record, stream, index_prefix, retry_waits_prefix, job_
   if #fields > 0 then redis.call('HSET', record, unpack(fields)) end
   if #drop > 0 then redis.call('HDEL', record, unpack(drop)) end
   local info = redis.call('HMGET', record, F_QUEUE, F_TASK, F_PHASE, F_SCHEDULED_FOR, F_ENQUEUED_AT,
-    F_NEXT_ATTEMPT_AT)
+    F_NEXT_ATTEMPT_AT, F_OWNER)
   local queue, task, was = info[1] or '', info[2] or '', info[3]
   local score = info[4] or info[5] or now
   local cutoff = '(' .. (tonumber(now) - tonumber(horizon))
@@ -51,6 +53,7 @@ local function transition(record, stream, index_prefix, retry_waits_prefix, job_
     add(index_prefix .. 'all')
     add(index_prefix .. 'queue:' .. queue)
     add(index_prefix .. 'task:' .. task)
+    if info[7] then add(index_prefix .. 'owner:' .. info[7]) end
   end
   if phase ~= '' and phase ~= was then
     if was then
