@@ -105,6 +105,8 @@ from arq.utils import to_ms as to_ms
 from arq.worker import Retry, Worker
 from redis.exceptions import RedisError
 
+from arq_jobs._redis_errors import describe_redis_error
+
 VERSION: Final = "0.28.0"  # the ARQ every assumption here was read off (1)
 
 # 2: ARQ's keys
@@ -384,7 +386,7 @@ async def create_pool(
             retry += 1
             remaining = settings_.conn_retries - retry + 1
             logging.getLogger("arq.connections").warning(
-                "redis connection error %r, %s retries remaining...", error, remaining
+                "redis connection error %s, %s retries remaining...", describe_redis_error(error), remaining
             )
             await asyncio.sleep(settings_.conn_retry_delay)
         else:

@@ -14,7 +14,6 @@ times cheaper. ARQ's per-job lines are dropped before ARQ's logger builds a reco
 from __future__ import annotations
 
 import logging
-import re
 import sys
 import threading
 from contextlib import AbstractContextManager
@@ -22,10 +21,10 @@ from typing import Any, Literal, TextIO
 
 import orjson
 import structlog
-from redis.exceptions import ResponseError
 from structlog.typing import EventDict, Processor, WrappedLogger
 
 from arq_jobs import _arq
+from arq_jobs._redis_errors import describe_redis_error as describe_redis_error
 
 LogFormat = Literal["auto", "json", "console"]
 
@@ -205,24 +204,3 @@ def bind_job(job_id: str, task: str, attempt: int, queue: str) -> AbstractContex
     Contextvars: ARQ runs each job in its own asyncio task, so one job's fields never reach another's.
     """
     return structlog.contextvars.bound_contextvars(job_id=job_id, task=task, attempt=attempt, queue=queue)
-
-
-# how redis-py annotates the error of a pipeline's command: "Command # 2 (EVAL <its arguments>) of ..."
-_PIPELINE_COMMAND = re.compile(r"^Command # ([0-9]+) \(([^\s)]+)")
-
-
-def describe_redis_error(error: BaseException, command: str | None = None) -> str:
-    """A Redis error as a log line (or the CLI) may show it: its type, the command when known
-    (`command`, else the one redis-py names when a pipeline's command failed) and, unless Redis
-    itself refused the command, the message (a connection's or a socket's: host, port, errno).
-    Never the command's arguments, which redis-py puts in a pipeline's errors (a job's input, a
-    dead letter), nor Redis' reply to it, which may quote them."""
-    text = str(error.args[0]) if error.args else ""
-    annotated = _PIPELINE_COMMAND.match(text)
-    name = command or (annotated.group(2) if annotated else None)
-    where = f" in {name.upper()}" if name else ""
-    if annotated:
-        where += f" (command {annotated.group(1)} of a pipeline)"
-    if isinstance(error, ResponseError) or annotated:
-        return f"{type(error).__name__}{where}"
-    return f"{type(error).__name__}{where}: {error}" if text else f"{type(error).__name__}{where}"

@@ -27,6 +27,12 @@ change and leaving `null` alone:
   that a repeated request still matches (Fernet tokens differ each time) and Redis holds no plain
   hash of a guessable secret.
 
+Failures. A task's exception may quote its input (`ValueError(f"bad token {token}")`, h11's "Illegal
+header value b'...'"). Before a failed attempt's error is stored or logged, the worker lists the job's
+plaintext secret values (`secret_values`: those of at least MIN_SCRUBBED_CHARS characters, also as a
+repr or JSON quotes them) and `scrub_exception` puts a ScrubbedError in the exception's place when
+its message or traceback quotes one: the same type name, those texts with each value as `"***"`.
+
 Without JOBS_SECRETS_KEY secret values are stored as given, and still redacted in every output.
 """
 
@@ -35,11 +41,12 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import json
 import weakref
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, cast
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from pydantic import BaseModel, GetJsonSchemaHandler
@@ -47,8 +54,8 @@ from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import CoreSchema
 
 from arq_jobs._config import ENV_PREFIX, Settings
-from arq_jobs._errors import TaskInputError
-from arq_jobs._serializer import dumps, loads
+from arq_jobs._errors import PermanentError, TaskInputError, TransientError
+from arq_jobs._serializer import TextException, dumps, exception_message, format_traceback, loads
 
 if TYPE_CHECKING:
     from arq_jobs._tasks.registry import Task, TaskRegistry
@@ -57,6 +64,8 @@ MASK: Final = "***"
 SEALED_KEY: Final = "$secret"
 SCHEMA_FLAG: Final = "x-secret"
 KEY_SETTING: Final = f"{ENV_PREFIX}SECRETS_KEY"
+# shorter secret values are not scrubbed from error texts: "1", "yes" or "GET" would mangle them
+MIN_SCRUBBED_CHARS: Final = 4
 
 
 class SecretMarker:
@@ -358,3 +367,92 @@ def fingerprint_inputs(task: Task[Any, Any], payload: Any, key: SecretsKey | Non
 
         variants.append(_each_secret(task, payload, hashed))
     return [*variants, payload]
+
+
+def secret_values(task: Task[Any, Any], payload: Any) -> list[str]:
+    """The plaintext secret values of a job's input (opened: sealed values are left out) as an error's
+    text may quote them: each string or number under a secret path (every one inside a secret model,
+    list or dict; not dict keys) of at least MIN_SCRUBBED_CHARS characters, as it is and as Python's
+    repr of it (str or UTF-8 bytes) and JSON quote it; longest first. Empty for a task without secrets."""
+    found: set[str] = set()
+
+    def collect(value: Any, _: Location) -> Any:
+        _add_plaintexts(value, found)
+        return value
+
+    _each_secret(task, payload, collect)
+    return sorted(found, key=lambda value: (-len(value), value))
+
+
+def _add_plaintexts(value: Any, found: set[str]) -> None:
+    if isinstance(value, bool) or value is None or is_sealed(value):
+        return
+    if isinstance(value, dict):
+        for item in value.values():
+            _add_plaintexts(item, found)
+    elif isinstance(value, list | tuple):
+        for item in value:
+            _add_plaintexts(item, found)
+    elif isinstance(value, str | int | float):
+        text = value if isinstance(value, str) else str(value)
+        if len(text) >= MIN_SCRUBBED_CHARS:
+            found.update(
+                (
+                    text,
+                    repr(text)[1:-1],
+                    repr(text.encode("utf-8", "surrogatepass"))[2:-1],
+                    json.dumps(text)[1:-1],
+                    json.dumps(text, ensure_ascii=False)[1:-1],
+                )
+            )
+
+
+def scrub(text: str, values: Iterable[str]) -> str:
+    """`text` with each of `values` (`secret_values`, longest first) in it replaced by `"***"`."""
+    for value in values:
+        if value in text:
+            text = text.replace(value, MASK)
+    return text
+
+
+class ScrubbedError(TextException):
+    """Stands in for a failed attempt's exception whose message or traceback quoted a secret input
+    value: its class has the original's name (and is a PermanentError or TransientError when that
+    was, with the same `retry_after_s`); the texts are the original's with each value as `"***"`."""
+
+
+_SCRUBBED_TYPES: weakref.WeakKeyDictionary[type[BaseException], type[ScrubbedError]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _scrubbed_type(original: type[BaseException]) -> type[ScrubbedError]:
+    found = _SCRUBBED_TYPES.get(original)
+    if found is None:
+        kinds = tuple(kind for kind in (PermanentError, TransientError) if issubclass(original, kind))
+        namespace = {
+            "__module__": original.__module__,
+            "__qualname__": original.__qualname__,
+            "__doc__": ScrubbedError.__doc__,
+        }
+        if isinstance(code := getattr(original, "code", None), str):
+            namespace["code"] = code
+        found = cast(type[ScrubbedError], type(original.__name__, (ScrubbedError, *kinds), namespace))
+        _SCRUBBED_TYPES[original] = found
+    return found
+
+
+def scrub_exception(error: BaseException, values: Sequence[str]) -> BaseException:
+    """`error` as a failed attempt may store and log it: itself when neither its message nor its
+    traceback (causes and notes included) quotes one of `values` (`secret_values`), else a
+    ScrubbedError of the same name whose texts have each value as `"***"`."""
+    if not values:
+        return error
+    message = exception_message(error)
+    traceback_text = format_traceback(error)
+    if not any(value in message or value in traceback_text for value in values):
+        return error
+    scrubbed = _scrubbed_type(type(error))(scrub(message, values), scrub(traceback_text, values))
+    if isinstance(scrubbed, TransientError):
+        scrubbed.retry_after_s = getattr(error, "retry_after_s", None)
+    return scrubbed

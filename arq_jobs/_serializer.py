@@ -25,9 +25,25 @@ def exception_message(exc: BaseException) -> str:
     return doc.splitlines()[0] if doc else type(exc).__name__
 
 
+class TextException(Exception):
+    """An exception given as text, standing in for another (arq_jobs._secrets.scrub_exception):
+    `encode_exception` stores its `traceback_text` instead of formatting its own."""
+
+    def __init__(self, message: str, traceback_text: str) -> None:
+        super().__init__(message)
+        self.traceback_text = traceback_text
+
+
+def format_traceback(exc: BaseException) -> str:
+    """The traceback text of `exc` (its causes and notes included), as `encode_exception` stores it."""
+    if isinstance(exc, TextException):
+        return exc.traceback_text
+    return "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+
+
 def encode_exception(exc: BaseException) -> dict[str, Any]:
     """The readable form of an exception: its type, message and traceback text."""
-    tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+    tb = format_traceback(exc)
     return {
         EXCEPTION_KEY: {
             "type": type(exc).__name__,

@@ -39,6 +39,7 @@ from arq_jobs._config import Settings
 from arq_jobs._errors import TooManyStreamsError
 from arq_jobs._jobs.events import EventReader, JobEvent, parse_event
 from arq_jobs._keys import Keys
+from arq_jobs._logs import describe_redis_error
 
 log = logging.getLogger(__name__)
 
@@ -219,7 +220,10 @@ class EventHub:
                     named = False  # a new connection: name it again
                     failures += 1
                     if failures == 1 and isinstance(exc, RedisError):
-                        log.warning("event streams lost Redis (%r): retrying; open streams keep pinging", exc)
+                        log.warning(
+                            "event streams lost Redis (%s): retrying; open streams keep pinging",
+                            describe_redis_error(exc),
+                        )
                     elif failures == 1:
                         log.exception("event streams' reader failed: retrying")
                     low, high = self.retry_s

@@ -44,16 +44,24 @@ def store(resources: Resources) -> DeadLetterStore:
 
 
 async def schedule_retry(
-    resources: Resources, task: Task[Any, Any], job_id: str, attempt: int, error: BaseException
+    resources: Resources,
+    task: Task[Any, Any],
+    job_id: str,
+    attempt: int,
+    error: BaseException,
+    *,
+    shown: BaseException | None = None,
 ) -> Retry | JobCancelledError:
     """Mark the job `retrying` until its next attempt and return the ARQ `Retry` that re-queues it
-    after the policy's (jittered) backoff; or, when the job was cancelled meanwhile, mark it
-    cancelled and return the JobCancelledError that ends it."""
+    after the policy's (jittered) backoff for `error`; or, when the job was cancelled meanwhile, mark
+    it cancelled and return the JobCancelledError that ends it. The record shows `shown` (`error`
+    with the job's secret values scrubbed, arq_jobs._secrets.scrub_exception) when given."""
     delay_s = task.retry.delay_s(attempt, error)
     now = now_ms()
     delay_ms = round(delay_s * 1000)
     settings = resources.settings
-    info = JobError(type=type(error).__name__, message=exception_message(error))
+    recorded = error if shown is None else shown
+    info = JobError(type=type(recorded).__name__, message=exception_message(recorded))
     record = resources.keys.record(job_id)
     async with resources.redis.pipeline(transaction=True) as pipe:
         # the job's data must outlive the wait (ARQ set its TTL at enqueue), and the record the data

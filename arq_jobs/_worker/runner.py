@@ -9,10 +9,12 @@ Per attempt the wrapper
 3. decrypts the stored input's secrets (arq_jobs._secrets) and validates it, runs the task under
    its hard time limit (`asyncio.timeout`) with the soft limit signalled through `ctx.soft_limit`,
    while `Runtime` renews the lease every second;
-4. on success returns the JSON-able result (ARQ stores it); on failure asks the task's RetryPolicy:
-   retry → mark `retrying` and raise ARQ's `Retry` with a jittered backoff; else → dead letter and
-   re-raise (ARQ stores the error); cancelled → mark `cancelled`, raise `JobCancelledError`;
-   cancelled by a worker shutdown → give the attempt back and let ARQ re-queue the job.
+4. on success returns the JSON-able result (ARQ stores it); on failure asks the task's RetryPolicy
+   (about the task's own exception): retry → mark `retrying` and raise ARQ's `Retry` with a jittered
+   backoff; else → dead letter and re-raise (ARQ stores the error); cancelled → mark `cancelled`,
+   raise `JobCancelledError`; cancelled by a worker shutdown → give the attempt back and let ARQ
+   re-queue the job. A failure whose text quotes a secret value of the input is recorded, raised and
+   logged as its `scrub_exception` stand-in, the values as `"***"`.
 
 Each of these writes waits out a Redis outage (`RedisHealth.hold`): an attempt that ends while Redis
 is away keeps its outcome, written when Redis answers again. One given up (after `outage_hold_s`)
@@ -39,7 +41,7 @@ from arq_jobs._keys import Keys
 from arq_jobs._logs import bind_job, get_logger
 from arq_jobs._scripts.run import run_script
 from arq_jobs._scripts.script import load_script
-from arq_jobs._secrets import SecretsKey, unseal
+from arq_jobs._secrets import SecretsKey, scrub_exception, secret_values, unseal
 from arq_jobs._serializer import dumps
 from arq_jobs._tasks.context import JobContext, Resources
 from arq_jobs._tasks.registry import Task, TaskRegistry
@@ -184,8 +186,10 @@ async def attempt_body(
     running = runtime.track(job_id)
     soft_timer = asyncio.get_running_loop().call_later(soft, ctx.soft_limit.set)
     failure: BaseException | None = None
+    opened: Any = None  # the input with its secrets decrypted
     try:
-        data = task.parse_input(unseal(task, payload, SecretsKey.of(resources.settings)))
+        opened = unseal(task, payload, SecretsKey.of(resources.settings))
+        data = task.parse_input(opened)
         async with limit:
             result = await task(ctx, data)
     except asyncio.CancelledError as error:
@@ -233,9 +237,13 @@ async def attempt_body(
             )
         )
         return output
+    # what is stored, raised and logged; the policy decides on `failure` itself
+    shown = scrub_exception(failure, secret_values(task, opened))
     if not unstorable and task.retry.should_retry(failure, attempt):
-        retry = await runtime.health.hold(lambda: schedule_retry(resources, task, job_id, attempt, failure))
-        raise retry from failure
+        retry = await runtime.health.hold(
+            lambda: schedule_retry(resources, task, job_id, attempt, failure, shown=shown)
+        )
+        raise retry from shown
     transient = not unstorable and task.retry.is_transient(failure)
     reason = FailureReason.EXHAUSTED if transient else FailureReason.PERMANENT
     await runtime.health.hold(
@@ -244,12 +252,12 @@ async def attempt_body(
             job_id,
             task=task.name,
             payload=payload,
-            error=exception_error(failure),
+            error=exception_error(shown),
             reason=reason,
             attempts=attempt,
         )
     )
-    raise failure
+    raise shown
 
 
 def arq_function(task: Task[Any, Any]) -> Function:

@@ -478,7 +478,7 @@ async def test_17_record_health_writes_once_per_interval_unless_made_due(arq_red
 
 
 async def test_18_worker_and_check_health_open_their_pool_through_the_create_pool_global(
-    monkeypatch: pytest.MonkeyPatch,
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     for name, obj, digest in (
         ("arq.connections.create_pool", arq.connections.create_pool, "4eff5aaa2071f020"),
@@ -507,3 +507,10 @@ async def test_18_worker_and_check_health_open_their_pool_through_the_create_poo
         await arq.worker.async_check_health(settings, "health", QUEUE)
     assert len(opened) == 2, "assumption 18: async_check_health did not open its pool through create_pool"
     assert "127.0.0.1:1" in str(refused.value)
+    # the retry is logged as a Redis error is (arq_jobs._logs.describe_redis_error), not by its repr
+    [retrying] = [r.getMessage() for r in caplog.records if r.name == "arq.connections"]
+    assert re.fullmatch(
+        r"redis connection error ConnectionError: Error [0-9]+ connecting to 127\.0\.0\.1:1\. .+, "
+        r"1 retries remaining\.\.\.",
+        retrying,
+    ), retrying

@@ -24,7 +24,7 @@ from redis.asyncio import ConnectionPool
 from redis.exceptions import OutOfMemoryError, RedisError, ResponseError
 from typer.testing import CliRunner
 
-from arq_jobs import PermanentError, RetryPolicy, Secret, TaskInput, task
+from arq_jobs import PermanentError, RetryPolicy, Secret, TaskInput, TransientError, task
 from arq_jobs._api.deps import AppState, get_state
 from arq_jobs._cli.main import app as cli_app
 from arq_jobs._cli.session import client_session, redis_failure
@@ -34,10 +34,22 @@ from arq_jobs._config import Settings, describe_error
 from arq_jobs._deadletters import DeadLetterError, FailureReason, build_dead_letter
 from arq_jobs._errors import TaskInputError
 from arq_jobs._idempotency import IdempotencyClaim, fingerprint
+from arq_jobs._jobs.records import JobError
 from arq_jobs._keys import Keys
 from arq_jobs._logs import describe_redis_error
-from arq_jobs._secrets import SecretsKey, redact, seal, secret_paths, unseal
-from arq_jobs._serializer import dumps, loads
+from arq_jobs._secrets import (
+    MIN_SCRUBBED_CHARS,
+    ScrubbedError,
+    SecretsKey,
+    redact,
+    scrub,
+    scrub_exception,
+    seal,
+    secret_paths,
+    secret_values,
+    unseal,
+)
+from arq_jobs._serializer import dumps, encode_exception, loads
 from arq_jobs._tasks.context import JobContext
 from arq_jobs._tasks.registry import TaskRegistry
 from arq_jobs._worker.outage import OutageGaveUp, RedisHealth
@@ -74,7 +86,29 @@ async def open_vault(ctx: JobContext, data: VaultInput) -> str:
     return f"opened for {data.user}"
 
 
-REGISTRY = TaskRegistry([*shipped, open_vault])
+class TokenInput(TaskInput):
+    token: Annotated[str, Secret]
+    short: Annotated[str, Secret] = "abc"  # shorter than MIN_SCRUBBED_CHARS: left in error texts
+
+
+FAILED_ATTEMPTS: list[tuple[str, int]] = []
+
+
+@task(retry=RetryPolicy(max_attempts=3, base_s=0))
+async def quotes_token(ctx: JobContext, data: TokenInput) -> None:
+    """Fail quoting the secret token: a ValueError, retried until the attempts run out."""
+    FAILED_ATTEMPTS.append((ctx.task, ctx.attempt))
+    raise ValueError(f"bad token {data.token} ({data.short})")
+
+
+@task(retry=RetryPolicy(max_attempts=3, base_s=0, fail_on=(ValueError,)))
+async def refuses_token(ctx: JobContext, data: TokenInput) -> None:
+    """The same failure, which this task's policy fails at once (fail_on)."""
+    FAILED_ATTEMPTS.append((ctx.task, ctx.attempt))
+    raise ValueError(f"bad token {data.token} ({data.short})")
+
+
+REGISTRY = TaskRegistry([*shipped, open_vault, quotes_token, refuses_token])
 GIVEN = {"user": "ann", "password": PASSWORD, "headers": {"Authorization": TOKEN}, "fail": False}
 SHOWN = {"user": "ann", "password": "***", "headers": {"Authorization": "***"}, "fail": False}
 
@@ -82,8 +116,10 @@ SHOWN = {"user": "ann", "password": "***", "headers": {"Authorization": "***"}, 
 @pytest.fixture(autouse=True)
 def nothing_received() -> Iterator[None]:
     RECEIVED.clear()
+    FAILED_ATTEMPTS.clear()
     yield
     RECEIVED.clear()
+    FAILED_ATTEMPTS.clear()
 
 
 @pytest.fixture
@@ -552,3 +588,163 @@ async def test_the_api_logs_a_failed_enqueue_without_the_payload(
     ), warning
     assert no_secret_in(caplog.text)
     assert no_secret_in(answer.text)
+
+
+# --- errors that quote a secret --------------------------------------------------------------------
+
+LEAKED = "s3cr3t-quoted"  # no_secret_in finds it (b"s3cr3t")
+
+
+def test_the_secret_values_of_an_input_are_its_plaintexts_long_enough_to_scrub() -> None:
+    payload = Everywhere(
+        field="field-secret",
+        optional="opt-secret",
+        nested=Credentials(login="bob-login", key="nested-key"),
+        whole=Credentials(login="eve-login", key="whole-key"),
+        extra=Credentials(login="x", key="y"),
+        by_key={"dict-key": "dict-value", "b": "ab"},
+        items=[123456, 7],
+        pair=("first-shown", "pair-secret"),
+        tree=Node(token="tree-1", children=[Node(token="tree-2")]),
+    ).model_dump(mode="json")
+    assert MIN_SCRUBBED_CHARS == 4
+    assert secret_values(everywhere, payload) == [
+        "field-secret",
+        "pair-secret",
+        "dict-value",
+        "nested-key",
+        "opt-secret",
+        "eve-login",  # a secret model is secret whole: its every value
+        "whole-key",
+        "123456",
+        "tree-1",
+        "tree-2",
+    ]
+    sealed = seal(everywhere, payload, SecretsKey([KEY_A]))
+    assert secret_values(everywhere, sealed) == []  # ciphertext is not what a task quotes
+    assert secret_values(noop, {"value": "not marked, so not secret"}) == []
+
+
+def test_a_secret_value_is_also_listed_as_repr_and_json_quote_it() -> None:
+    value = 'pa"ss\\wörd'
+    assert sorted(secret_values(open_vault, {**GIVEN, "password": value, "headers": {}})) == sorted(
+        [
+            'pa"ss\\wörd',  # as given
+            'pa"ss\\\\wörd',  # repr of the str
+            'pa"ss\\\\w\\xc3\\xb6rd',  # repr of its UTF-8 bytes (h11's "Illegal header value b'...'")
+            'pa\\"ss\\\\w\\u00f6rd',  # JSON (ASCII)
+            'pa\\"ss\\\\wörd',  # JSON
+        ]
+    )
+    assert scrub(repr(value.encode()), secret_values(open_vault, {"password": value})) == "b'***'"
+
+
+def test_scrub_replaces_the_longest_values_first() -> None:
+    assert scrub("token abcdef and abcd, ab", ["abcdef", "abcd"]) == "token *** and ***, ab"
+
+
+def raised(error: BaseException) -> BaseException:
+    try:
+        raise error
+    except BaseException as caught:
+        return caught
+
+
+def test_an_error_that_quotes_no_secret_is_kept_as_it_is() -> None:
+    error = raised(ValueError("bad token"))
+    assert scrub_exception(error, []) is error
+    assert scrub_exception(error, [LEAKED]) is error
+
+
+def test_an_error_quoting_a_secret_is_replaced_by_one_of_the_same_name_with_stars() -> None:
+    error = raised(ValueError(f"bad token {LEAKED}!"))
+    shown = scrub_exception(error, [LEAKED])
+    assert isinstance(shown, ScrubbedError) and not isinstance(shown, ValueError)
+    assert (type(shown).__name__, str(shown)) == ("ValueError", "bad token ***!")
+    encoded = encode_exception(shown)["__exception__"]
+    assert (encoded["type"], encoded["message"]) == ("ValueError", "bad token ***!")
+    assert encoded["traceback"].startswith("Traceback (most recent call last):\n")
+    assert "    raise error\n" in encoded["traceback"]  # the original's frames
+    assert encoded["traceback"].endswith("ValueError: bad token ***!\n")
+    assert LEAKED in str(error)  # the original is left as it was
+
+
+def test_a_secret_quoted_only_by_a_cause_is_scrubbed_from_the_traceback() -> None:
+    try:
+        try:
+            raise KeyError(LEAKED)
+        except KeyError as missing:
+            raise RuntimeError("lookup failed") from missing
+    except RuntimeError as caught:
+        error: BaseException = caught
+    shown = scrub_exception(error, [LEAKED])
+    traceback = encode_exception(shown)["__exception__"]["traceback"]
+    assert (type(shown).__name__, str(shown)) == ("RuntimeError", "lookup failed")
+    assert "KeyError: '***'\n" in traceback and "RuntimeError: lookup failed" in traceback
+    assert LEAKED not in traceback
+
+
+def test_a_scrubbed_error_keeps_its_kind_and_retry_after() -> None:
+    policy = RetryPolicy(max_attempts=3)
+    transient = scrub_exception(raised(TransientError(f"down: {LEAKED}", retry_after_s=7)), [LEAKED])
+    assert isinstance(transient, TransientError) and not isinstance(transient, PermanentError)
+    assert (str(transient), transient.retry_after_s, policy.delay_s(1, transient)) == ("down: ***", 7, 7.0)
+    permanent = scrub_exception(raised(PermanentError(f"no: {LEAKED}")), [LEAKED])
+    assert isinstance(permanent, PermanentError) and policy.is_transient(permanent) is False
+    assert (type(permanent).__name__, permanent.code) == ("PermanentError", "permanent_error")
+
+
+@pytest.mark.parametrize(
+    ("failing", "attempts", "reason"),
+    [(quotes_token, 3, "attempts_exhausted"), (refuses_token, 1, "permanent_error")],
+)
+async def test_a_failure_quoting_a_secret_is_stored_shown_and_logged_with_stars(
+    failing: Any,
+    attempts: int,
+    reason: str,
+    job_client: JobClient,
+    arq_redis: ArqRedis,
+    run_worker: RunWorker,
+    client: httpx.AsyncClient,
+    capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    job = await job_client.enqueue(failing, TokenInput(token=LEAKED))
+    worker = await run_worker()
+    assert FAILED_ATTEMPTS == [(failing.name, n) for n in range(1, attempts + 1)]
+    assert (worker.jobs_retried, worker.jobs_failed) == (attempts - 1, 1)
+    error = {"type": "ValueError", "message": "bad token *** (abc)"}
+
+    status = (await client.get(f"/jobs/{job.job_id}")).json()
+    assert (status["status"], status["attempt"], status["error"]) == ("failed", attempts, error)
+    letter = (await client.get(f"/dead-letters/{job.job_id}")).json()
+    assert (letter["reason"], letter["attempts"]) == (reason, attempts)
+    traceback = letter["error"].pop("traceback")
+    assert letter["error"] == error
+    assert traceback.startswith("Traceback (most recent call last):\n")
+    assert '    raise ValueError(f"bad token {data.token} ({data.short})")\n' in traceback
+    assert traceback.endswith("ValueError: bad token *** (abc)\n")
+    events = await job_client.events.read(job.job_id, "0")
+    assert (events[-1].event, events[-1].status.error) == ("failed", JobError(**error))
+    entries = await arq_redis.xrange(Keys("unit").events(job.job_id))
+    streamed = [(fields[b"event"], loads(fields.get(b"last_error", b"null"))) for _, fields in entries]
+    assert streamed == [
+        (b"pending", None),
+        (b"running", None),
+        *[(b"retrying", error), (b"running", error)] * (attempts - 1),
+        (b"failed", error if attempts > 1 else None),  # the record's error of the last retry
+    ]
+    assert loads(entries[-1][1][b"extra"])["r"] == {"__exception__": error}
+    result = loads(await arq_redis.get(Keys.arq_result(job.job_id)) or b"null")
+    assert (result["s"], result["t"]) == (False, attempts)
+    assert result["r"]["__exception__"]["message"] == "bad token *** (abc)"
+
+    stored = await everything_stored(arq_redis)
+    assert stored.count(b"bad token *** (abc)") >= 3  # record, dead letter, ARQ's result, events
+    assert no_secret_in(stored)
+    logged = capsys.readouterr().err + caplog.text
+    assert f'"job_id":"{job.job_id}"' in logged
+    assert logged.count('"event":"job.retrying"') == attempts - 1
+    assert logged.count('"event":"job.failed"') == 1 and '"error_type":"ValueError"' in logged
+    assert no_secret_in(logged)

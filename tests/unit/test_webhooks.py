@@ -11,21 +11,25 @@ from arq.connections import ArqRedis
 
 from app.main import create_app as create_reference_app
 from arq_jobs import PermanentError
+from arq_jobs._client import JobClient
 from arq_jobs._config import Settings
 from arq_jobs._jobs.states import JobState
 from arq_jobs._jobs.status import JobStatus
+from arq_jobs._keys import Keys
 from arq_jobs._netguard import Allowlist, GuardedBackend, GuardedTransport
+from arq_jobs._serializer import dumps, loads
 from arq_jobs.testing import JobsHarness
 from tests.listener import Listener
 from workers.tasks.webhooks import (
     WebhookBlockedError,
     WebhookError,
     WebhookInput,
+    WebhookRequestError,
     WebhookResult,
     send_webhook,
 )
 
-from .conftest import job_context, make_settings
+from .conftest import RunWorker, job_context, make_settings
 
 
 def target(status: int, seen: list[httpx.Request]) -> httpx.AsyncClient:
@@ -226,3 +230,110 @@ async def test_a_blocked_webhook_fails_at_once_and_reaches_nothing_until_allowed
     assert (arrived.request_line, arrived.body) == ("POST / HTTP/1.1", b"null")
     assert arrived.headers["content-type"] == "application/json"
     assert arrived.headers["host"] == f"127.0.0.1:{listener.port}"
+
+
+# --- header values HTTP refuses (h11 quotes a refused value in its error: it must never be shown) ---------
+
+LEAKY = "SUPERSECRET-TOKEN"
+
+
+@pytest.mark.parametrize("value", ["a", "Bearer x", "a \t b", "", "!~"])
+def test_header_values_with_whitespace_only_between_visible_characters_are_accepted(value: str) -> None:
+    data = WebhookInput.model_validate(
+        {"url": "http://t.example/", "payload": None, "headers": {"X-A": value}}
+    )
+    assert data.headers == {"X-A": value}
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        f"Bearer {LEAKY} ",
+        f" Bearer {LEAKY}",
+        f"Bearer {LEAKY}\t",
+        f"\tBearer {LEAKY}",
+        " ",
+        f"Bearer {LEAKY}é",
+    ],
+)
+async def test_a_header_value_http_refuses_is_refused_at_enqueue_without_being_echoed(
+    client: httpx.AsyncClient, arq_redis: ArqRedis, value: str
+) -> None:
+    body = {"url": "https://hooks.example/in", "payload": {}, "headers": {"Authorization": value}}
+    response = await client.post("/jobs/send_webhook", json=body)
+    assert response.status_code == 422
+    msg = "String should match pattern '^([\\x21-\\x7e]([\\x20-\\x7e\\t]*[\\x21-\\x7e])?)?$'"
+    assert response.json() == {
+        "error": "validation_error",
+        "message": f"invalid request for task 'send_webhook': body.headers.Authorization: {msg}",
+        "task": "send_webhook",
+        "detail": [
+            {"loc": ["body", "headers", "Authorization"], "msg": msg, "type": "string_pattern_mismatch"}
+        ],
+    }
+    assert LEAKY not in response.text and "Bearer" not in response.text
+    assert await arq_redis.zcard("unit:queue:default") == 0
+
+
+async def test_a_header_h11_refuses_fails_at_once_naming_it_and_not_its_value(
+    arq_redis: ArqRedis, settings: Settings
+) -> None:
+    async with Listener() as listener, httpx.AsyncClient() as http:
+        # the input as a job stored before values were checked had it: h11 itself refuses the value
+        headers = {"X-Sig": "abc", "Authorization": f"Bearer {LEAKY} "}
+        data = WebhookInput.model_construct(url=f"{listener.url}/in", payload=None, headers=headers)  # type: ignore[arg-type]
+        with pytest.raises(WebhookRequestError) as refused:
+            await send_webhook(job_context(arq_redis, settings, http), data)
+    assert str(refused.value) == (
+        f"the request to webhook target {listener.url}/in could not be sent: "
+        "HTTP does not allow the value of header(s) 'Authorization'"
+    )
+    assert refused.value.code == "webhook_invalid_request"
+    assert (refused.value.__cause__, refused.value.__suppress_context__) == (None, True)
+    assert isinstance(refused.value.__context__, httpx.LocalProtocolError)  # what the message replaces
+    assert LEAKY in str(refused.value.__context__)
+    assert send_webhook.retry.should_retry(refused.value, 1) is False
+    assert listener.received == []
+
+
+async def test_a_request_error_without_a_bad_value_is_still_permanent_and_quotes_nothing(
+    arq_redis: ArqRedis, settings: Settings
+) -> None:
+    def refuse(request: httpx.Request) -> httpx.Response:
+        raise httpx.LocalProtocolError(f"Illegal header value b'{LEAKY}'")
+
+    data = WebhookInput(url="http://t.example/", payload=None, headers={"Authorization": LEAKY})  # type: ignore[arg-type]
+    async with httpx.AsyncClient(transport=httpx.MockTransport(refuse)) as http:
+        with pytest.raises(WebhookRequestError) as refused:
+            await send_webhook(job_context(arq_redis, settings, http), data)
+    assert str(refused.value) == (
+        "the request to webhook target http://t.example/ could not be sent: HTTP does not allow one of its headers"
+    )
+    assert isinstance(refused.value, PermanentError)
+
+
+async def test_a_job_queued_with_a_value_http_refuses_fails_at_once_without_quoting_it(
+    job_client: JobClient, arq_redis: ArqRedis, run_worker: RunWorker, client: httpx.AsyncClient
+) -> None:
+    data = {"url": "https://hooks.example/in", "payload": {}, "headers": {"Authorization": LEAKY}}
+    job = await job_client.enqueue(send_webhook, WebhookInput.model_validate(data))
+    # as queued before values were checked (no JOBS_SECRETS_KEY here: the input is stored as given)
+    stored = loads(await arq_redis.get(Keys.arq_job(job.job_id)) or b"null")
+    stored["a"][0]["headers"]["Authorization"] = f"Bearer {LEAKY} "
+    await arq_redis.set(Keys.arq_job(job.job_id), dumps(stored), keepttl=True)
+    worker = await run_worker()
+    assert (worker.jobs_retried, worker.jobs_failed) == (0, 1)
+    msg = "String should match pattern '^([\\x21-\\x7e]([\\x20-\\x7e\\t]*[\\x21-\\x7e])?)?$'"
+    message = f"invalid input for task 'send_webhook': headers.Authorization: {msg}"
+    error = {"type": "TaskInputError", "message": message}
+    status = (await client.get(f"/jobs/{job.job_id}")).json()
+    assert (status["status"], status["attempt"], status["error"]) == ("failed", 1, error)
+    letter = (await client.get(f"/dead-letters/{job.job_id}")).json()
+    assert (letter["reason"], letter["attempts"], letter["input"]["headers"]) == (
+        "permanent_error",
+        1,
+        {"Authorization": "***"},
+    )
+    assert letter["error"]["message"] == message and LEAKY not in letter["error"]["traceback"]
+    failure = loads(await arq_redis.get(Keys.arq_result(job.job_id)) or b"null")["r"]["__exception__"]
+    assert failure["message"] == message and LEAKY not in failure["traceback"]

@@ -4,6 +4,7 @@ the network (arq_jobs._netguard; JOBS_WEBHOOK_ALLOWED_HOSTS opens exceptions).""
 from __future__ import annotations
 
 import json
+import re
 import time
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -53,6 +54,17 @@ class WebhookUnavailableError(WebhookError, TransientError):
         self.retry_after_s = retry_after_s
 
 
+class WebhookRequestError(PermanentError):
+    """The webhook request could not be sent as given (httpx's LocalProtocolError: HTTP forbids one of
+    its headers): retrying cannot help. The message never quotes a header's value, which may be secret."""
+
+    code = "webhook_invalid_request"
+
+    def __init__(self, url: str, problem: str) -> None:
+        super().__init__(f"the request to webhook target {url} could not be sent: {problem}")
+        self.url = url
+
+
 class WebhookBlockedError(BlockedAddressError):
     """The webhook's host is, or resolves to, a loopback, private, link-local or otherwise internal
     address that JOBS_WEBHOOK_ALLOWED_HOSTS does not open: nothing was sent, and retrying cannot help."""
@@ -97,7 +109,10 @@ HeaderName = Annotated[
     StringConstraints(pattern=r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$", max_length=256),
     AfterValidator(settable_header),
 ]
-HeaderValue = Annotated[str, StringConstraints(pattern=r"^[\x20-\x7e\t]*$", max_length=8192)]
+# h11's field-value (h11._abnf) within printable ASCII: visible characters, with spaces and tabs only
+# between them; h11 refuses a value with leading or trailing whitespace, and quotes it in its error
+HEADER_VALUE_PATTERN = r"^([\x21-\x7e]([\x20-\x7e\t]*[\x21-\x7e])?)?$"
+HeaderValue = Annotated[str, StringConstraints(pattern=HEADER_VALUE_PATTERN, max_length=8192)]
 
 
 class WebhookInput(TaskInput):
@@ -105,7 +120,10 @@ class WebhookInput(TaskInput):
     payload: JsonValue = Field(description="JSON body to send.")
     headers: dict[HeaderName, Annotated[HeaderValue, Secret]] = Field(
         default_factory=dict,
-        description="Extra request headers (printable ASCII; not Host, Content-Length or hop-by-hop ones).",
+        description=(
+            "Extra request headers (printable ASCII, no leading or trailing whitespace; not Host, "
+            "Content-Length or hop-by-hop ones)."
+        ),
     )
 
 
@@ -147,9 +165,17 @@ async def read_at_most(response: httpx.Response, limit: int) -> None:
             return
 
 
+def refused_headers(headers: dict[str, str]) -> str:
+    """What HTTP refused in a request with these headers, naming headers, never their values."""
+    bad = [name for name, value in headers.items() if re.fullmatch(HEADER_VALUE_PATTERN, value) is None]
+    if bad:
+        return f"HTTP does not allow the value of header(s) {', '.join(map(repr, bad))}"
+    return "HTTP does not allow one of its headers"
+
+
 # retried: connection errors and timeouts (httpx.TransportError), 5xx and 429 (WebhookUnavailableError,
-# after Retry-After when given); failed at once: other 4xx and 3xx (WebhookRejectedError) and hosts inside
-# the network (WebhookBlockedError)
+# after Retry-After when given); failed at once: other 4xx and 3xx (WebhookRejectedError), a request HTTP
+# does not allow (WebhookRequestError) and hosts inside the network (WebhookBlockedError)
 WEBHOOK_RETRY = RetryPolicy(
     max_attempts=5, base_s=1.0, factor=2.0, cap_s=60.0, retry_on=(httpx.TransportError,)
 )
@@ -160,7 +186,8 @@ async def send_webhook(ctx: JobContext, data: WebhookInput) -> WebhookResult:
     """POST a JSON body to a URL; any 2xx answer is success.
 
     Retries on connection errors, timeouts, 5xx and 429 (honouring Retry-After); fails at once on any
-    other answer, and without sending when the URL's host is inside the network (WebhookBlockedError)."""
+    other answer, and without sending when the URL's host is inside the network (WebhookBlockedError)
+    or HTTP does not allow the request (WebhookRequestError)."""
     headers = httpx.Headers(data.headers)
     headers.setdefault("content-type", "application/json")
     limit = ctx.resources.settings.webhook_max_response_bytes
@@ -172,6 +199,8 @@ async def send_webhook(ctx: JobContext, data: WebhookInput) -> WebhookResult:
             await read_at_most(response, limit)
     except BlockedAddressError as blocked:
         raise WebhookBlockedError(blocked.host, blocked.port, blocked.address, blocked.reason) from None
+    except httpx.LocalProtocolError:  # its message quotes the refused header value, which may be secret
+        raise WebhookRequestError(str(data.url), refused_headers(data.headers)) from None
     elapsed_ms = round((time.perf_counter() - started) * 1000, 3)
     if response.status_code == 429 or response.status_code >= 500:
         raise WebhookUnavailableError(str(data.url), response.status_code, retry_after_s(response))

@@ -28,6 +28,7 @@ from arq_jobs._auth.scopes import JOBS_READ
 from arq_jobs._config import Settings
 from arq_jobs._jobs.event_hub import Subscription
 from arq_jobs._jobs.events import JobEvent
+from arq_jobs._logs import describe_redis_error
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +66,11 @@ async def stream(
                 yield ": ping\n\n"
                 last_sent = time.monotonic()
     except RedisError as exc:  # a catch-up read failed: end the stream, the client resumes from its last id
-        log.warning("event stream of job %s ended by a Redis error: %r", subscription.job_id, exc)
+        log.warning(
+            "event stream of job %s ended by a Redis error: %s",
+            subscription.job_id,
+            describe_redis_error(exc),
+        )
     finally:
         subscription.close()
 
