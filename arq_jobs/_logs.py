@@ -24,7 +24,6 @@ import structlog
 from structlog.typing import EventDict, Processor, WrappedLogger
 
 from arq_jobs import _arq
-from arq_jobs._redis_errors import describe_redis_error as describe_redis_error
 
 LogFormat = Literal["auto", "json", "console"]
 

@@ -16,15 +16,20 @@ from __future__ import annotations
 import base64
 import binascii
 import ipaddress
+import logging
 from typing import Annotated
 
 from fastapi import Depends, Request, params
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer, SecurityScopes
+from redis.exceptions import RedisError
 
 from arq_jobs._api.deps import PRINCIPAL, StateDep
-from arq_jobs._api.hosts import check_host
+from arq_jobs._api.hosts import trusted_host
 from arq_jobs._auth.scopes import ADMIN, Principal
-from arq_jobs._errors import AuthenticationError, PermissionDeniedError
+from arq_jobs._errors import AuthenticationError, PermissionDeniedError, RedisUnavailableError
+from arq_jobs._redis_errors import describe_redis_error
+
+log = logging.getLogger(__name__)
 
 REALM = "arq-jobs"
 # a request that came through a proxy: with authentication off it is refused, whatever address it came from
@@ -69,8 +74,8 @@ async def authenticate(
     request: Request, state: StateDep, secret: str | None, challenge: str
 ) -> Principal | None:
     """The principal `secret` stands for; None when authentication is off; AuthenticationError else.
-    The Host is checked first (also for routes of the app's own behind `requires()`)."""
-    check_host(request, state.settings)
+    A Redis error while the keys are read is RedisUnavailableError (503), on routes of the app's own
+    too."""
     if state.settings.auth == "off":
         client = request.client.host if request.client else None
         if not is_loopback(client) or any(name in request.headers for name in FORWARDING_HEADERS):
@@ -84,7 +89,11 @@ async def authenticate(
         raise AuthenticationError(
             "this route needs an API key: send `Authorization: Bearer <key>`", challenge
         )
-    principal = await state.key_cache.principal(secret)
+    try:
+        principal = await state.keys().principal(secret)
+    except RedisError as error:
+        log.warning("redis error while reading the API keys: %s", describe_redis_error(error))
+        raise RedisUnavailableError(error) from error
     if principal is None:
         raise AuthenticationError("unknown, revoked or expired API key", challenge)
     return principal
@@ -104,15 +113,19 @@ async def authorize(
     state: StateDep,
     security: SecurityScopes,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+    _host: Annotated[None, Depends(trusted_host)],
 ) -> Principal | None:
-    """The API's routes' guard: a key with every scope the route declares (None: auth is off)."""
+    """The API's routes' guard: an allowed Host (run once per request: FastAPI caches it with the
+    routers' own), and a key with every scope the route declares (None: auth is off)."""
     principal = await authenticate(request, state, credentials.credentials if credentials else None, "Bearer")
     check_scopes(principal, security.scopes)
     setattr(request.state, PRINCIPAL, principal)
     return principal
 
 
-async def authorize_dashboard(request: Request, state: StateDep) -> Principal | None:
+async def authorize_dashboard(
+    request: Request, state: StateDep, _host: Annotated[None, Depends(trusted_host)]
+) -> Principal | None:
     """The dashboard's guard: an `admin` key, as Bearer or as HTTP Basic's password (401 answers ask
     a browser for it)."""
     authorization = request.headers.get("authorization")

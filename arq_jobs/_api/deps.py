@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Annotated
 
 from arq.connections import ArqRedis
@@ -22,7 +22,7 @@ from arq_jobs._config import Settings
 from arq_jobs._errors import RedisUnavailableError
 from arq_jobs._jobs.event_hub import EventHub
 from arq_jobs._keys import Keys
-from arq_jobs._logs import describe_redis_error
+from arq_jobs._redis_errors import describe_redis_error
 from arq_jobs._scripts.batch import ScriptBatch
 from arq_jobs._tasks.registry import TaskRegistry
 from arq_jobs._version_guard import VersionGuard
@@ -41,16 +41,22 @@ class AppState:
     prefix: str = ""  # where install() mounted the routes: status URLs start with it
     guard: VersionGuard | None = None  # shared by the requests' clients: one snapshot of the workers a second
     events: EventHub | None = None  # the event streams' count and shared reader (None: one per stream)
-    key_cache: KeyCache = field(default=None)  # type: ignore[assignment]  # the API keys, read once a second
+    key_cache: KeyCache | None = None  # the API keys, read once a second (built with the pool)
 
-    def __post_init__(self) -> None:
+    def keys(self) -> KeyCache:
+        """The key cache; an AppState built by hand (tests) gets one of its own on first use."""
         if self.key_cache is None:
-            admin = self.settings.admin_token
-            cache = KeyCache(
-                KeyStore(self.arq, Keys(self.settings.key_prefix)),
-                None if admin is None else admin.get_secret_value(),
-            )
-            object.__setattr__(self, "key_cache", cache)
+            object.__setattr__(self, "key_cache", key_cache(self.settings, self.arq))
+        assert self.key_cache is not None
+        return self.key_cache
+
+
+def key_cache(settings: Settings, arq: ArqRedis) -> KeyCache:
+    """The API keys of `settings`' deployment, with JOBS_ADMIN_TOKEN as the bootstrap admin key."""
+    admin = settings.admin_token
+    return KeyCache(
+        KeyStore(arq, Keys(settings.key_prefix)), None if admin is None else admin.get_secret_value()
+    )
 
 
 STATE_KEY = "arq_jobs"

@@ -33,7 +33,7 @@ from arq_jobs._errors import (
     TooManyStreamsError,
     UnknownQueueError,
 )
-from arq_jobs._logs import describe_redis_error
+from arq_jobs._redis_errors import describe_redis_error
 
 log = logging.getLogger(__name__)
 

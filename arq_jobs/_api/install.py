@@ -18,7 +18,7 @@ from fastapi.routing import APIRoute
 from arq_jobs._api import metrics
 from arq_jobs._api.auth import is_loopback
 from arq_jobs._api.body import BODY_LIMITS, BodyLimits
-from arq_jobs._api.deps import STATE_KEY, AppState
+from arq_jobs._api.deps import STATE_KEY, AppState, key_cache
 from arq_jobs._api.errors import ApiRoute, on_jobs_error
 from arq_jobs._api.hosts import trusted_host
 from arq_jobs._api.routes import (
@@ -174,6 +174,7 @@ def around(user: Lifespan, found: Installation) -> Lifespan:
             prefix=found.prefix,
             guard=VersionGuard(WorkerRegistry(arq, found.settings)),
             events=events,
+            key_cache=key_cache(found.settings, arq),
         )
         # in the background: the app starts at once even while Redis is down or slow
         policy_check = asyncio.create_task(warn_if_evicting(arq, "API", found.settings.redis_timeout_s))

@@ -21,7 +21,7 @@ from arq_jobs._client import JobClient
 from arq_jobs._config import Settings, load_settings
 from arq_jobs._connection import create_arq
 from arq_jobs._errors import JobsError
-from arq_jobs._logs import describe_redis_error
+from arq_jobs._redis_errors import describe_redis_error
 from arq_jobs._tasks.registry import TaskRegistry, load_registry
 
 T = TypeVar("T")

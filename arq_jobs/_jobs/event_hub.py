@@ -39,7 +39,7 @@ from arq_jobs._config import Settings
 from arq_jobs._errors import TooManyStreamsError
 from arq_jobs._jobs.events import EventReader, JobEvent, parse_event
 from arq_jobs._keys import Keys
-from arq_jobs._logs import describe_redis_error
+from arq_jobs._redis_errors import describe_redis_error
 
 log = logging.getLogger(__name__)
 

@@ -16,7 +16,8 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
 from arq_jobs._client import JobClient
-from arq_jobs._logs import describe_redis_error, get_logger
+from arq_jobs._logs import get_logger
+from arq_jobs._redis_errors import describe_redis_error
 from arq_jobs._schedules.views import fire, is_enabled
 from arq_jobs._tasks.registry import Schedule
 from arq_jobs._worker.outage import REDIS_ERRORS, RedisHealth

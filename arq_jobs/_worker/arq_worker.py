@@ -28,7 +28,7 @@ from arq_jobs import _arq
 from arq_jobs._clock import now_ms
 from arq_jobs._keys import Keys
 from arq_jobs._limits.worker import RELEASE_SCRIPT
-from arq_jobs._logs import describe_redis_error
+from arq_jobs._redis_errors import describe_redis_error
 from arq_jobs._worker.claims import poll_iteration
 from arq_jobs._worker.finish import FINISH_SCRIPT, finish_call
 from arq_jobs._worker.outage import REDIS_ERRORS, OutageGaveUp

@@ -22,7 +22,7 @@ from arq.worker import Worker
 
 from arq_jobs import _arq
 from arq_jobs._keys import Keys
-from arq_jobs._logs import describe_redis_error
+from arq_jobs._redis_errors import describe_redis_error
 from arq_jobs._scripts.run import run_script
 from arq_jobs._scripts.script import load_script
 from arq_jobs._worker.outage import REDIS_ERRORS, RedisHealth

@@ -23,7 +23,7 @@ from typing import TypeVar
 
 from redis import exceptions as redis_errors
 
-from arq_jobs._logs import describe_redis_error
+from arq_jobs._redis_errors import describe_redis_error
 
 log = logging.getLogger(__name__)
 

@@ -38,7 +38,7 @@ from arq_jobs._jobs.states import JobState
 from arq_jobs._jobs.transitions import Phase, Transition
 from arq_jobs._keys import Keys
 from arq_jobs._limits.worker import WorkerLimits
-from arq_jobs._logs import describe_redis_error
+from arq_jobs._redis_errors import describe_redis_error
 from arq_jobs._scripts.batch import ScriptBatch
 from arq_jobs._scripts.script import load_script
 from arq_jobs._tasks.context import Resources

@@ -10,7 +10,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from arq_jobs._client import JobClient
-from arq_jobs._logs import describe_redis_error, get_logger
+from arq_jobs._logs import get_logger
+from arq_jobs._redis_errors import describe_redis_error
 from arq_jobs._tasks.registry import TaskRegistry
 from arq_jobs._worker.outage import REDIS_ERRORS, OutageGaveUp, RedisHealth
 from arq_jobs._worker.runtime import Runtime

@@ -18,10 +18,12 @@ from arq.connections import ArqRedis
 from fastapi import FastAPI
 from fastapi.routing import APIRoute, iter_route_contexts
 from pydantic import ValidationError
+from redis.exceptions import ConnectionError as RedisConnectionError
 
-from arq_jobs._api.auth import authorize, basic_password, is_loopback
+from arq_jobs._api.auth import authorize, basic_password, is_loopback, requires
 from arq_jobs._api.deps import AppState, get_state
 from arq_jobs._api.errors import ApiRoute
+from arq_jobs._api.install import mount
 from arq_jobs._auth.keys import KeyStore
 from arq_jobs._auth.scopes import Principal, check_scope
 from arq_jobs._keys import Keys
@@ -242,7 +244,7 @@ async def test_an_expired_or_revoked_key_is_401(arq_redis: ArqRedis) -> None:
         assert (await http.get("/jobs", headers=bearer(live))).status_code == 200
         assert await KeyStore(arq_redis, Keys("unit")).revoke("live") is True
         state: AppState = app.dependency_overrides[get_state]()
-        state.key_cache.loaded_at = float("-inf")  # a second later
+        state.keys().loaded_at = float("-inf")  # a second later
         assert (await http.get("/jobs", headers=bearer(live))).status_code == 401
 
 
@@ -385,3 +387,28 @@ async def test_a_keys_listing_walks_its_own_index_so_cursors_name_only_its_jobs(
         assert sorted(seen) == sorted(his)
         assert all(any(job_id in c for job_id in his) for c in cursors) and cursors
         assert not any(job_id in c for c in cursors for job_id in hers)
+
+
+async def test_redis_failing_while_keys_are_read_is_503_on_the_apps_own_routes_too(
+    arq_redis: ArqRedis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app = FastAPI()
+    settings = make_settings(auth="keys", admin_token=ADMIN_TOKEN)
+    mount(app, settings, shipped)  # install() alone: no json_errors for the whole app
+
+    @app.get("/mine", dependencies=[requires("jobs:read")])
+    async def mine() -> dict[str, str]:
+        return {"ok": "yes"}
+
+    state = AppState(settings, shipped, arq_redis)
+    app.dependency_overrides[get_state] = lambda: state
+
+    async def unreachable(self: KeyStore) -> list[object]:
+        raise RedisConnectionError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
+
+    monkeypatch.setattr(KeyStore, "all", unreachable)
+    async with client_of(app) as http:
+        for path in ("/mine", "/jobs"):
+            answer = await http.get(path, headers=bearer("ajk_not-known-here"))
+            assert answer.status_code == 503, (path, answer.text)
+            assert answer.json()["error"] == "redis_unavailable"

@@ -36,7 +36,7 @@ from arq_jobs._errors import TaskInputError
 from arq_jobs._idempotency import IdempotencyClaim, fingerprint
 from arq_jobs._jobs.records import JobError
 from arq_jobs._keys import Keys
-from arq_jobs._logs import describe_redis_error
+from arq_jobs._redis_errors import describe_redis_error
 from arq_jobs._secrets import (
     MIN_SCRUBBED_CHARS,
     ScrubbedError,

@@ -28,7 +28,7 @@ from arq_jobs._auth.scopes import JOBS_READ
 from arq_jobs._config import Settings
 from arq_jobs._jobs.event_hub import Subscription
 from arq_jobs._jobs.events import JobEvent
-from arq_jobs._logs import describe_redis_error
+from arq_jobs._redis_errors import describe_redis_error
 
 log = logging.getLogger(__name__)
 
