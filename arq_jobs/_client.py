@@ -33,7 +33,7 @@ from arq_jobs._errors import (
 )
 from arq_jobs._idempotency import IdempotencyClaim, fingerprint
 from arq_jobs._jobs.details import JobDetails, parse_details
-from arq_jobs._jobs.enqueue import ENQUEUE_SCRIPT, EnqueueWrite
+from arq_jobs._jobs.enqueue import ENQUEUE_SCRIPT, EnqueueWrite, if_stored
 from arq_jobs._jobs.events import EventReader
 from arq_jobs._jobs.listing import JobPage, list_jobs
 from arq_jobs._jobs.records import JobRecord, record_ttl_ms
@@ -279,13 +279,13 @@ class JobClient:
                 pipe.multi()  # type: ignore[no-untyped-call]
                 self._write(pipe, prepared, limited=limited)
                 # the claim only if the job was stored: a job refused for a full queue leaves none
-                claim_keys = CLAIM_KEY_SCRIPT.keys(
-                    record=self.keys.record(prepared.accepted.job_id), claim=key
+                if_stored(
+                    pipe,
+                    self.keys.record(prepared.accepted.job_id),
+                    set_key=key,
+                    set_value=claim.to_json(),
+                    set_ttl_ms=self.settings.idempotency_ttl_s * 1000,
                 )
-                claim_args = CLAIM_KEY_SCRIPT.args(
-                    claim=claim.to_json(), ttl_ms=self.settings.idempotency_ttl_s * 1000
-                )
-                pipe.eval(CLAIM_KEY_SCRIPT.source, len(claim_keys), *claim_keys, *claim_args)  # type: ignore[arg-type]
                 try:
                     stored, _ = await pipe.execute()
                 except WatchError:  # an identical request won the race: answer with its job
@@ -620,7 +620,6 @@ class JobClient:
 
 
 CANCEL_SCRIPT = load_script("cancel-7.lua")
-CLAIM_KEY_SCRIPT = load_script("claim-idempotency-key-2.lua")
 
 
 def cancel_call(settings: Settings, job_id: str, queue_key: str, now: int) -> tuple[list[str], list[Arg]]:

@@ -19,17 +19,15 @@ from redis.asyncio.client import Pipeline
 
 from arq_jobs._clock import ms_to_datetime
 from arq_jobs._errors import DeadLetterNotFoundError
+from arq_jobs._jobs.enqueue import if_stored
 from arq_jobs._jobs.paging import walk
 from arq_jobs._jobs.records import JobRecord
 from arq_jobs._keys import Keys
-from arq_jobs._scripts.script import load_script
 from arq_jobs._secrets import redact_input
 from arq_jobs._serializer import read_exception
 
 if TYPE_CHECKING:
     from arq_jobs._tasks.registry import TaskRegistry
-
-DROP_RETRIED_SCRIPT = load_script("drop-retried-letter-2.lua")
 
 
 class FailureReason:
@@ -150,18 +148,22 @@ class DeadLetterStore:
             found.append(self.keys.dead_letters_of_owner(letter.owner))
         return found
 
+    def stored_at(self, letter: DeadLetter) -> tuple[str, list[str]]:
+        """`letter`'s key and the indexes that list it: what its removal deletes."""
+        return self.keys.dead_letter(letter.job_id), self.indexes(letter)
+
     def remove_if_retried(self, pipe: Pipeline, letter: DeadLetter, retry_record: str) -> None:
         """Queue, on a MULTI pipeline after the enqueue of `letter`'s retry, the removal of `letter`,
         done only if that enqueue stored its job (`retry_record`, the new job's record, exists): a retry
         refused because its queue was full keeps the dead letter."""
-        keys = DROP_RETRIED_SCRIPT.keys(record=retry_record, dead_letter=self.keys.dead_letter(letter.job_id))
-        args = DROP_RETRIED_SCRIPT.args(job_id=letter.job_id, indexes=self.indexes(letter))
-        pipe.eval(DROP_RETRIED_SCRIPT.source, len(keys), *keys, *args)  # type: ignore[arg-type]
+        key, indexes = self.stored_at(letter)
+        if_stored(pipe, retry_record, del_key=key, member=letter.job_id, indexes=indexes)
 
     def remove(self, pipe: Pipeline, letter: DeadLetter) -> None:
         """Queue the commands that delete `letter` on a MULTI pipeline."""
-        pipe.delete(self.keys.dead_letter(letter.job_id))
-        for index in self.indexes(letter):
+        key, indexes = self.stored_at(letter)
+        pipe.delete(key)
+        for index in indexes:
             pipe.zrem(index, letter.job_id)
 
     async def get(self, job_id: str) -> DeadLetter:

@@ -8,11 +8,17 @@ Back-pressure (JOBS_QUEUE_MAX_PENDING) is checked inside the script, so it holds
 run at once: a queue holding `max_pending` jobs waiting to start (pending, scheduled or retrying — its
 `queued` phase index; running jobs do not count) stores nothing more and answers -<that count>. Without
 a limit nothing is counted.
+
+Writes that belong with a job (an Idempotency-Key's claim, the removal of the dead letter a retry
+replaces) follow its enqueue in the same MULTI through `if_stored`: done only if the job was stored.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+
+from redis.asyncio.client import Pipeline
 
 from arq_jobs._config import Settings
 from arq_jobs._jobs.transitions import Transition
@@ -20,6 +26,7 @@ from arq_jobs._keys import Keys
 from arq_jobs._scripts.script import Arg, load_script
 
 ENQUEUE_SCRIPT = load_script("enqueue-4.lua")
+IF_STORED_SCRIPT = load_script("if-job-stored-1.lua")
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,3 +72,29 @@ class EnqueueWrite:
             events=keys.events(self.job_id),
         )
         return script_keys, args
+
+
+def if_stored(
+    pipe: Pipeline,
+    record: str,
+    *,
+    set_key: str = "",
+    set_value: str | bytes = "",
+    set_ttl_ms: int = 0,
+    del_key: str = "",
+    member: str = "",
+    indexes: Sequence[str] = (),
+) -> None:
+    """Queue on a MULTI pipeline, after an enqueue, writes done only if that enqueue stored its job
+    (`record`, the new job's record, exists): SET `set_key`, DEL `del_key`, ZREM `member` from
+    `indexes`. A job refused because its queue was full writes nothing (EVAL, as the enqueue's)."""
+    keys = IF_STORED_SCRIPT.keys(record=record)
+    args = IF_STORED_SCRIPT.args(
+        set_key=set_key,
+        set_value=set_value,
+        set_ttl_ms=set_ttl_ms,
+        del_key=del_key,
+        member=member,
+        indexes=list(indexes),
+    )
+    pipe.eval(IF_STORED_SCRIPT.source, len(keys), *keys, *args)  # type: ignore[arg-type]

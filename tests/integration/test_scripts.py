@@ -16,10 +16,9 @@ from typing import Any
 import pytest
 from redis.asyncio import Redis
 
-from arq_jobs._client import CANCEL_SCRIPT, CLAIM_KEY_SCRIPT
+from arq_jobs._client import CANCEL_SCRIPT
 from arq_jobs._config import Settings
-from arq_jobs._deadletters import DROP_RETRIED_SCRIPT
-from arq_jobs._jobs.enqueue import ENQUEUE_SCRIPT
+from arq_jobs._jobs.enqueue import ENQUEUE_SCRIPT, IF_STORED_SCRIPT
 from arq_jobs._jobs.snapshots import SNAPSHOT_SCRIPT
 from arq_jobs._jobs.transitions import TRANSITION_SCRIPT, Phase, Transition, index_horizon_ms
 from arq_jobs._keys import Keys
@@ -313,43 +312,61 @@ async def test_enqueue_back_pressure_holds_under_concurrent_enqueues(space: Spac
     assert await space.redis.zcard(space.keys.queue("q")) == 5
 
 
-# --- claim-idempotency-key-2.lua -----------------------------------------------------------------
+# --- if-job-stored-1.lua -------------------------------------------------------------------------
 
 
-async def test_claim_idempotency_key_stores_the_claim_only_when_its_job_was_stored(space: Space) -> None:
-    record, claim = space.keys.record(space.job(1)), space.keys.idempotency(f"{space.token}-digest")
-    script_keys = CLAIM_KEY_SCRIPT.keys(record=record, claim=claim)
-    args = CLAIM_KEY_SCRIPT.args(claim='{"job_id":"1"}', ttl_ms=60_000)
-    assert await space.run(CLAIM_KEY_SCRIPT, script_keys, args) == 0  # refused job: no record, no claim
-    assert await space.state() == {}
-    await space.hash(record, {"task": "t"})
-    assert await space.run(CLAIM_KEY_SCRIPT, script_keys, args) == 1
-    assert await space.state() == {record: {"task": "t"}, claim: '{"job_id":"1"}'}
-    assert near(await space.pttl(claim), 60_000)
+def if_stored_call(
+    space: Space, *, set_key: str = "", del_key: str = "", member: str = "", indexes: list[str] | None = None
+) -> tuple[list[str], list[Arg]]:
+    """IF_STORED_SCRIPT's keys and arguments, after the enqueue of job 1."""
+    script_keys = IF_STORED_SCRIPT.keys(record=space.keys.record(space.job(1)))
+    args = IF_STORED_SCRIPT.args(
+        set_key=set_key,
+        set_value='{"job_id":"1"}',
+        set_ttl_ms=60_000,
+        del_key=del_key,
+        member=member,
+        indexes=indexes or [],
+    )
+    return script_keys, args
 
 
-# --- drop-retried-letter-2.lua -------------------------------------------------------------------
-
-
-async def test_drop_retried_letter_removes_the_dead_letter_only_when_its_retry_was_stored(
-    space: Space,
-) -> None:
-    keys, old, retry = space.keys, space.job(1), space.job(2)
+async def dead_letter(space: Space) -> tuple[str, list[str], dict[str, Any]]:
+    """Job 2's dead letter, listed with job 3's in three indexes: its key, the indexes, the state."""
+    keys, old = space.keys, space.job(2)
     letter = keys.dead_letter(old)
     indexes = [keys.dead_letters(), keys.dead_letters("t"), keys.dead_letters_of_queue("q")]
     await space.redis.set(letter, "{}")
     for index in indexes:
         await space.redis.zadd(index, {old: NOW, space.job(3): NOW})
-    script_keys = DROP_RETRIED_SCRIPT.keys(record=keys.record(retry), dead_letter=letter)
-    args = DROP_RETRIED_SCRIPT.args(job_id=old, indexes=indexes)
-    before = await space.state()
-    assert await space.run(DROP_RETRIED_SCRIPT, script_keys, args) == 0  # the retry was refused
-    assert await space.state() == before
-    await space.hash(keys.record(retry), {"task": "t"})
-    assert await space.run(DROP_RETRIED_SCRIPT, script_keys, args) == 1
-    assert await space.state() == {keys.record(retry): {"task": "t"}} | {
+    return letter, indexes, await space.state()
+
+
+async def test_if_job_stored_sets_the_key_and_removes_the_member_when_the_job_was_stored(
+    space: Space,
+) -> None:
+    record, claim = space.keys.record(space.job(1)), space.keys.idempotency(f"{space.token}-digest")
+    await space.hash(record, {"task": "t"})
+    assert await space.run(IF_STORED_SCRIPT, *if_stored_call(space, set_key=claim)) == 1
+    assert await space.state() == {record: {"task": "t"}, claim: '{"job_id":"1"}'}
+    assert near(await space.pttl(claim), 60_000)
+
+    letter, indexes, _ = await dead_letter(space)
+    call = if_stored_call(space, del_key=letter, member=space.job(2), indexes=indexes)
+    assert await space.run(IF_STORED_SCRIPT, *call) == 1
+    assert await space.state() == {record: {"task": "t"}, claim: '{"job_id":"1"}'} | {
         index: {space.job(3): NOW} for index in indexes
     }
+
+
+async def test_if_job_stored_writes_nothing_when_the_job_was_not_stored(space: Space) -> None:
+    claim = space.keys.idempotency(f"{space.token}-digest")
+    letter, indexes, before = await dead_letter(space)
+    # a refused enqueue: no record of job 1
+    call = if_stored_call(space, set_key=claim, del_key=letter, member=space.job(2), indexes=indexes)
+    assert await space.run(IF_STORED_SCRIPT, *call) == 0
+    assert await space.state() == before
+    assert claim not in before
 
 
 # --- claim-1.lua ---------------------------------------------------------------------------------
