@@ -1,4 +1,5 @@
-"""`python -m bench`: every workload, on our system and on plain ARQ (defaults and tuned), repeated;
+"""`python -m bench`: every workload, on our system and on plain ARQ (defaults and tuned), SAQ and
+taskiq (drain, sleep, latency; each installed on first use in its own virtual environment), repeated;
 prints a table of medians (min–max) with ours/ARQ ratios and the targets, and writes the raw runs
 with the machine, versions and date as JSON.
 
@@ -33,7 +34,7 @@ from bench.harness import Harness, progress
 from bench.options import WORKLOADS, Options
 from bench.redis_target import RedisTarget, redis_target
 from bench.results import RunResult
-from bench.systems import SYSTEMS, SystemName, open_deployment
+from bench.systems import BASE_SYSTEMS, SYSTEMS, SystemName, open_deployment
 from bench.workloads import drain, http, latency, polling, sleep
 
 Workload = Callable[[Harness, SystemName, int, Options], Awaitable[RunResult]]
@@ -70,7 +71,9 @@ def parser() -> argparse.ArgumentParser:
         epilog=__doc__.split("\n\n", 1)[1],
     )
     p.add_argument("--workloads", type=comma_list(WORKLOADS), default=list(WORKLOADS), help="default: all")
-    p.add_argument("--systems", type=comma_list(SYSTEMS), default=list(SYSTEMS), help="default: all")
+    p.add_argument(
+        "--systems", type=comma_list(SYSTEMS), help=f"default: all; with --smoke {','.join(BASE_SYSTEMS)}"
+    )
     p.add_argument("--smoke", action="store_true", help="tiny sizes, one run: checks that it works")
     p.add_argument("--runs", type=int, help="repetitions (default 3)")
     p.add_argument("--jobs", type=int, help="drain: noop jobs (default 20,000)")
@@ -109,10 +112,6 @@ def options_from(args: argparse.Namespace) -> Options:
     )
 
 
-def systems_for(workload: str, systems: Sequence[SystemName]) -> list[SystemName]:
-    return [s for s in systems if workload != "http" or s in report.HTTP_SYSTEMS]
-
-
 def brief(result: RunResult) -> str:
     if result.error is not None:
         return f"ERROR {result.error}"
@@ -129,7 +128,9 @@ async def run_all(
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, main.cancel)
     results: list[RunResult] = []
     for workload in workloads:
-        chosen = systems_for(workload, systems)
+        chosen = report.systems_for(workload, systems)
+        if not chosen:
+            continue
         for run_no in range(1, options.runs + 1):
             turn = (run_no - 1) % len(chosen)
             for system in chosen[turn:] + chosen[:turn]:  # rotate who goes first
@@ -214,6 +215,8 @@ def document(
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    if args.systems is None:
+        args.systems = list(BASE_SYSTEMS if args.smoke else SYSTEMS)
     options = options_from(args)
     configure_logging("WARNING", "console")
     started = datetime.now(UTC)

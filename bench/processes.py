@@ -68,16 +68,33 @@ class Child:
     def running(self) -> bool:
         return self.process.returncode is None
 
+    def descendants(self) -> list[int]:
+        """Its running children's pids, recursively (taskiq's CLI runs its worker in a child)."""
+        try:
+            return [child.pid for child in psutil.Process(self.pid).children(recursive=True)]
+        except psutil.Error:
+            return []
+
     def peak_rss_mb(self) -> float | None:
-        return peak_rss_mb(self.pid)
+        """Its peak RSS plus each running descendant's (one process for ours and ARQ)."""
+        own = peak_rss_mb(self.pid)
+        if own is None:
+            return None
+        return own + sum(peak_rss_mb(pid) or 0.0 for pid in self.descendants())
 
     def cpu_s(self) -> float | None:
-        """CPU time (user + system) the process has used so far; None once it is gone."""
-        try:
-            times = psutil.Process(self.pid).cpu_times()
-        except psutil.Error:
-            return None
-        return float(times.user + times.system)
+        """CPU time (user + system) the process and its running descendants have used so far; None
+        once it is gone."""
+        total = 0.0
+        for pid in [self.pid, *self.descendants()]:
+            try:
+                times = psutil.Process(pid).cpu_times()
+            except psutil.Error:
+                if pid == self.pid:
+                    return None
+                continue
+            total += float(times.user + times.system)
+        return total
 
     def log_tail(self) -> str:
         return _tail(self.log_path)
@@ -101,6 +118,11 @@ class Child:
         finally:
             _running.discard(self.pid)
         return self.process.returncode or 0
+
+
+def track(pid: int) -> None:
+    """Count a child started elsewhere among those `kill_leftovers` stops."""
+    _running.add(pid)
 
 
 def kill_group(pid: int) -> None:

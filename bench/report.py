@@ -11,9 +11,16 @@ from typing import Any, Literal
 from bench.options import Options
 from bench.results import RunResult
 from bench.stats import Summary
-from bench.systems import SYSTEMS, SystemName
+from bench.systems import BASE_SYSTEMS, SYSTEMS, SystemName
 
 HTTP_SYSTEMS: tuple[SystemName, ...] = ("ours", "arq")  # arq-tuned differs only in its worker
+POLLING_SYSTEMS = BASE_SYSTEMS  # the peers have no HTTP app to poll
+
+
+def systems_for(workload: str, systems: Sequence[SystemName]) -> list[SystemName]:
+    """Those of `systems` that run `workload`."""
+    runs = {"http": HTTP_SYSTEMS, "polling": POLLING_SYSTEMS}.get(workload, SYSTEMS)
+    return [s for s in systems if s in runs]
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +59,7 @@ def at_most(value: float) -> Target:
 def rows(options: Options) -> list[Row]:
     """The table's rows, in order: what each shows, where it is read from, its target."""
     http = HTTP_SYSTEMS
+    polling = POLLING_SYSTEMS
     top = max(options.concurrencies)
     sleep = []
     for c in options.concurrencies:
@@ -78,15 +86,17 @@ def rows(options: Options) -> list[Row]:
         Row("4 http", "http", "half_rps", "  at half that rate", "req/s", None, http),
         Row("4 http", "http", "p50_ms", "  p50", "ms", None, http),
         Row("4 http", "http", "p99_ms", "  p99", "ms", at_most(20), http),
-        Row("5 polling", "polling", "baseline_jobs_per_s", poll_jobs, "jobs/s"),
-        Row("5 polling", "polling", "jobs_per_s", polled, "jobs/s"),
-        Row("5 polling", "polling", "drop_pct", "  throughput drop", "%", ratio=False),
-        Row("5 polling", "polling", "status_rps", "  status requests served", "req/s"),
-        Row("5 polling", "polling", "status_p99_ms", "  status request p99", "ms"),
+        Row("5 polling", "polling", "baseline_jobs_per_s", poll_jobs, "jobs/s", None, polling),
+        Row("5 polling", "polling", "jobs_per_s", polled, "jobs/s", None, polling),
+        Row("5 polling", "polling", "drop_pct", "  throughput drop", "%", None, polling, ratio=False),
+        Row("5 polling", "polling", "status_rps", "  status requests served", "req/s", None, polling),
+        Row("5 polling", "polling", "status_p99_ms", "  status request p99", "ms", None, polling),
         Row("6 memory", "drain", "worker_peak_rss_mb", "worker peak RSS after the drain", "MB", at_most(80)),
         Row("6 memory", "sleep", f"c{top}.worker_peak_rss_mb", f"worker peak RSS, sleep c{top}", "MB"),
         Row("6 memory", "http", "api_peak_rss_mb", "API peak RSS after the HTTP ladder", "MB", None, http),
-        Row("6 memory", "polling", "api_peak_rss_mb", "API peak RSS after status polling", "MB"),
+        Row(
+            "6 memory", "polling", "api_peak_rss_mb", "API peak RSS after status polling", "MB", None, polling
+        ),
     ]
 
 

@@ -9,8 +9,10 @@ system's own records, and delete every key the run wrote.
 - `arq`: plain ARQ 0.28 at its defaults (`bench.plain_arq`: max_jobs 10, poll_delay 0.5 s); its app is
   `bench.plain_app`. Timings: ARQ's stored `JobResult` (enqueue/start/finish times, ms precision).
 - `arq-tuned`: the same with poll_delay 0.01 s and max_jobs 100 (our default concurrency).
+- `saq` (0.26), `taskiq` (0.13 with taskiq-redis): each in its own virtual environment, installed on
+  first use (bench/peer_systems.py); concurrency 100 in one worker process; only drain, sleep, latency.
 Workloads that set a concurrency set it for every system (JOBS_WORKER_CONCURRENCY / max_jobs).
-Every system logs at its default level, INFO (`LOG_LEVEL`), to a file.
+Every system logs at its default level (ours, ARQ, taskiq: INFO; SAQ: WARNING), to a file.
 """
 
 from __future__ import annotations
@@ -37,8 +39,10 @@ from arq_jobs._keys import Keys
 from arq_jobs._tasks.registry import load_registry
 from bench.processes import arq_command, python_command
 
-SystemName = Literal["ours", "arq", "arq-tuned"]
-SYSTEMS: tuple[SystemName, ...] = ("ours", "arq", "arq-tuned")
+SystemName = Literal["ours", "arq", "arq-tuned", "saq", "taskiq"]
+SYSTEMS: tuple[SystemName, ...] = ("ours", "arq", "arq-tuned", "saq", "taskiq")
+BASE_SYSTEMS: tuple[SystemName, ...] = ("ours", "arq", "arq-tuned")  # --smoke's default
+PEER_SYSTEMS: tuple[SystemName, ...] = ("saq", "taskiq")  # no HTTP app: drain, sleep, latency only
 JobKind = Literal["noop", "sleep"]
 
 SLEEP_S = 0.01
@@ -363,4 +367,8 @@ async def open_deployment(system: SystemName, redis_url: str) -> Deployment:
     tag = uuid.uuid4().hex[:10]
     if system == "ours":
         return Ours(redis_url, tag)
+    if system in PEER_SYSTEMS:
+        from bench.peer_systems import PeerDeployment  # imports this module
+
+        return await PeerDeployment.open(system, redis_url, tag)
     return await PlainArq.open(system, redis_url, tag)
