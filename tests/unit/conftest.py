@@ -2,20 +2,28 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
 import pytest
 from arq.connections import ArqRedis
 from arq.worker import Worker
+from fakeredis.aioredis import FakeAsyncRedisConnection
 from fastapi import FastAPI
+from redis.asyncio import ConnectionPool
+from typer.testing import CliRunner
 
 from arq_jobs import _arq
 from arq_jobs._api.deps import AppState, get_state
+from arq_jobs._cli.main import app as cli_app
+from arq_jobs._cli.session import client_session
 from arq_jobs._client import JobClient
 from arq_jobs._config import Settings
+from arq_jobs._serializer import dumps, loads
 from arq_jobs._tasks.context import JobContext, Resources
 from arq_jobs._tasks.registry import TaskRegistry
 from arq_jobs.testing import _close_redis, _fake_redis, _worker
@@ -118,5 +126,27 @@ def run_worker(make_worker: MakeWorker) -> RunWorker:
         finally:
             await worker.on_shutdown(worker.ctx)  # type: ignore[misc]
         return worker
+
+    return run
+
+
+Invoke = Callable[..., Awaitable[Any]]
+
+
+@pytest.fixture
+def invoke(arq_redis: ArqRedis, settings: Settings, registry: TaskRegistry) -> Invoke:
+    """Run `arq-jobs <args>` on the test's fake Redis server; returns the CliRunner result."""
+    server = arq_redis.connection_pool.connection_kwargs["server"]
+
+    @asynccontextmanager
+    async def opener() -> AsyncIterator[JobClient]:
+        pool = ConnectionPool(connection_class=FakeAsyncRedisConnection, server=server)
+        redis = ArqRedis(pool, job_serializer=dumps, job_deserializer=loads)
+        async with client_session(settings, registry, redis) as client:
+            yield client
+
+    async def run(*args: str, input: str | None = None) -> Any:
+        runner = CliRunner()
+        return await asyncio.to_thread(runner.invoke, cli_app, list(args), input=input, obj=opener)
 
     return run

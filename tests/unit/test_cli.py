@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import io
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
@@ -14,8 +14,6 @@ from typing import Any
 
 import pytest
 from arq.connections import ArqRedis
-from fakeredis.aioredis import FakeAsyncRedisConnection
-from redis.asyncio import ConnectionPool
 from rich.console import Console
 from typer.testing import CliRunner
 
@@ -33,7 +31,6 @@ from arq_jobs._jobs.states import JobState
 from arq_jobs._keys import Keys
 from arq_jobs._schedules.cron import Cron
 from arq_jobs._schedules.views import fire
-from arq_jobs._serializer import dumps, loads
 from arq_jobs._tasks.context import JobContext
 from arq_jobs._tasks.registry import TaskInput, TaskRegistry, task
 from arq_jobs._worker_registry import WorkerBeat, WorkerTotals
@@ -45,29 +42,8 @@ from tests.shipped import registry as shipped
 from workers.tasks.noop import NoopInput, noop
 from workers.tasks.reports import ReportInput, generate_report
 
-from .conftest import RunWorker, make_settings
+from .conftest import Invoke, RunWorker, make_settings
 from .test_dashboard_workflows import run_until_ended
-
-Invoke = Callable[..., Awaitable[Any]]
-
-
-@pytest.fixture
-def invoke(arq_redis: ArqRedis, settings: Settings, registry: TaskRegistry) -> Invoke:
-    """Run `arq-jobs <args>` on the test's fake Redis server; returns the CliRunner result."""
-    server = arq_redis.connection_pool.connection_kwargs["server"]
-
-    @asynccontextmanager
-    async def opener() -> AsyncIterator[JobClient]:
-        pool = ConnectionPool(connection_class=FakeAsyncRedisConnection, server=server)
-        redis = ArqRedis(pool, job_serializer=dumps, job_deserializer=loads)
-        async with client_session(settings, registry, redis) as client:
-            yield client
-
-    async def run(*args: str, input: str | None = None) -> Any:
-        runner = CliRunner()
-        return await asyncio.to_thread(runner.invoke, app, list(args), input=input, obj=opener)
-
-    return run
 
 
 def output_json(result: Any) -> Any:

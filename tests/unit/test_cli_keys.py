@@ -14,9 +14,8 @@ from arq_jobs._auth.scopes import Principal
 from arq_jobs._cli.errors import ExitCode
 from arq_jobs._keys import Keys
 
-from .test_cli import Invoke, assert_error, invoke, output_json
-
-__all__ = ["invoke"]  # the fixture, used by name
+from .conftest import Invoke
+from .test_cli import assert_error, output_json
 
 
 async def test_create_prints_the_key_once_and_redis_keeps_only_its_hash(

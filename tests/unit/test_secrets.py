@@ -4,30 +4,26 @@ opened for the task only, key rotation, Idempotency-Key replays, and Redis error
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import hashlib
 import json
 import logging
 import re
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
+from collections.abc import Iterator
 from typing import Annotated, Any
 
 import httpx
 import pytest
 from arq.connections import ArqRedis
 from cryptography.fernet import Fernet
-from fakeredis.aioredis import FakeAsyncRedisConnection
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
-from redis.asyncio import ConnectionPool
 from redis.exceptions import OutOfMemoryError, RedisError, ResponseError
 from typer.testing import CliRunner
 
 from arq_jobs import PermanentError, RetryPolicy, Secret, TaskInput, TransientError, task
 from arq_jobs._api.deps import AppState, get_state
 from arq_jobs._cli.main import app as cli_app
-from arq_jobs._cli.session import client_session, redis_failure
+from arq_jobs._cli.session import redis_failure
 from arq_jobs._client import JobClient
 from arq_jobs._clock import now_ms
 from arq_jobs._config import Settings, describe_error
@@ -58,7 +54,7 @@ from tests.shipped import registry as shipped
 from workers.tasks.noop import NoopInput, noop
 from workers.tasks.webhooks import WebhookInput
 
-from .conftest import RunWorker, make_settings
+from .conftest import Invoke, RunWorker, make_settings
 
 KEY_A = base64.urlsafe_b64encode(b"a" * 32).decode()
 KEY_B = base64.urlsafe_b64encode(b"b" * 32).decode()
@@ -443,21 +439,11 @@ async def test_the_dashboard_shows_secrets_as_stars(
 
 
 async def test_the_cli_shows_secrets_as_stars(
-    job_client: JobClient, arq_redis: ArqRedis, settings: Settings, run_worker: RunWorker
+    job_client: JobClient, run_worker: RunWorker, invoke: Invoke
 ) -> None:
     failed = await job_client.enqueue(open_vault, vault(fail=True))
     await run_worker()
-    server = arq_redis.connection_pool.connection_kwargs["server"]
-
-    @asynccontextmanager
-    async def opener() -> AsyncIterator[JobClient]:
-        pool = ConnectionPool(connection_class=FakeAsyncRedisConnection, server=server)
-        redis = ArqRedis(pool, job_serializer=dumps, job_deserializer=loads)
-        async with client_session(settings, REGISTRY, redis) as client:
-            yield client
-
-    async def cli(*args: str) -> Any:
-        return await asyncio.to_thread(CliRunner().invoke, cli_app, list(args), obj=opener)
+    cli = invoke  # the CLI on this module's registry (its `registry` fixture)
 
     shown = await cli("dead", "show", failed.job_id, "--json")
     assert (shown.exit_code, json.loads(shown.stdout)["input"]) == (0, {**SHOWN, "fail": True})

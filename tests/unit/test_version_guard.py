@@ -31,8 +31,8 @@ from tests.shipped import registry as shipped
 from workers.tasks.noop import NoopInput, noop
 from workers.tasks.reports import ReportInput, generate_report
 
-from .conftest import RunWorker, make_settings
-from .test_cli import Invoke, assert_error, invoke  # noqa: F401 (invoke: a fixture)
+from .conftest import Invoke, RunWorker, make_settings
+from .test_cli import assert_error
 from .test_dead_letters import add, letter
 from .test_install import serving, shop_app
 
@@ -335,7 +335,7 @@ async def test_retrying_a_dead_letter_is_refused_and_the_letter_kept(
 
 
 async def test_the_cli_exits_with_the_conflict_code(
-    invoke: Invoke,  # noqa: F811
+    invoke: Invoke,
     arq_redis: ArqRedis,
     settings: Settings,
 ) -> None:
