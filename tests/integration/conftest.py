@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import queue
 import re
 import signal
 import socket
@@ -22,7 +23,7 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import httpx
 import pytest
@@ -230,6 +231,60 @@ def start_worker(
 
     service.wait_until(started)
     return service, found[0]
+
+
+def start_devserver(env: dict[str, str], *args: str) -> subprocess.Popen[str]:
+    """`python -m devserver` (what `make run` runs), its output on a pipe, in a session of its own."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "devserver", *args],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+
+
+class Lines:
+    """The devserver's output, read on a thread so that every wait is bounded."""
+
+    def __init__(self, process: subprocess.Popen[str]) -> None:
+        assert process.stdout is not None
+        self.seen: list[str] = []
+        self._queue: queue.Queue[str] = queue.Queue()
+        threading.Thread(target=self._read, args=(process.stdout,), daemon=True).start()
+
+    def _read(self, stream: IO[str]) -> None:
+        for line in stream:
+            self._queue.put(line)
+        self._queue.put("")
+
+    def until(self, pattern: str, timeout_s: float) -> re.Match[str]:
+        """The first line from now on that matches `pattern`; fails after `timeout_s`."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                line = self._queue.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                raise AssertionError(f"no line matching {pattern!r}:\n" + "".join(self.seen)) from None
+            assert line, "devserver exited early:\n" + "".join(self.seen)
+            self.seen.append(line)
+            if found := re.search(pattern, line):
+                return found
+
+    def rest(self, timeout_s: float) -> str:
+        """Everything the process still writes until it closes its output; fails after `timeout_s`."""
+        deadline = time.monotonic() + timeout_s
+        start = len(self.seen)
+        while True:
+            try:
+                line = self._queue.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                raise AssertionError("output not closed:\n" + "".join(self.seen)) from None
+            if not line:
+                return "".join(self.seen[start:])
+            self.seen.append(line)
 
 
 def kill(service: Service) -> None:

@@ -5,15 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import os
-import queue
-import re
 import signal
 import subprocess
-import sys
-import threading
 import time
 from collections.abc import Iterator
-from typing import IO
 
 import httpx
 import psutil
@@ -21,7 +16,7 @@ import pytest
 
 from devserver.redis_server import free_port
 
-from .conftest import ROOT, terminal, wait_for_status
+from .conftest import Lines, start_devserver, terminal, wait_for_status
 
 
 @pytest.fixture
@@ -29,15 +24,7 @@ def devserver() -> Iterator[tuple[subprocess.Popen[str], str]]:
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("JOBS_")}
     env |= {"JOBS_API_PORT": str(port), "JOBS_POLL_DELAY_S": "0.02"}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "devserver", "--embedded-redis"],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
-    )
+    process = start_devserver(env, "--embedded-redis")
     try:
         yield process, f"http://127.0.0.1:{port}"
     finally:
@@ -52,16 +39,9 @@ async def test_serves_jobs_on_embedded_redis_and_stops_cleanly(
     devserver: tuple[subprocess.Popen[str], str],
 ) -> None:
     process, base = devserver
-    assert process.stdout is not None
-    lines = []
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        line = process.stdout.readline()
-        assert line, "devserver exited early:\n" + "".join(lines)
-        lines.append(line)
-        if "API docs at" in line:
-            break
-    output = "".join(lines)
+    lines = Lines(process)
+    lines.until("API docs at", timeout_s=60)
+    output = "".join(lines.seen)
     assert "devserver: Redis: embedded redis-server on redis://127.0.0.1:" in output
     assert f"devserver: API docs at {base}/docs" in output
 
@@ -85,34 +65,6 @@ async def test_serves_jobs_on_embedded_redis_and_stops_cleanly(
     assert process.wait(timeout=30) == 0
     gone, alive = psutil.wait_procs(children, timeout=5)
     assert alive == [], [c.pid for c in alive]
-
-
-class Lines:
-    """The devserver's output, read on a thread so that every wait is bounded."""
-
-    def __init__(self, process: subprocess.Popen[str]) -> None:
-        assert process.stdout is not None
-        self.seen: list[str] = []
-        self._queue: queue.Queue[str] = queue.Queue()
-        threading.Thread(target=self._read, args=(process.stdout,), daemon=True).start()
-
-    def _read(self, stream: IO[str]) -> None:
-        for line in stream:
-            self._queue.put(line)
-        self._queue.put("")
-
-    def until(self, pattern: str, timeout_s: float) -> re.Match[str]:
-        """The first line from now on that matches `pattern`; fails after `timeout_s`."""
-        deadline = time.monotonic() + timeout_s
-        while True:
-            try:
-                line = self._queue.get(timeout=max(0.0, deadline - time.monotonic()))
-            except queue.Empty:
-                raise AssertionError(f"no line matching {pattern!r}:\n" + "".join(self.seen)) from None
-            assert line, "devserver exited early:\n" + "".join(self.seen)
-            self.seen.append(line)
-            if found := re.search(pattern, line):
-                return found
 
 
 async def test_restarts_a_killed_worker_and_still_stops_cleanly(

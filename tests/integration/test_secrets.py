@@ -11,7 +11,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -27,12 +26,14 @@ from devserver.redis_server import free_port
 
 from .conftest import (
     ROOT,
+    Lines,
     Service,
     WebhookTarget,
     delete_prefix,
     http_ok,
     service_env,
     start_api,
+    start_devserver,
     start_worker,
     terminal,
     wait_for_status,
@@ -223,34 +224,21 @@ def test_the_devserver_prints_no_password(tmp_path: Path) -> None:
         "JOBS_SECRETS_KEY": KEY,
         "JOBS_KEY_PREFIX": f"devpw-{uuid.uuid4().hex[:8]}",
     }
-    process = subprocess.Popen(
-        [sys.executable, "-m", "devserver"],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
-    )
-    lines: list[str] = []
+    process = start_devserver(env)
+    lines = Lines(process)
     try:
-        assert process.stdout is not None
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            line = process.stdout.readline()
-            assert line, "devserver exited early:\n" + "".join(lines)
-            lines.append(line)
-            if "API docs at" in line:
-                break
+        lines.until("API docs at", timeout_s=60)
         process.send_signal(signal.SIGINT)
-        rest, _ = process.communicate(timeout=30)
-        lines.append(rest)
+        lines.rest(timeout_s=30)
+        process.wait(timeout=30)
     finally:
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait()
+        if process.stdout is not None:
+            process.stdout.close()
         server.stop()
-    output = "".join(lines)
+    output = "".join(lines.seen)
     assert f"devserver: Redis: redis://:***@127.0.0.1:{server.port}/0" in output
     assert "API docs at" in output and "stopping" in output
     for secret in (password, sentinel_password, admin_token, KEY):
