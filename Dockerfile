@@ -1,6 +1,7 @@
 # One image for the API and the workers.
-#   api:    python -m app
+#   api:    python -m app                 (JOBS_API_WORKERS=N: N processes)
 #   worker: arq workers.WorkerSettings (default queue), arq workers.HighWorkerSettings, ... (one pool per queue)
+#           arq-jobs worker --queue default --processes N: N processes of one pool, supervised
 #   cli:    arq-jobs --help
 # The library (arq_jobs) is installed as the wheel users install; app/ and workers/ are the deployment.
 FROM python:3.11-slim AS build

@@ -1,13 +1,13 @@
-"""`python -m app`: serve the API with uvicorn on `JOBS_API_HOST`:`JOBS_API_PORT`."""
+"""`python -m app`: serve the API with uvicorn on `JOBS_API_HOST`:`JOBS_API_PORT`, in
+`JOBS_API_WORKERS` processes (each makes the app with `app.main:create_app`)."""
 
 from __future__ import annotations
 
-from app.main import create_app
 from arq_jobs.fastapi import serve
 
 
 def main() -> None:
-    serve(create_app())
+    serve("app.main:create_app", factory=True)
 
 
 if __name__ == "__main__":

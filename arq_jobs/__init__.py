@@ -15,8 +15,13 @@ underscore): it may change in any release.
 - Errors answered as JSON by the API: `JobsError` and its branches `NotFoundError`, `ConflictError`;
   `QueueFullError` (429) when a queue already holds its JOBS_QUEUE_MAX_PENDING waiting jobs (JobClient
   raises it too: try again after its `Retry-After`).
+
+Importing this package keeps httpx's command-line client from loading (`arq_jobs._httpx_cli`, imported
+first): in a process that imported arq_jobs before httpx, `httpx.main` is httpx's stand-in saying the
+CLI is not installed. Nothing else changes; the `httpx` command itself is not affected.
 """
 
+from arq_jobs import _httpx_cli  # noqa: F401  (first: before anything imports httpx)
 from arq_jobs._client import JobClient
 from arq_jobs._config import Settings
 from arq_jobs._errors import (

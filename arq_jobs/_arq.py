@@ -228,11 +228,11 @@ def claim_iteration(
     claim: Claim,
     *,
     full: Callable[[], None],
-    slot_freed: Callable[[], None],
+    slot_freed: Callable[[int, int], None],
     run_job_failed: Callable[[str, BaseException], None],
 ) -> Iteration:
     """ARQ's `_poll_iteration` with `claim` taking the jobs to start, as (job id, score) pairs, in one
-    call (8; not for burst mode). `full`: no slot was free; `slot_freed`: a started job's run_job
+    call (8; not for burst mode). `full`: no slot was free; `slot_freed(free, slots)`: a started job's run_job
     ended; `run_job_failed`: a run_job task raised."""
 
     async def iteration() -> None:
@@ -261,7 +261,7 @@ def claim_iteration(
     return iteration
 
 
-async def _start(worker: Worker, job_id: str, score: int, slot_freed: Callable[[], None]) -> None:
+async def _start(worker: Worker, job_id: str, score: int, slot_freed: Callable[[int, int], None]) -> None:
     """Start a claimed job's `run_job` as ARQ's start_jobs does (its slot is free: no waiting)."""
     await worker.sem.acquire()
     worker.job_counter += 1
@@ -270,9 +270,9 @@ async def _start(worker: Worker, job_id: str, score: int, slot_freed: Callable[[
     worker.tasks[job_id] = task
 
 
-def _finished(worker: Worker, slot_freed: Callable[[], None]) -> None:
+def _finished(worker: Worker, slot_freed: Callable[[int, int], None]) -> None:
     worker._release_sem_dec_counter_on_complete()
-    slot_freed()
+    slot_freed(worker.max_jobs - worker.job_counter, worker.max_jobs)
 
 
 def record_health_soon(worker: Worker) -> None:

@@ -33,7 +33,7 @@ from arq_jobs._errors import (
 )
 from arq_jobs._idempotency import IdempotencyClaim, fingerprint
 from arq_jobs._jobs.details import JobDetails, parse_details
-from arq_jobs._jobs.enqueue import ENQUEUE_SCRIPT, EnqueueWrite, if_stored
+from arq_jobs._jobs.enqueue import BATCH_SCRIPT, ENQUEUE_SCRIPT, BatchWrite, EnqueueWrite, if_stored
 from arq_jobs._jobs.events import EventReader
 from arq_jobs._jobs.listing import JobPage, list_jobs
 from arq_jobs._jobs.records import JobRecord, record_ttl_ms
@@ -47,16 +47,25 @@ from arq_jobs._queues import QueueStats, queue_stats
 from arq_jobs._replicas import AckedPipeline, ReplicaAck
 from arq_jobs._scripts.batch import ScriptBatch
 from arq_jobs._scripts.run import run_script
-from arq_jobs._scripts.script import Arg, load_script
+from arq_jobs._scripts.script import Arg, Script, load_script
 from arq_jobs._secrets import SecretsKey, fingerprint_inputs, seal, unseal
 from arq_jobs._serializer import dumps, loads
-from arq_jobs._tasks.registry import InputT, Task, TaskRegistry, load_registry, stored_payload
+from arq_jobs._tasks.registry import (
+    InputT,
+    Task,
+    TaskRegistry,
+    load_registry,
+    stored_payload,
+    stored_payloads,
+)
 from arq_jobs._tracing import enqueue_span
 from arq_jobs._version_guard import Skew, VersionGuard
 from arq_jobs._worker_registry import WorkerInfo, WorkerRegistry
 from arq_jobs._workflows.engine import Workflows
 
 log = get_logger(__name__)
+
+MAX_BATCH_JOBS = 1000  # the most jobs one enqueue_many (one POST /jobs/{task}/batch) makes
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +93,40 @@ class PreparedJob:
     record: JobRecord
     expires_ms: int
     record_ttl_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """What the jobs of one enqueue share (one job, or a batch): their record at enqueue (task, queue,
+    times, owner, links), when they are due and how long their keys live."""
+
+    record: JobRecord
+    run_at_ms: int
+    expires_ms: int
+    record_ttl_ms: int
+
+    def accepted(self, job_id: str) -> Enqueued:
+        scheduled = self.record.scheduled_ms
+        return Enqueued(
+            job_id,
+            self.record.task,
+            JobState.PENDING if scheduled is None else JobState.SCHEDULED,
+            ms_to_datetime(scheduled),
+            retry_of=self.record.retry_of,
+        )
+
+    def prepared(self, job_id: str, payload: Any, job: bytes) -> PreparedJob:
+        """One job of the plan, with its id, validated payload and serialized job."""
+        return PreparedJob(
+            accepted=self.accepted(job_id),
+            payload=payload,
+            queue=self.record.queue,
+            run_at_ms=self.run_at_ms,
+            job=job,
+            record=self.record,
+            expires_ms=self.expires_ms,
+            record_ttl_ms=self.record_ttl_ms,
+        )
 
 
 def run_time_ms(
@@ -226,6 +269,92 @@ class JobClient:
             log.debug(f"job.{accepted.status}", job_id=accepted.job_id, task=task.name, queue=prepared.queue)
         return accepted
 
+    async def enqueue_many(
+        self,
+        task: Task[InputT, Any],
+        items: Sequence[InputT],
+        *,
+        delay: float | timedelta | None = None,
+        run_at: datetime | None = None,
+        idempotency_key: str | None = None,
+        queue: str | None = None,
+        owner: str | None = None,
+        max_item_bytes: int | None = None,
+    ) -> list[Enqueued]:
+        """Put a job of `task` on its queue (or on `queue`) for each of `items`, in order, in one
+        script call: every job is stored or none is. `items`: 1 to MAX_BATCH_JOBS inputs, instances of
+        the task's input model or data to validate against it; `delay`, `run_at` and `owner` as for
+        one job, the same for all.
+
+        Every input is checked before anything is written: TaskInputError lists each mistake, its
+        `loc` starting with the input's index; `max_item_bytes` refuses an input longer than that as
+        stored JSON (the batch route passes the body limit of the task's single enqueue).
+
+        An `idempotency_key` covers the whole batch: a repeat of the same request (the inputs in
+        order, delay/run_at, queue) within `idempotency_ttl_s` gets the first one's jobs back
+        (`replayed`); another request with the key raises IdempotencyConflictError. Back-pressure
+        counts the batch whole: QueueFullError, and nothing stored, unless its queue has room for all
+        of it (JOBS_QUEUE_MAX_PENDING). The version guard is asked once."""
+        count = len(items)
+        if not 1 <= count <= MAX_BATCH_JOBS:
+            reason = f"a batch has 1 to {MAX_BATCH_JOBS} inputs, not {count}"
+            raise TaskInputError(task.name, [{"loc": [], "msg": reason, "type": "batch_size"}])
+        plan = self._plan(task, delay, run_at, queue, owner=owner)
+        if not all(isinstance(item, task.input_model) for item in items):
+            items = task.parse_inputs(items)
+        payloads, jobs = self._batch_data(task, items, plan.record.enqueued_ms, max_item_bytes)
+        ids = [job_id for job_id, _ in jobs]
+        first = plan.prepared(ids[0], payloads[0], jobs[0][1])
+        earlier = None
+        with enqueue_span(task.name, first.queue, ids[0], count) as trace:
+            if trace is not None:
+                first = replace(first, record=replace(first.record, trace=trace))
+            call = BatchWrite(self._enqueue_write(first), jobs).call(self.settings)
+            if idempotency_key is None:
+                await self.check_served(task, first.queue)
+                stored = await self.batch.call(BATCH_SCRIPT, *call, self.ack, alone=True)
+                self._check_refused(first.queue, stored, count)
+            else:
+                requests = self._fingerprints(task, payloads, delay, run_at, first.queue, batch=True)
+                claim = IdempotencyClaim(
+                    idempotency_key, requests[0], task.name, ids[0], owner, job_ids=tuple(ids)
+                )
+                earlier = await self._store_claimed(
+                    task, first.queue, claim, requests, BATCH_SCRIPT, call, batch=count
+                )
+        if earlier is not None:
+            status = first.accepted.status
+            return [Enqueued(job_id, earlier.task, status, None, replayed=True) for job_id in earlier.job_ids]
+        status, scheduled_for = first.accepted.status, first.accepted.scheduled_for
+        log.debug(f"jobs.{status}", task=task.name, queue=first.queue, jobs=count, first_job_id=ids[0])
+        return [Enqueued(job_id, task.name, status, scheduled_for) for job_id in ids]
+
+    def _batch_data(
+        self, task: Task[InputT, Any], items: Sequence[InputT], now: int, max_item_bytes: int | None
+    ) -> tuple[list[Any], list[tuple[str, bytes]]]:
+        """Each input's stored payload, and a new job id with its serialized job; TaskInputError naming
+        every bad input by its index."""
+        key = self.secrets_key
+        payloads = stored_payloads(task, items)
+        jobs: list[tuple[str, bytes]] = []
+        errors: list[dict[str, Any]] = []
+        for index, payload in enumerate(payloads):
+            try:
+                job = self._job_data(task, payload, now, key)
+            except TaskInputError as error:
+                errors += [{**mistake, "loc": [index, *mistake["loc"]]} for mistake in error.errors]
+                continue
+            # the serialized job holds the payload (sealed): only a long one is measured on its own
+            if max_item_bytes is not None and len(job) > max_item_bytes:
+                size = len(dumps(payload))
+                if size > max_item_bytes:
+                    reason = f"the input is {size} bytes as JSON, more than one job's {max_item_bytes}"
+                    errors.append({"loc": [index], "msg": reason, "type": "too_large"})
+            jobs.append((uuid.uuid4().hex, job))
+        if errors:
+            raise TaskInputError(task.name, errors)
+        return payloads, jobs
+
     async def _store(
         self,
         task: Task[Any, Any],
@@ -250,38 +379,74 @@ class JobClient:
             stored = await self.batch.call(ENQUEUE_SCRIPT, keys, args, self.ack)
             self._check_refused(prepared.queue, stored)
             return prepared.accepted if stored == 1 else replace(prepared.accepted, replayed=True)
+        requests = self._fingerprints(task, [prepared.payload], delay, run_at, prepared.queue)
+        claim = IdempotencyClaim(
+            idempotency_key, requests[0], task.name, prepared.accepted.job_id, prepared.record.owner
+        )
+        call = self._enqueue_write(prepared, limited=limited).call(self.settings)
+        earlier = await self._store_claimed(
+            task, prepared.queue, claim, requests, ENQUEUE_SCRIPT, call, guarded=guarded
+        )
+        if earlier is None:
+            return prepared.accepted
+        return Enqueued(earlier.job_id, earlier.task, prepared.accepted.status, None, replayed=True)
+
+    def _fingerprints(
+        self,
+        task: Task[Any, Any],
+        payloads: Sequence[Any],
+        delay: float | timedelta | None,
+        run_at: datetime | None,
+        queue: str,
+        *,
+        batch: bool = False,
+    ) -> list[str]:
+        """The fingerprints of an Idempotency-Key's request, the one to store first: of one job's
+        payload, or (`batch`) of a batch's payloads in order. From the plaintext payloads (tokens differ
+        each time), their secrets hashed with a key when set (one variant per key)."""
         # the queue counts only when it is not the task's own: fingerprints stored before queues
         # could be chosen still match
-        chosen = None if prepared.queue == task.queue_for(self.settings) else prepared.queue
-        # from the plaintext payload (tokens differ each time), its secrets hashed with a key when set
-        requests = [
-            fingerprint(task.name, payload, delay, run_at, chosen)
-            for payload in fingerprint_inputs(task, prepared.payload, self.secrets_key)
-        ]
-        request = requests[0]
-        claim = IdempotencyClaim(
-            idempotency_key, request, task.name, prepared.accepted.job_id, prepared.record.owner
-        )
+        chosen = None if queue == task.queue_for(self.settings) else queue
+        variants = [fingerprint_inputs(task, payload, self.secrets_key) for payload in payloads]
+        inputs = [list(variant) for variant in zip(*variants, strict=True)] if batch else variants[0]
+        return [fingerprint(task.name, given, delay, run_at, chosen, batch=batch) for given in inputs]
+
+    async def _store_claimed(
+        self,
+        task: Task[Any, Any],
+        queue: str,
+        claim: IdempotencyClaim,
+        requests: Sequence[str],
+        script: Script,
+        call: tuple[list[str], list[Arg]],
+        *,
+        guarded: bool = True,
+        batch: int = 1,
+    ) -> IdempotencyClaim | None:
+        """Run `script` with `call`'s keys and arguments (an enqueue of `batch` jobs to `queue`, the first
+        one's id `claim.job_id`) and store `claim` with it, in one transaction; None when done. When the key
+        already holds a claim for one of `requests` (fingerprints), nothing is written and that earlier
+        claim is the answer; for another request, IdempotencyConflictError. Concurrent identical
+        requests store once (WATCH on the key). With `guarded`, the version guard is asked first."""
         key = self.keys.idempotency(claim.digest)
+        keys, args = call
         while True:
             async with self.transaction() as pipe:
                 await pipe.watch(key)
                 earlier = IdempotencyClaim.parse(await pipe.get(key))
                 if earlier is not None:
                     if earlier.fingerprint not in requests:
-                        raise IdempotencyConflictError(idempotency_key, earlier.task, earlier.job_id)
+                        raise IdempotencyConflictError(claim.key, earlier.task, earlier.job_id)
                     await self.confirm_on_replicas(pipe, key)
-                    return Enqueued(
-                        earlier.job_id, earlier.task, prepared.accepted.status, None, replayed=True
-                    )
+                    return earlier
                 if guarded:
-                    await self.check_served(task, prepared.queue)
+                    await self.check_served(task, queue)
                 pipe.multi()  # type: ignore[no-untyped-call]
-                self._write(pipe, prepared, limited=limited)
-                # the claim only if the job was stored: a job refused for a full queue leaves none
+                pipe.eval(script.source, len(keys), *keys, *args)  # type: ignore[arg-type]
+                # the claim only if the jobs were stored: jobs refused for a full queue leave none
                 if_stored(
                     pipe,
-                    self.keys.record(prepared.accepted.job_id),
+                    self.keys.record(claim.job_id),
                     set_key=key,
                     set_value=claim.to_json(),
                     set_ttl_ms=self.settings.idempotency_ttl_s * 1000,
@@ -290,9 +455,9 @@ class JobClient:
                     stored, _ = await pipe.execute()
                 except WatchError:  # an identical request won the race: answer with its job
                     continue
-                self._check_refused(prepared.queue, stored)
+                self._check_refused(queue, stored, batch)
                 self.check_replicas(pipe)
-                return prepared.accepted
+                return None
 
     def transaction(self) -> Pipeline:
         """A MULTI/EXEC pipeline for an enqueue, which waits for replicas after EXEC when the
@@ -335,15 +500,35 @@ class JobClient:
         schedule: str | None = None,
         owner: str | None = None,
     ) -> PreparedJob:
+        plan = self._plan(
+            task, delay, run_at, queue, retry_of=retry_of, workflow=workflow, schedule=schedule, owner=owner
+        )
+        if not isinstance(data, task.input_model):
+            data = task.parse_input(data)
+        payload = stored_payload(task, data)
+        job = self._job_data(task, payload, plan.record.enqueued_ms, self.secrets_key)
+        return plan.prepared(job_id or uuid.uuid4().hex, payload, job)
+
+    def _plan(
+        self,
+        task: Task[Any, Any],
+        delay: float | timedelta | None,
+        run_at: datetime | None,
+        queue: str | None,
+        *,
+        retry_of: str | None = None,
+        workflow: str | None = None,
+        schedule: str | None = None,
+        owner: str | None = None,
+    ) -> Plan:
+        """What the jobs of one enqueue share (one job's, or a batch's); UnknownTaskError,
+        UnknownQueueError and InvalidScheduleError before any input is looked at."""
         if self.registry.get(task.name) is not task:
             raise UnknownTaskError(task.name)
         queue = self.queue_for(task, queue)
-        if not isinstance(data, task.input_model):
-            data = task.parse_input(data)
         now = now_ms()
         scheduled = run_time_ms(now, delay, run_at, self.settings.max_schedule_ahead_s)
         run_at_ms = now if scheduled is None else scheduled
-        job_id = job_id or uuid.uuid4().hex
         record = JobRecord(
             task=task.name,
             queue=queue,
@@ -355,33 +540,26 @@ class JobClient:
             schedule=schedule,
             owner=owner,
         )
-        payload = stored_payload(task, data)
+        expires_ms = run_at_ms - now + self.settings.job_expires_s * 1000
+        return Plan(
+            record=record,
+            run_at_ms=run_at_ms,
+            expires_ms=expires_ms,
+            record_ttl_ms=record_ttl_ms(
+                expires_ms, task.timeout_for(self.settings), self.settings.longest_keep_s
+            ),
+        )
+
+    @staticmethod
+    def _job_data(task: Task[Any, Any], payload: Any, now: int, key: SecretsKey | None) -> bytes:
+        """The job key's value for `payload` (ARQ's JobDef, its secrets sealed with `key`);
+        TaskInputError when JSON cannot carry it."""
         try:
-            stored = seal(task, payload, self.secrets_key)
-            job = _arq.serialize_job(task.name, (stored,), {}, None, now, serializer=dumps)
+            stored = seal(task, payload, key)
+            return _arq.serialize_job(task.name, (stored,), {}, None, now, serializer=dumps)
         except _arq.SerializationError as error:
             reason = f"cannot be stored as JSON ({error.__cause__ or error})"
             raise TaskInputError(task.name, [{"loc": [], "msg": reason, "type": "json_unstorable"}]) from None
-        accepted = Enqueued(
-            job_id,
-            task.name,
-            JobState.PENDING if scheduled is None else JobState.SCHEDULED,
-            ms_to_datetime(scheduled),
-            retry_of=retry_of,
-        )
-        expires_ms = run_at_ms - now + self.settings.job_expires_s * 1000
-        return PreparedJob(
-            accepted=accepted,
-            payload=payload,
-            queue=queue,
-            run_at_ms=run_at_ms,
-            job=job,
-            record=record,
-            expires_ms=expires_ms,
-            record_ttl_ms=record_ttl_ms(
-                expires_ms, task.timeout_for(self.settings), self.settings.result_ttl_s
-            ),
-        )
 
     async def check_served(self, task: Task[Any, Any], queue: str, path: str | None = None) -> None:
         """TaskNotServedError when live workers serve `queue` and none can run `task` (the version
@@ -432,10 +610,11 @@ class JobClient:
         back-pressure counts."""
         return self.keys.index("phase", f"{Phase.QUEUED}:queue:{queue}")
 
-    def _check_refused(self, queue: str, stored: Any) -> None:
-        """QueueFullError when the enqueue script refused the job: its queue held -`stored` jobs."""
+    def _check_refused(self, queue: str, stored: Any, batch: int = 1) -> None:
+        """QueueFullError when the enqueue script refused the job (or a `batch` of jobs): its queue
+        held -`stored` jobs."""
         if isinstance(stored, int) and stored < 0:
-            raise QueueFullError(queue, -stored, self.max_pending[queue])
+            raise QueueFullError(queue, -stored, self.max_pending[queue], batch)
 
     async def check_room(self, queue: str) -> None:
         """QueueFullError when `queue` already holds its JOBS_QUEUE_MAX_PENDING jobs waiting to start.
@@ -638,7 +817,6 @@ def cancel_call(settings: Settings, job_id: str, queue_key: str, now: int) -> tu
     args = CANCEL_SCRIPT.args(
         now=now,
         job_id=job_id,
-        record_ttl_ms=settings.result_ttl_s * 1000,
         transition=cancelled.args(settings),
     )
     return script_keys, args

@@ -13,6 +13,7 @@ from pydantic import (
     Field,
     FilePath,
     HttpUrl,
+    NonNegativeInt,
     PositiveFloat,
     PositiveInt,
     RedisDsn,
@@ -130,7 +131,34 @@ class Settings(BaseSettings):
         description="How long a job may wait past its run time for a worker before it fails as expired.",
     )
     result_ttl_s: PositiveInt = Field(
-        default=86_400, description="How long results and job records are kept after a job ends."
+        default=86_400,
+        description="How long results and job records are kept after a job ends (both outcomes, unless "
+        "`keep_succeeded_s` / `keep_failed_s` say otherwise).",
+    )
+    keep_succeeded_s: PositiveInt | None = Field(
+        default=None,
+        description="How long a succeeded job (record, result, listing entries) is kept after it ends; "
+        "unset: `result_ttl_s`.",
+    )
+    keep_failed_s: PositiveInt | None = Field(
+        default=None,
+        description="How long a failed or cancelled job is kept after it ends; unset: `result_ttl_s` "
+        "(dead letters follow `dead_letter_ttl_s`).",
+    )
+    keep_succeeded_count: PositiveInt | None = Field(
+        default=None,
+        description="At most this many succeeded jobs are kept per queue, the oldest deleted first "
+        "(BullMQ's removeOnComplete count); unset: no limit.",
+    )
+    keep_failed_count: PositiveInt | None = Field(
+        default=None,
+        description="At most this many failed jobs, and this many cancelled jobs, are kept per queue; "
+        "unset: no limit.",
+    )
+    events_keep_s: NonNegativeInt = Field(
+        default=60,
+        description="How long an ended job's event stream is kept; after it, GET /jobs/{id}/events "
+        "gives the job's last event alone, read off its record.",
     )
     health_check_interval_s: PositiveInt = Field(
         default=5, description="How often a worker writes its health-check key."
@@ -165,6 +193,11 @@ class Settings(BaseSettings):
     )
     api_host: str = Field(default="127.0.0.1", description="Interface the API listens on.")
     api_port: Port = Field(default=8000, description="Port the API listens on.")
+    api_workers: PositiveInt = Field(
+        default=1,
+        description="API processes `serve()` (`python -m app`) runs, sharing the port (uvicorn's workers); "
+        "more than one needs the app as an import string.",
+    )
     log_level: LogLevel = Field(default="INFO", description="Log level of API and workers.")
     access_log: bool = Field(
         default=True,
@@ -240,6 +273,11 @@ class Settings(BaseSettings):
         default=1024 * 1024,
         description="Largest request body the API reads (413 payload_too_large); a task may set a lower "
         "`max_input_bytes`.",
+    )
+    max_batch_request_bytes: PositiveInt = Field(
+        default=4 * 1024 * 1024,
+        description="Largest request body of a batch enqueue (`POST /jobs/{task}/batch`, 413 "
+        "payload_too_large); each input in it is held to what one job of its task may have (422).",
     )
     max_workflow_steps: PositiveInt = Field(
         default=1000, description="Most steps one workflow may have, callbacks included (422 beyond)."
@@ -459,6 +497,20 @@ class Settings(BaseSettings):
     def concurrency_for(self, queue: str) -> int:
         """How many jobs at once one worker process of `queue`'s pool runs."""
         return self.queue_concurrency.get(queue, self.worker_concurrency)
+
+    def keep_s(self, succeeded: bool) -> int:
+        """How long a job that ended is kept: a succeeded one, or a failed or cancelled one."""
+        keep = self.keep_succeeded_s if succeeded else self.keep_failed_s
+        return self.result_ttl_s if keep is None else keep
+
+    def keep_count(self, succeeded: bool) -> int | None:
+        """How many ended jobs of one queue and outcome are kept (None: no limit)."""
+        return self.keep_succeeded_count if succeeded else self.keep_failed_count
+
+    @property
+    def longest_keep_s(self) -> int:
+        """The longest any ended job is kept."""
+        return max(self.keep_s(True), self.keep_s(False))
 
     @field_validator("key_prefix")
     @classmethod

@@ -22,11 +22,13 @@ from urllib.parse import unquote
 
 from arq.connections import ArqRedis
 from redis.asyncio import BlockingConnectionPool, ConnectionPool, SSLConnection
+from redis.asyncio.connection import AbstractConnection
 from redis.asyncio.sentinel import Sentinel, SentinelConnectionPool
 
 from arq_jobs._config import REDIS_TLS_OPTIONS, Settings
 from arq_jobs._keys import Keys
 from arq_jobs._serializer import dumps, loads
+from arq_jobs._transactions import CoalescingArqRedis
 
 
 @dataclass(frozen=True)
@@ -91,7 +93,34 @@ def redis_options(settings: Settings) -> RedisOptions:
     )
 
 
-class SentinelPool(SentinelConnectionPool):
+class QuickCheck:
+    """A pool that checks the connection it hands out by looking, not reading: redis-py 5.3's pool
+    (`ConnectionPool.ensure_connection`) tries a non-blocking read on every connection it hands out
+    (`can_read_destructive`: a 0-second timeout around a socket read), which costs a busy worker
+    about a tenth of its CPU per job. A connection is handed out as it is when it is connected, its
+    stream has not seen the server close it (EOF) and holds no unread bytes; anything else gets
+    redis-py's full check (and a reconnect). A reply left unread in the parser does not happen:
+    redis-py disconnects a connection whose read was interrupted (`read_response`, any exception).
+    redis-py internals this reads (tests/unit/test_connection.py names them): the connection's
+    `_reader` (an asyncio.StreamReader, None when disconnected) and the reader's `_buffer`, which
+    redis-py's own `_socket_is_empty` reads too."""
+
+    async def ensure_connection(self, connection: AbstractConnection) -> None:
+        reader: asyncio.StreamReader | None = getattr(connection, "_reader", None)
+        if reader is not None and connection.is_connected and not reader.at_eof() and not reader._buffer:  # type: ignore[attr-defined]
+            return
+        await super().ensure_connection(connection)  # type: ignore[misc]
+
+
+class Pool(QuickCheck, ConnectionPool):
+    """redis-py's ConnectionPool with the QuickCheck."""
+
+
+class BlockingPool(QuickCheck, BlockingConnectionPool):
+    """redis-py's BlockingConnectionPool with the QuickCheck."""
+
+
+class SentinelPool(QuickCheck, SentinelConnectionPool):
     """A pool of connections to the primary the Sentinels name; closing it closes theirs too."""
 
     async def disconnect(self, inuse_connections: bool = True) -> None:
@@ -122,16 +151,23 @@ def connection_pool(
     if options.tls is not None:
         login["connection_class"] = SSLConnection
     if max_connections is None:
-        return ConnectionPool(host=options.host, port=options.port, **login)
-    return BlockingConnectionPool(host=options.host, port=options.port, **login)
+        return Pool(host=options.host, port=options.port, **login)
+    return BlockingPool(host=options.host, port=options.port, **login)
 
 
 def open_arq(
-    options: RedisOptions, *, socket_timeout: float | None, max_connections: int | None = None, **arq: Any
+    options: RedisOptions,
+    *,
+    socket_timeout: float | None,
+    max_connections: int | None = None,
+    coalesce: bool = False,
+    **arq: Any,
 ) -> ArqRedis:
-    """An ArqRedis that owns its pool (closing it closes the connections); `arq` are ArqRedis options."""
+    """An ArqRedis that owns its pool (closing it closes the connections); `arq` are ArqRedis options.
+    With `coalesce`, its transactions begun in one loop iteration share one round trip (a worker's
+    pool: arq_jobs._transactions)."""
     pool = connection_pool(options, socket_timeout=socket_timeout, max_connections=max_connections)
-    redis = ArqRedis(pool, **arq)
+    redis = (CoalescingArqRedis if coalesce else ArqRedis)(pool, **arq)
     redis.auto_close_connection_pool = True
     return redis
 

@@ -315,12 +315,15 @@ class PermissionDeniedError(JobsError):
 
 class PayloadTooLargeError(JobsError):
     """A request body over `limit` bytes (JOBS_MAX_REQUEST_BYTES, or the `max_input_bytes` of `task`, the
-    task a route enqueues): refused before it is parsed (413)."""
+    task a route enqueues, or JOBS_MAX_BATCH_REQUEST_BYTES for a `batch`): refused before it is parsed
+    (413)."""
 
     code = "payload_too_large"
 
-    def __init__(self, limit: int, task: str | None = None) -> None:
+    def __init__(self, limit: int, task: str | None = None, *, batch: bool = False) -> None:
         which = f"task {task!r} accepts (its max_input_bytes)" if task else "this API accepts"
+        if batch:
+            which = "a batch may have (JOBS_MAX_BATCH_REQUEST_BYTES)"
         super().__init__(f"the request body is larger than the {limit} bytes {which}; nothing was done")
         self.limit = limit
         self.task = task
@@ -335,22 +338,31 @@ QUEUE_FULL_RETRY_AFTER_S = 5
 class QueueFullError(JobsError):
     """Back-pressure (JOBS_QUEUE_MAX_PENDING): `queue` already holds `pending` jobs waiting to start
     (pending, scheduled or retrying; running ones do not count), `limit` or more, so the job was not
-    queued (429). `Retry-After` says when to try again: a few seconds, long enough for refused clients
-    not to hammer the API, short enough for a draining queue (hundreds of jobs a second) to have room."""
+    queued (429); or, for a `batch` of jobs, `pending` plus the batch would be more than `limit`, so
+    none of them was. `Retry-After` says when to try again: a few seconds, long enough for refused
+    clients not to hammer the API, short enough for a draining queue (hundreds of jobs a second) to
+    have room."""
 
     code = "queue_full"
 
-    def __init__(self, queue: str, pending: int, limit: int) -> None:
-        super().__init__(
-            f"queue {queue!r} already holds {pending} jobs waiting to start (its limit is {limit}): the job "
-            f"was not queued; try again in {QUEUE_FULL_RETRY_AFTER_S} s"
-        )
+    def __init__(self, queue: str, pending: int, limit: int, batch: int = 1) -> None:
+        refused = f"already holds {pending} jobs waiting to start (its limit is {limit}): the job was"
+        if batch != 1:
+            refused = (
+                f"holds {pending} jobs waiting to start and its limit is {limit}: a batch of {batch} does "
+                "not fit, its jobs were"
+            )
+        super().__init__(f"queue {queue!r} {refused} not queued; try again in {QUEUE_FULL_RETRY_AFTER_S} s")
         self.queue = queue
         self.pending = pending
         self.limit = limit
+        self.batch = batch
 
     def details(self) -> dict[str, Any]:
-        return {"queue": self.queue, "pending": self.pending, "limit": self.limit}
+        details: dict[str, Any] = {"queue": self.queue, "pending": self.pending, "limit": self.limit}
+        if self.batch != 1:
+            details["batch"] = self.batch
+        return details
 
     def headers(self) -> dict[str, str]:
         return {"Retry-After": str(QUEUE_FULL_RETRY_AFTER_S)}

@@ -96,6 +96,11 @@ class Keys:
         """Hash of when each API key was last used (ms), by name."""
         return f"{self.prefix}:api-keys:used"
 
+    def dashboard_secret(self) -> str:
+        """The random secret every API process signs the dashboard's CSRF token with (made by the first
+        that needs it; without JOBS_ADMIN_TOKEN)."""
+        return f"{self.prefix}:dashboard:csrf-secret"
+
     @staticmethod
     def wake_channel(queue_key: str) -> str:
         """Pub/sub channel told of every job enqueued to run now on the queue `queue_key`: its

@@ -34,6 +34,9 @@ repr or JSON quotes them) and `scrub_exception` puts a ScrubbedError in the exce
 its message or traceback quotes one: the same type name, those texts with each value as `"***"`.
 
 Without JOBS_SECRETS_KEY secret values are stored as given, and still redacted in every output.
+
+cryptography's Fernet is imported on first use (a `SecretsKey` made, a key generated, a sealed value
+opened), not with this module: a process without JOBS_SECRETS_KEY does not load it.
 """
 
 from __future__ import annotations
@@ -48,7 +51,6 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any, Final, cast
 
-from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from pydantic import BaseModel, GetJsonSchemaHandler
 from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import CoreSchema
@@ -58,6 +60,8 @@ from arq_jobs._errors import PermanentError, TaskInputError, TransientError
 from arq_jobs._serializer import TextException, dumps, exception_message, format_traceback, loads
 
 if TYPE_CHECKING:
+    from cryptography.fernet import MultiFernet
+
     from arq_jobs._tasks.registry import Task, TaskRegistry
 
 MASK: Final = "***"
@@ -284,7 +288,9 @@ class SecretsKey:
     def __init__(self, keys: Sequence[str]) -> None:
         if not keys:
             raise ValueError(f"{KEY_SETTING} names no key")
-        self._fernet = MultiFernet([Fernet(key) for key in keys])
+        from cryptography.fernet import Fernet, MultiFernet
+
+        self._fernet: MultiFernet = MultiFernet([Fernet(key) for key in keys])
         # a key of its own per Fernet key for fingerprints, derived (not the Fernet key itself)
         self._digest_keys = [
             hmac.new(base64.urlsafe_b64decode(key), b"arq-jobs fingerprint", hashlib.sha256).digest()
@@ -320,6 +326,8 @@ def _keys(setting: str) -> SecretsKey:
 
 def new_key() -> str:
     """A new Fernet key for JOBS_SECRETS_KEY."""
+    from cryptography.fernet import Fernet
+
     return Fernet.generate_key().decode()
 
 
@@ -339,6 +347,8 @@ def unseal(task: Task[Any, Any], payload: Any, key: SecretsKey | None) -> Any:
             return value
         if key is None:
             raise _unreadable(task, at, f"stored encrypted, and {KEY_SETTING} is not set")
+        from cryptography.fernet import InvalidToken  # loaded already: `key` holds a MultiFernet
+
         try:
             return key.decrypt(value[SEALED_KEY])
         except InvalidToken:

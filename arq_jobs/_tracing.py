@@ -1,32 +1,35 @@
 """OpenTelemetry tracing, off unless `tracing_enabled`: a span per enqueue, whose trace context is
-stored with the job, and a span per attempt that continues that trace."""
+stored with the job, and a span per attempt that continues that trace.
+
+OpenTelemetry is imported only once tracing is configured (`configure_tracing` with tracing on, or
+given an exporter): a process with tracing off (the default) does not load its ~50 modules; the
+spans' context managers return before reaching it while no tracer is installed.
+"""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import cache
 from typing import TYPE_CHECKING
-
-from opentelemetry.context import Context
-from opentelemetry.sdk.resources import SERVICE_NAME, Resource
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor, SpanExporter
-from opentelemetry.trace import Span, SpanKind, Status, StatusCode, Tracer
-from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
-from opentelemetry.util.types import AttributeValue
 
 from arq_jobs._config import Settings
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
+    from opentelemetry.context import Context
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SpanExporter
+    from opentelemetry.trace import Span, Tracer
+    from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+    from opentelemetry.util.types import AttributeValue
 
 API_SERVICE = "jobs-api"
 WORKER_SERVICE = "jobs-worker"
 TRACER_NAME = "arq_jobs"
 MESSAGING_SYSTEM = "arq"
 
-_propagator = TraceContextTextMapPropagator()
 # our own provider, not the global one (settable once per process): tests configure tracing again and
 # again, and everything traced here is handed this provider explicitly
 _provider: TracerProvider | None = None
@@ -43,6 +46,10 @@ def configure_tracing(settings: Settings, service_name: str, exporter: SpanExpor
     global _provider, _tracer
     if exporter is None and not settings.tracing_enabled:
         return
+    from opentelemetry.sdk.resources import SERVICE_NAME, Resource
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
+
     shutdown_tracing()
     provider = TracerProvider(resource=Resource.create({SERVICE_NAME: service_name}))
     if exporter is None:
@@ -70,6 +77,13 @@ def tracing_enabled() -> bool:
     return _tracer is not None
 
 
+@cache
+def _propagator() -> TraceContextTextMapPropagator:
+    from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+    return TraceContextTextMapPropagator()
+
+
 def _attributes(operation: str, task: str, queue: str, job_id: str) -> dict[str, AttributeValue]:
     return {
         "messaging.system": MESSAGING_SYSTEM,
@@ -81,6 +95,8 @@ def _attributes(operation: str, task: str, queue: str, job_id: str) -> dict[str,
 
 
 def _fail(span: Span, error: BaseException) -> None:
+    from opentelemetry.trace import Status, StatusCode
+
     span.record_exception(error)
     message = str(error)
     span.set_status(Status(StatusCode.ERROR, f"{type(error).__name__}: {message}" if message else None))
@@ -88,6 +104,8 @@ def _fail(span: Span, error: BaseException) -> None:
 
 def _parent(carrier: str | None) -> Context:
     """The context stored at enqueue; an empty one (so: a new trace) when absent or unreadable."""
+    from opentelemetry.context import Context
+
     if not carrier:
         return Context()
     try:
@@ -95,29 +113,35 @@ def _parent(carrier: str | None) -> Context:
         if not isinstance(fields, dict):
             return Context()
         headers = {k: v for k, v in fields.items() if isinstance(k, str) and isinstance(v, str)}
-        return _propagator.extract(headers, context=Context())
+        return _propagator().extract(headers, context=Context())
     except Exception:  # a bad carrier must never fail a job
         return Context()
 
 
 @contextmanager
-def enqueue_span(task: str, queue: str, job_id: str) -> Iterator[str | None]:
+def enqueue_span(task: str, queue: str, job_id: str, count: int = 1) -> Iterator[str | None]:
     """A PRODUCER span `enqueue <task>` (child of the current span) around putting a job on its queue;
     yields that span's W3C trace context as compact JSON, to store with the job, or None when tracing
-    is off. An exception inside is recorded on the span and re-raised."""
+    is off. An exception inside is recorded on the span and re-raised. For a batch of `count` jobs
+    (`job_id`: the first one's) one span stands for all of them, each job storing its context."""
     tracer = _tracer
     if tracer is None:
         yield None
         return
+    from opentelemetry.trace import SpanKind
+
+    attributes = _attributes("send", task, queue, job_id)
+    if count != 1:
+        attributes["messaging.batch.message_count"] = count
     with tracer.start_as_current_span(
         f"enqueue {task}",
         kind=SpanKind.PRODUCER,
-        attributes=_attributes("send", task, queue, job_id),
+        attributes=attributes,
         record_exception=False,
         set_status_on_exception=False,
     ) as span:
         headers: dict[str, str] = {}
-        _propagator.inject(headers)
+        _propagator().inject(headers)
         try:
             yield json.dumps(headers, separators=(",", ":")) if headers else None
         except BaseException as error:
@@ -134,6 +158,8 @@ def attempt_span(carrier: str | None, *, task: str, queue: str, job_id: str, att
     if tracer is None:
         yield
         return
+    from opentelemetry.trace import SpanKind
+
     attributes = _attributes("process", task, queue, job_id)
     attributes["jobs.attempt"] = attempt
     with tracer.start_as_current_span(

@@ -22,9 +22,10 @@ from arq_jobs._api.deps import JobsDep
 from arq_jobs._api.errors import JobsRoute, json_errors
 from arq_jobs._api.install import install, serve
 from arq_jobs._api.jobs import Jobs
-from arq_jobs._api.schemas import EnqueuedJob, ErrorBody, WorkflowAccepted
+from arq_jobs._api.schemas import EnqueuedBatch, EnqueuedJob, ErrorBody, WorkflowAccepted
 
 __all__ = [
+    "EnqueuedBatch",
     "EnqueuedJob",
     "ErrorBody",
     "Jobs",

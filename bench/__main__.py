@@ -1,14 +1,17 @@
 """`python -m bench`: every workload, on our system and on plain ARQ (defaults and tuned), SAQ and
-taskiq (drain, sleep, latency; each installed on first use in its own virtual environment), repeated;
-prints a table of medians (min–max) with ours/ARQ ratios and the targets, and writes the raw runs
-with the machine, versions and date as JSON.
+taskiq (drain, sleep, latency, memory; each installed on first use in its own virtual environment),
+repeated; prints a table of medians (min–max) with ours/other ratios, then issue 17's targets, each
+with pass / MISS / not measured and every other system's figure from the same run; writes the raw
+runs with the machine, versions and date as JSON.
 
-    .venv/bin/python -m bench                      # everything at full size: ~20 minutes
+    .venv/bin/python -m bench                      # everything at full size
     .venv/bin/python -m bench --smoke              # a few hundred jobs: checks the harness works
     .venv/bin/python -m bench --workloads drain,latency --systems ours,arq-tuned --runs 5
 
 Redis: JOBS_REDIS_URL, else 127.0.0.1:6379 database 14 when it answers, else an embedded server.
-Each run writes under its own key prefix / queue and deletes every key it wrote.
+Each run writes under its own key prefix / queue and deletes every key it wrote. The workloads that
+read Redis's own totals or fill it — drain (Redis CPU per job), memory (bytes per finished job),
+http-batch and scaling — start a redis-server of their own for each run instead (bench/own_redis.py).
 """
 
 from __future__ import annotations
@@ -35,7 +38,7 @@ from bench.options import WORKLOADS, Options
 from bench.redis_target import RedisTarget, redis_target
 from bench.results import RunResult
 from bench.systems import BASE_SYSTEMS, SYSTEMS, SystemName, open_deployment
-from bench.workloads import drain, http, latency, polling, sleep
+from bench.workloads import drain, http, http_batch, latency, memory, polling, scaling, sleep
 
 Workload = Callable[[Harness, SystemName, int, Options], Awaitable[RunResult]]
 RUNNERS: dict[str, Workload] = {
@@ -43,7 +46,10 @@ RUNNERS: dict[str, Workload] = {
     "sleep": sleep.run,
     "latency": latency.run,
     "http": http.run,
+    "http-batch": http_batch.run,
     "polling": polling.run,
+    "memory": memory.run,
+    "scaling": scaling.run,
 }
 DEFAULT_JSON = Path("bench-results/latest.json")
 
@@ -88,6 +94,17 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--poll-jobs", type=int, help="polling: 10 ms jobs per phase (default 5,000)")
     p.add_argument("--poll-clients", type=int, help="polling: clients polling (default 20)")
     p.add_argument("--poll-interval", type=float, help="polling: seconds between a client's polls (0.05)")
+    p.add_argument("--batch-size", type=int, help="http-batch: jobs per request (default 100)")
+    p.add_argument("--batch-s", type=float, help="http-batch: seconds of requests (default 5)")
+    p.add_argument("--batch-connections", type=int, help="http-batch: requests in flight (default 8)")
+    p.add_argument("--memory-jobs", type=int, help="memory: finished noop jobs measured (default 3,000)")
+    p.add_argument(
+        "--memory-settle-s",
+        type=float,
+        help="memory: seconds waited after the last job ended (default 5; ours: events_keep_s + 2)",
+    )
+    p.add_argument("--scaling-http-s", type=float, help="scaling: seconds of HTTP load per step (default 5)")
+    p.add_argument("--scaling-connections", type=int, help="scaling: HTTP requests in flight (default 32)")
     p.add_argument("--json", type=Path, default=DEFAULT_JSON, help=f"where to write results ({DEFAULT_JSON})")
     p.add_argument("--keep-logs", action="store_true", help="keep the child processes' logs")
     return p
@@ -109,6 +126,13 @@ def options_from(args: argparse.Namespace) -> Options:
         poll_jobs=args.poll_jobs,
         poll_clients=args.poll_clients,
         poll_interval_s=args.poll_interval,
+        batch_size=args.batch_size,
+        batch_s=args.batch_s,
+        batch_connections=args.batch_connections,
+        memory_jobs=args.memory_jobs,
+        memory_settle_s=args.memory_settle_s,
+        scaling_http_s=args.scaling_http_s,
+        scaling_connections=args.scaling_connections,
     )
 
 
@@ -207,6 +231,7 @@ def document(
             for row in report.rows(options)
             if row.workload in args.workloads
         ],
+        "targets": [a.to_json() for a in report.assess(options, summary, args.systems, args.workloads)],
         "problems": report.problems(results),
         "notes": notes,
         "runs": [r.to_json() for r in results],
@@ -244,6 +269,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     mode = "smoke mode (sizes too small to mean anything)" if options.smoke else runs
     print(f"arq-jobs bench — {mode}, median (min–max); {started:%Y-%m-%d %H:%M} UTC, {wall_s:.0f} s")
     print(report.table(options, summary, args.systems, args.workloads))
+    print()
+    assessed = report.assess(options, summary, args.systems, args.workloads)
+    print(report.targets_table(assessed, args.systems))
+    print()
     for line in doc["notes"]:
         print(f"note: {line}")
     for line in doc["problems"]:

@@ -9,14 +9,15 @@ import json
 import sys
 import time
 from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import httpx
 
 from bench import processes
+from bench.own_redis import OwnRedis, own_redis
 from bench.processes import Child
 from bench.systems import Deployment, SystemName, base_env, open_deployment
 from devserver.redis_server import free_port
@@ -33,9 +34,20 @@ class Harness:
     redis_url: str
     log_dir: Path
     _names: itertools.count[int] = field(default_factory=itertools.count)
+    own: OwnRedis | None = None  # set on the harness `own_redis` hands out
 
     def name(self, what: str) -> str:
         return f"{next(self._names):03d}-{what}"
+
+    @asynccontextmanager
+    async def own_redis(self) -> AsyncIterator[Harness]:
+        """This harness on a fresh redis-server of its own (bench/own_redis.py), stopped after."""
+        async with own_redis(self.name("redis-server"), self.log_dir) as server:
+            yield replace(self, redis_url=server.url, own=server)
+
+    def redis_description(self) -> dict[str, Any]:
+        """Which Redis this harness's runs use, for a run's details."""
+        return self.own.describe() if self.own is not None else {"redis": "target"}
 
     @asynccontextmanager
     async def deployment(self, system: SystemName) -> AsyncIterator[Deployment]:
@@ -44,7 +56,8 @@ class Harness:
             yield deployment
         finally:
             try:
-                await deployment.cleanup()
+                if self.own is None:  # a Redis of its own is thrown away whole
+                    await deployment.cleanup()
             finally:
                 await deployment.aclose()
 
@@ -65,10 +78,23 @@ class Harness:
             await child.stop()
 
     @asynccontextmanager
-    async def api(self, deployment: Deployment) -> AsyncIterator[Api]:
-        """The system's HTTP app, once it answers its readiness route."""
+    async def workers(
+        self, deployment: Deployment, count: int, concurrency: int | None = None
+    ) -> AsyncIterator[list[Child]]:
+        """`count` worker processes of the system, each started as `worker` starts one, all serving
+        the same queue; stopped together."""
+        async with AsyncExitStack() as stack:
+            started = [
+                await stack.enter_async_context(self.worker(deployment, concurrency)) for _ in range(count)
+            ]
+            yield started
+
+    @asynccontextmanager
+    async def api(self, deployment: Deployment, processes_wanted: int = 1) -> AsyncIterator[Api]:
+        """The system's HTTP app, once it answers its readiness route; `processes_wanted` > 1 asks it
+        for that many server processes (ours: JOBS_API_WORKERS)."""
         port = free_port()
-        command = deployment.api(port)
+        command = deployment.api(port, processes_wanted)
         child = await processes.start(
             self.name(f"{deployment.system}-api"), command.argv, command.env, self.log_dir
         )
@@ -90,13 +116,22 @@ class Harness:
             await asyncio.sleep(0.02)
 
     async def wait_done(
-        self, deployment: Deployment, job_ids: Sequence[str], worker: Child, timeout_s: float
+        self,
+        deployment: Deployment,
+        job_ids: Sequence[str],
+        worker: Child | Sequence[Child],
+        timeout_s: float,
+        poll_s: float | None = None,
     ) -> None:
-        """Until every job has ended (its queue is empty and each has a result); fails when the
-        worker dies or `timeout_s` passes. Polls only the queue's size until it is empty."""
+        """Until every job has ended (its queue is empty and each has a result); fails when a
+        worker dies or `timeout_s` passes. Polls only the queue's size until it is empty, every
+        `poll_s` (default 20 ms while jobs are queued, 100 ms after; where Redis's CPU is measured
+        the harness polls less often, its own commands being counted too)."""
         deadline = time.monotonic() + timeout_s
+        workers = [worker] if isinstance(worker, Child) else list(worker)
         while True:
-            worker.check_alive()
+            for each in workers:
+                each.check_alive()
             queued = await deployment.queued()
             if queued == 0:
                 ended = await deployment.results(job_ids)
@@ -108,7 +143,7 @@ class Harness:
                     f"{deployment.system}: {ended}/{len(job_ids)} jobs ended within {timeout_s:.0f}s "
                     f"({queued} still queued)"
                 )
-            await asyncio.sleep(0.02 if queued else 0.1)
+            await asyncio.sleep(poll_s if poll_s is not None else 0.02 if queued else 0.1)
 
     async def loadgen(self, args: Sequence[str]) -> dict[str, Any]:
         """Run `python -m bench.loadgen <args>` to its end; its JSON report."""

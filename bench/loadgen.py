@@ -1,6 +1,8 @@
 """An open-loop HTTP/1.1 load generator, run as its own process; prints one JSON object on stdout.
 
     python -m bench.loadgen post --url http://127.0.0.1:8000/jobs/noop --body '{}' --rate 1000 --duration 5
+    python -m bench.loadgen post --url http://127.0.0.1:8000/jobs/noop/batch --body-file batch.json \
+        --closed --connections 8 --duration 5 --count '"job_id"'   # as fast as 8 connections go
     python -m bench.loadgen poll --url http://127.0.0.1:8000/jobs/ --ids-file ids.txt --clients 20 \
         --interval 0.05 --terminal '"is_terminal":true'      # until SIGTERM (or --duration)
 
@@ -9,6 +11,11 @@ an idle keep-alive connection, else on a new one up to --max-connections, else a
 up). Latency is measured from the time the request was *due*, not sent, so a server that falls behind
 shows it in the latency (no coordinated omission). Requests still unanswered --grace seconds after the
 last one was due count as errors ("timeout").
+
+`post --closed`: closed loop instead, as fast as the server answers: each of --connections connections
+sends its next request as soon as its last answer came, for --duration seconds (or --requests
+requests); latency from each request's sending. --count TEXT adds how often TEXT occurs in the 2xx
+answers (`"job_id"`: the jobs a batch enqueue accepted).
 
 `poll` models --clients clients each asking for their job's status every --interval seconds (rate =
 clients / interval): a client polls the next id of --ids-file, in order, once its job's answer
@@ -117,6 +124,9 @@ class Load:
     schedule_lag_ms: list[float] = field(default_factory=list)
     errors: Counter[str] = field(default_factory=Counter)
     all_connections: set[Connection] = field(default_factory=set)
+    count_token: bytes = b""  # counted in each 2xx body (`counted`) when set
+    counted: int = 0
+    freed: asyncio.Event = field(default_factory=asyncio.Event)  # set when a request ends
 
     def submit(self, request: Request, now: float) -> None:
         self.outstanding += 1
@@ -160,10 +170,13 @@ class Load:
             self.ok += 1
             self.last_ok = now
             self.latencies_ms.append((now - request.due) * 1000)
+            if self.count_token:
+                self.counted += body.count(self.count_token)
         else:
             self.errors[str(status)] += 1
         if request.on_body is not None:
             request.on_body(status, body)
+        self.freed.set()
         self.release(connection)
 
     def lost(self, connection: Connection, request: Request | None) -> None:
@@ -174,6 +187,7 @@ class Load:
         if request is not None:
             self.outstanding -= 1
             self.errors["connection"] += 1
+            self.freed.set()
         if self.waiting and self.connections < self.max_connections:
             self.open()
 
@@ -200,6 +214,26 @@ async def run_schedule(
     return start, sent
 
 
+async def run_closed(
+    load: Load, data: bytes, concurrency: int, duration_s: float, total: int | None
+) -> tuple[float, int]:
+    """Keep `concurrency` requests in flight until `duration_s` passed or `total` were sent; the start
+    (perf_counter) and how many were sent. Each request is due when it is sent."""
+    start = time.perf_counter()
+    end = start + duration_s
+    sent = 0
+    while (total is None or sent < total) and (now := time.perf_counter()) < end:
+        while load.outstanding < concurrency and (total is None or sent < total):
+            load.submit(Request(now, data), now)
+            sent += 1
+        load.freed.clear()
+        try:
+            await asyncio.wait_for(load.freed.wait(), max(0.0, end - time.perf_counter()))
+        except TimeoutError:
+            break
+    return start, sent
+
+
 async def settle(load: Load, grace_s: float) -> None:
     """Wait for answers to requests still in flight, up to `grace_s`; the rest are timeouts."""
     deadline = time.perf_counter() + grace_s
@@ -212,11 +246,13 @@ async def settle(load: Load, grace_s: float) -> None:
 
 
 def report(
-    load: Load, rate: float, duration_s: float, start: float, sent: int, cpu_s: float
+    load: Load, rate: float | None, duration_s: float, start: float, sent: int, cpu_s: float
 ) -> dict[str, Any]:
     active_s = max(duration_s, (load.last_ok - start) if load.ok else 0.0)
     lag = load.schedule_lag_ms
+    found: dict[str, Any] = {"counted": load.counted} if load.count_token else {}
     return {
+        **found,
         "target_rps": rate,
         "duration_s": round(duration_s, 3),
         "sent": sent,
@@ -250,22 +286,38 @@ def parse_url(url: str) -> tuple[str, int, str]:
     return parts.hostname, parts.port or 80, parts.path or "/"
 
 
+def request_body(args: argparse.Namespace) -> bytes:
+    return Path(args.body_file).read_bytes() if args.body_file else str(args.body).encode()
+
+
 async def post(args: argparse.Namespace) -> dict[str, Any]:
     host, port, path = parse_url(args.url)
-    body = args.body.encode()
+    body = request_body(args)
     data = (
         f"POST {path} HTTP/1.1\r\nHost: {host}:{port}\r\n{extra_headers(args)}"
         f"content-type: application/json\r\ncontent-length: {len(body)}\r\n\r\n"
     ).encode() + body
-    load = Load(host, port, args.max_connections)
-    for _ in range(min(args.connections, args.max_connections)):
+    closed = bool(args.closed)
+    if not closed and args.rate is None:
+        raise SystemExit("loadgen: post needs --rate (or --closed)")
+    load = Load(host, port, args.connections if closed else args.max_connections)
+    load.count_token = args.count.encode()
+    for _ in range(min(args.connections, load.max_connections)):
         load.open()
     await asyncio.sleep(0.05)
     cpu = time.process_time()
-    total = round(args.rate * args.duration)
-    start, sent = await run_schedule(load, args.rate, lambda _: Request(0.0, data), total, asyncio.Event())
+    if closed:
+        start, sent = await run_closed(load, data, args.connections, args.duration, args.requests)
+        duration = min(args.duration, time.perf_counter() - start)
+    else:
+        total = round(args.rate * args.duration)
+        if args.requests is not None:
+            total = min(total, args.requests)
+        schedule = await run_schedule(load, args.rate, lambda _: Request(0.0, data), total, asyncio.Event())
+        (start, sent), duration = schedule, args.duration
     await settle(load, args.grace)
-    return report(load, args.rate, args.duration, start, sent, time.process_time() - cpu)
+    found = report(load, args.rate, duration, start, sent, time.process_time() - cpu)
+    return {**found, "mode": "closed" if closed else "open"}
 
 
 def read_ids(path: str) -> list[str]:
@@ -332,9 +384,15 @@ def parser() -> argparse.ArgumentParser:
         )
     post_mode = modes.choices["post"]
     post_mode.add_argument("--body", default="{}")
-    post_mode.add_argument("--rate", type=float, required=True, help="requests per second")
+    post_mode.add_argument("--body-file", help="read the body from this file instead")
+    post_mode.add_argument("--rate", type=float, help="requests per second (open loop)")
+    post_mode.add_argument("--closed", action="store_true", help="closed loop: --connections in flight")
     post_mode.add_argument("--duration", type=float, required=True, help="seconds")
-    post_mode.add_argument("--connections", type=int, default=32, help="connections opened up front")
+    post_mode.add_argument("--requests", type=int, help="stop after this many requests")
+    post_mode.add_argument(
+        "--connections", type=int, default=32, help="connections opened up front (closed: in flight)"
+    )
+    post_mode.add_argument("--count", default="", metavar="TEXT", help="count TEXT in the 2xx answers")
     poll_mode = modes.choices["poll"]
     poll_mode.add_argument("--ids-file", required=True, help="job ids, one per line")
     poll_mode.add_argument("--clients", type=int, default=20)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
-WORKLOADS = ("drain", "sleep", "latency", "http", "polling")
+WORKLOADS = ("drain", "sleep", "latency", "http", "http-batch", "polling", "memory", "scaling")
 HTTP_RATES = (250, 500, 750, 1000, 1250, 1500, 1750, 2000, 2500, 3000, 3500, 4000, 5000, 6000)
 
 
@@ -25,6 +25,14 @@ class Options:
     poll_clients: int = 20
     poll_interval_s: float = 0.05
     poll_concurrency: int = 128
+    batch_size: int = 100
+    batch_s: float = 5.0
+    batch_connections: int = 8
+    batch_requests: int | None = None  # stop after this many batches (smoke: a few)
+    memory_jobs: int = 3_000
+    memory_settle_s: float = 5.0
+    scaling_http_s: float = 5.0
+    scaling_connections: int = 32
     smoke: bool = False
     max_wait_s: float | None = None
 
@@ -40,6 +48,11 @@ class Options:
             http_step_s=1.0,
             http_half_s=1.0,
             poll_jobs=200,
+            batch_s=2.0,
+            batch_requests=5,
+            memory_jobs=200,
+            memory_settle_s=0.5,
+            scaling_http_s=0.5,
             smoke=True,
         )
 

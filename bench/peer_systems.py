@@ -55,6 +55,15 @@ PEERS: dict[str, Peer] = {
     "saq": Peer("saq", "0.26.4", SAQ_PINS, "bench.peers.saq_peer", "WARNING"),
     "taskiq": Peer("taskiq", "0.13.0", TASKIQ_PINS, "bench.peers.taskiq_peer", "INFO"),
 }
+RETENTION = {  # what each keeps of an ended job at its defaults (bench/workloads/memory.py measures it)
+    "saq": "SAQ's default: each job's record, its result in it, kept Job.ttl = 600 s after it ends",
+    "taskiq": "taskiq-redis's defaults: results kept with no expiry (keep_results=True, no result_ex_time) "
+    "and every message left in the stream (no maxlen)",
+}
+DEPARTURES = {  # where a peer's worker is not at its defaults, and why
+    "saq": "its worker's first sweep is deferred by one interval (60 s): at start it races the dequeue of "
+    "a backlog, aborting a job as 'swept' and stalling another ~5 s (tobymao/saq#124, #277)",
+}
 MARKER = "bench-pins.txt"  # written last: a venv without it (an interrupted install) is made again
 
 
@@ -218,7 +227,7 @@ class PeerDeployment(Deployment):
         argv = [str(bin_dir / "taskiq"), "worker", f"{self.peer.module}:broker", "--workers", "1"]
         return Command([*argv, "--max-async-tasks", n], self.env())
 
-    def api(self, port: int) -> Command:
+    def api(self, port: int, processes: int = 1) -> Command:
         raise NotImplementedError(f"{self.system} has no HTTP app in this benchmark")
 
     async def _progress(self) -> dict[str, int]:
@@ -230,11 +239,15 @@ class PeerDeployment(Deployment):
         return progress["total"] - progress["done"]
 
     async def results(self, job_ids: Sequence[str]) -> int:
-        return (await self._progress())["done"]
+        ended: int = await (await self._agent()).call("ended", ids=list(job_ids))
+        return ended
 
     async def timings(self, job_ids: Sequence[str]) -> list[JobTiming]:
         rows = await (await self._agent()).call("timings")
-        by_id = {row[0]: JobTiming(row[0], ms(row[1]), ms(row[2]), ms(row[3]), bool(row[4])) for row in rows}
+        by_id = {
+            row[0]: JobTiming(row[0], ms(row[1]), ms(row[2]), ms(row[3]), bool(row[4]), *row[5:6])
+            for row in rows
+        }
         return [by_id.get(i, JobTiming(i, None, None, None, False)) for i in job_ids]
 
     async def cleanup(self) -> int:
@@ -261,4 +274,6 @@ class PeerDeployment(Deployment):
             "concurrency": TUNED_MAX_JOBS,
             "worker_processes": 1,
             "log_level": self.peer.log_level,
+            "retention": RETENTION[self.system],
+            **({"departure": DEPARTURES[self.system]} if self.system in DEPARTURES else {}),
         }

@@ -96,6 +96,17 @@ class Child:
             total += float(times.user + times.system)
         return total
 
+    def cpu_by_process(self) -> list[float]:
+        """CPU seconds (user + system) of the process and of each running descendant, in that order."""
+        found = []
+        for pid in [self.pid, *self.descendants()]:
+            try:
+                times = psutil.Process(pid).cpu_times()
+            except psutil.Error:
+                continue
+            found.append(round(float(times.user + times.system), 2))
+        return found
+
     def log_tail(self) -> str:
         return _tail(self.log_path)
 

@@ -2,9 +2,10 @@
 start its worker and its HTTP app, read when each job was enqueued, started and finished from the
 system's own records, and delete every key the run wrote.
 
-- `ours`: `JobClient` enqueues; `arq workers.WorkerSettings` runs the jobs; `python -m app` serves
-  HTTP. Settings are the defaults (plus any `JOBS_*` variable in the harness's environment), with
-  the bench tasks loaded; logs at INFO (the default: one line per job start and end) to a file.
+- `ours`: `JobClient` enqueues; `arq workers.WorkerSettings` runs the jobs (one process, or several
+  started alike); `python -m app` serves HTTP (`JOBS_API_WORKERS` processes where asked). Settings
+  are the defaults (plus any `JOBS_*` variable in the harness's environment), with the bench tasks
+  loaded; logs at INFO (the default: one line per job start and end) to a file.
   Timings: `JobClient.statuses` (ms precision).
 - `arq`: plain ARQ 0.28 at its defaults (`bench.plain_arq`: max_jobs 10, poll_delay 0.5 s); its app is
   `bench.plain_app`. Timings: ARQ's stored `JobResult` (enqueue/start/finish times, ms precision).
@@ -61,6 +62,7 @@ class JobTiming:
     started_ms: int | None
     finished_ms: int | None
     succeeded: bool
+    error: str | None = None  # why it did not succeed, as the system recorded it (peers: SAQ's "swept")
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,8 +95,14 @@ class Deployment(ABC):
 
     api_ready_path: str
     enqueue_path = "/jobs/noop"
+    batch_path: str | None = None  # POST {"items": [...]}: many jobs in one request (ours only)
     status_path = "/jobs/"
     headers: dict[str, str] = {}  # sent with every HTTP request to the API (ours: its API key)
+
+    def later_work_s(self) -> float:
+        """How long after a job ended the system may still change what Redis keeps of it on its own
+        (ours: an ended job's event stream expires `events_keep_s` later); 0: nothing."""
+        return 0.0
 
     def header_args(self) -> list[str]:
         """`--header NAME:VALUE` arguments of bench.loadgen for `headers`."""
@@ -114,8 +122,8 @@ class Deployment(ABC):
         """How to start this system's worker (`concurrency` None: the system's own setting)."""
 
     @abstractmethod
-    def api(self, port: int) -> Command:
-        """How to start this system's HTTP app on `port`."""
+    def api(self, port: int, processes: int = 1) -> Command:
+        """How to start this system's HTTP app on `port`, with `processes` server processes."""
 
     @abstractmethod
     async def timings(self, job_ids: Sequence[str]) -> list[JobTiming]:
@@ -173,6 +181,7 @@ def base_env() -> dict[str, str]:
 class Ours(Deployment):
     system: SystemName = "ours"
     api_ready_path = "/health/ready"
+    batch_path = "/jobs/noop/batch"
 
     def __init__(self, redis_url: str, tag: str) -> None:
         self.redis_url = redis_url
@@ -214,11 +223,15 @@ class Ours(Deployment):
             payload = {"seconds": SLEEP_S} if kind == "sleep" else {}
         return (await self.client.enqueue_payload(kind, payload)).job_id
 
+    def later_work_s(self) -> float:
+        return float(getattr(self.settings, "events_keep_s", 0))
+
     def worker(self, concurrency: int | None = None) -> Command:
         extra = {} if concurrency is None else {"JOBS_WORKER_CONCURRENCY": str(concurrency)}
         return Command(arq_command("workers.WorkerSettings"), self.env(**extra))
 
-    def api(self, port: int) -> Command:
+    def api(self, port: int, processes: int = 1) -> Command:
+        extra = {} if processes == 1 else {"JOBS_API_WORKERS": str(processes)}
         return Command(
             python_command("app"),
             self.env(
@@ -226,6 +239,7 @@ class Ours(Deployment):
                 JOBS_API_PORT=str(port),
                 JOBS_AUTH="keys",
                 JOBS_ADMIN_TOKEN=self.token,
+                **extra,
             ),
         )
 
@@ -260,8 +274,26 @@ class Ours(Deployment):
     def describe(self) -> dict[str, Any]:
         keys = ("worker_concurrency", "poll_delay_s", "lease_s", "result_ttl_s", "queue_name")
         settings = {key: getattr(self.settings, key) for key in keys}
+        settings.update(
+            {k: v for k, v in self.settings.model_dump().items() if "retention" in k or "keep" in k}
+        )
         overrides = {k: v for k, v in os.environ.items() if k.startswith("JOBS_") and k != "JOBS_REDIS_URL"}
-        return {"settings": settings, "env_overrides": overrides, "log_level": LOG_LEVEL}
+        return {
+            "settings": settings,
+            "env_overrides": overrides,
+            "log_level": LOG_LEVEL,
+            "retention": self.retention(),
+        }
+
+    def retention(self) -> str:
+        keep_s = getattr(self.settings, "keep_s", None)  # by outcome, where the settings have it
+        kept = keep_s(True) if callable(keep_s) else self.settings.result_ttl_s
+        events = getattr(self.settings, "events_keep_s", None)
+        streams = "" if events is None else f", its event stream {events:,} s"
+        return (
+            f"our defaults (settings above): a succeeded job's ARQ result, record and index entries kept "
+            f"{kept:,} s{streams}"
+        )
 
 
 class PlainArq(Deployment):
@@ -323,7 +355,9 @@ class PlainArq(Deployment):
         )
         return Command(argv, self.env(**self.worker_settings(concurrency)))
 
-    def api(self, port: int) -> Command:
+    def api(self, port: int, processes: int = 1) -> Command:
+        if processes != 1:
+            raise NotImplementedError("the plain ARQ app runs one process")
         return Command(python_command("bench.plain_app"), self.env(BENCH_HTTP_PORT=str(port)))
 
     async def timings(self, job_ids: Sequence[str]) -> list[JobTiming]:
@@ -358,9 +392,21 @@ class PlainArq(Deployment):
         return await self.delete(keys)
 
     def describe(self) -> dict[str, Any]:
+        retention = "ARQ's default keep_result: each job's pickled result kept 3,600 s"
         if self.tuned:
-            return {"poll_delay_s": TUNED_POLL_DELAY_S, "max_jobs": TUNED_MAX_JOBS, "log_level": LOG_LEVEL}
-        return {"poll_delay_s": 0.5, "max_jobs": 10, "log_level": LOG_LEVEL, "note": "ARQ defaults"}
+            return {
+                "poll_delay_s": TUNED_POLL_DELAY_S,
+                "max_jobs": TUNED_MAX_JOBS,
+                "log_level": LOG_LEVEL,
+                "retention": retention,
+            }
+        return {
+            "poll_delay_s": 0.5,
+            "max_jobs": 10,
+            "log_level": LOG_LEVEL,
+            "note": "ARQ defaults",
+            "retention": retention,
+        }
 
 
 async def open_deployment(system: SystemName, redis_url: str) -> Deployment:

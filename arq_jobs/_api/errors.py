@@ -38,6 +38,7 @@ from arq_jobs._redis_errors import describe_redis_error
 log = logging.getLogger(__name__)
 
 TASK_ROUTE_EXTRA = "x-task"
+BATCH_ROUTE_EXTRA = "x-batch"  # with TASK_ROUTE_EXTRA: the task's batch enqueue route
 
 STATUS_BY_ERROR: dict[type[JobsError], int] = {
     AuthenticationError: 401,
@@ -159,13 +160,15 @@ class JobsRoute(APIRoute):
 
 def capping_body(route: APIRoute, handler: Handler) -> Handler:
     """`handler` behind the request body limit of `route` (arq_jobs._api.body): 413 before parsing."""
-    task = (route.openapi_extra or {}).get(TASK_ROUTE_EXTRA)
+    extra = route.openapi_extra or {}
+    task = extra.get(TASK_ROUTE_EXTRA)
     task = task if isinstance(task, str) else None
+    batch = extra.get(BATCH_ROUTE_EXTRA) is True
     # a body parsed by a dependency of its own (the dashboard's form token) counts too
     reads_body = route.body_field is not None or bool((route.methods or set()) & {"POST", "PUT", "PATCH"})
 
     async def capped(request: Request) -> Response:
-        await cap_body(request, task=task, reads_body=reads_body)
+        await cap_body(request, task=task, reads_body=reads_body, batch=batch)
         return await handler(request)
 
     return capped

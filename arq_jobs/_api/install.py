@@ -4,6 +4,7 @@ app, with the ArqRedis pool run inside the app's lifespan (around the app's own)
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
@@ -14,6 +15,7 @@ from arq.connections import ArqRedis
 from fastapi import FastAPI
 from fastapi.params import Depends
 from fastapi.routing import APIRoute
+from uvicorn.importer import ImportFromStringError, import_from_string
 
 from arq_jobs._api import metrics
 from arq_jobs._api.auth import is_loopback
@@ -32,13 +34,13 @@ from arq_jobs._api.routes import (
     workers,
     workflows,
 )
-from arq_jobs._config import Settings, load_settings
+from arq_jobs._config import LogLevel, Settings, load_settings
 from arq_jobs._connection import create_arq
 from arq_jobs._dashboard import build_router as build_dashboard
 from arq_jobs._dashboard.routing import DashboardRoute
 from arq_jobs._errors import JobsError
 from arq_jobs._jobs.event_hub import EventHub
-from arq_jobs._logs import configure_logging
+from arq_jobs._logs import LogFormat, configure_logging
 from arq_jobs._redis_memory import warn_if_evicting
 from arq_jobs._scripts.batch import ScriptBatch
 from arq_jobs._tasks.registry import TaskRegistry, load_registry
@@ -193,9 +195,14 @@ def around(user: Lifespan, found: Installation) -> Lifespan:
     return lifespan
 
 
-def serve(app: FastAPI, *, settings: Settings | None = None) -> None:
-    """Serve `app` with uvicorn on `JOBS_API_HOST`:`JOBS_API_PORT`, logging as the workers do
-    (`JOBS_LOG_LEVEL`, `JOBS_LOG_FORMAT`, `JOBS_ACCESS_LOG`); SIGTERM lets requests finish for 5 s."""
+def serve(app: FastAPI | str, *, settings: Settings | None = None, factory: bool = False) -> None:
+    """Serve `app` with uvicorn on `JOBS_API_HOST`:`JOBS_API_PORT` in `JOBS_API_WORKERS` processes,
+    logging as the workers do (`JOBS_LOG_LEVEL`, `JOBS_LOG_FORMAT`, `JOBS_ACCESS_LOG`); SIGTERM lets
+    requests finish for 5 s.
+
+    `app` is the app, or its import string (`"myproject.main:app"`; with `factory=True` a function
+    that makes it, `"app.main:create_app"`), which several processes need: each imports the app itself
+    (reading its settings from the environment)."""
     settings = settings or load_settings()
     configure_logging(settings.log_level, settings.log_format)
     if settings.auth == "off" and not is_loopback(settings.api_host):
@@ -204,13 +211,55 @@ def serve(app: FastAPI, *, settings: Settings | None = None) -> None:
             "API listens on a loopback address only (JOBS_API_HOST=127.0.0.1); create API keys "
             "(arq-jobs keys create) or set JOBS_ADMIN_TOKEN and keep JOBS_AUTH=keys"
         )
+    several = settings.api_workers > 1
+    if several and not isinstance(app, str):
+        raise SystemExit(
+            f"JOBS_API_WORKERS={settings.api_workers}: each API process imports the app itself, so pass "
+            'serve() the app\'s import string instead of the app: serve("myproject.main:app"), or '
+            'serve("myproject.main:create_app", factory=True) for a function that makes it'
+        )
+    if several:
+        # made once here: a bad setting stops start-up with its one line, where each process failing
+        # on it would be started again by uvicorn, forever
+        try:
+            found = import_from_string(app)
+        except ImportFromStringError as error:
+            raise SystemExit(f"cannot import the app: {error}") from None
+        if factory:
+            found()
     uvicorn.run(
         app,
+        factory=factory,
+        workers=settings.api_workers,
         proxy_headers=settings.auth == "keys",  # without keys, only direct loopback clients are served
         host=settings.api_host,
         port=settings.api_port,
         log_level=settings.log_level.lower(),
-        log_config=None,
+        # each process of several is a fresh interpreter: uvicorn applies this dict in each
+        log_config=process_logging(settings) if several else None,
         access_log=settings.access_log,
         timeout_graceful_shutdown=5,
     )
+
+
+def process_logging(settings: Settings) -> dict[str, Any]:
+    """A `logging.config.dictConfig` dict that sets up our logging (configure_logging) in the process
+    that applies it: its one handler is made by `configured_handler`."""
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "handlers": {
+            "arq_jobs": {
+                "()": configured_handler,
+                "log_level": settings.log_level,
+                "log_format": settings.log_format,
+            }
+        },
+        "root": {"handlers": ["arq_jobs"], "level": settings.log_level},
+    }
+
+
+def configured_handler(log_level: LogLevel, log_format: LogFormat) -> logging.Handler:
+    """configure_logging, then the root handler it installed (dictConfig puts it back on the root)."""
+    configure_logging(log_level, log_format)
+    return logging.getLogger().handlers[0]

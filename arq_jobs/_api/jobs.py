@@ -10,7 +10,7 @@ from urllib.parse import quote
 from arq.connections import ArqRedis
 from fastapi import Request
 
-from arq_jobs._api.schemas import EnqueuedJob, WorkflowAccepted
+from arq_jobs._api.schemas import BatchJob, EnqueuedBatch, EnqueuedJob, WorkflowAccepted
 from arq_jobs._auth.scopes import Principal, enqueue_scope
 from arq_jobs._client import Enqueued, JobClient
 from arq_jobs._clock import now_ms
@@ -92,6 +92,43 @@ class Jobs:
             owner=self.owner,
         )
         return await self.replay(job) if job.replayed else self.answer(job)
+
+    async def enqueue_many(
+        self,
+        task: Task[InputT, Any],
+        items: Sequence[InputT],
+        *,
+        delay: float | timedelta | None = None,
+        run_at: datetime | None = None,
+        idempotency_key: str | None = None,
+        queue: str | None = None,
+        max_item_bytes: int | None = None,
+    ) -> EnqueuedBatch:
+        """Enqueue one job of `task` per input of `items` (1 to 1,000 instances of the task's input
+        model), all in one Redis call and all or none, on its own queue or on `queue`; `delay`,
+        `run_at` as for one job. A bad input raises TaskInputError naming each by its index
+        (`max_item_bytes`: the most bytes one input may have as JSON), a full queue QueueFullError (the
+        batch counts whole). An `idempotency_key` covers the batch: a repeat answers with the first
+        one's jobs (`idempotent_replay`), another request with it raises IdempotencyConflictError."""
+        jobs = await self.client.enqueue_many(
+            task,
+            items,
+            delay=delay,
+            run_at=run_at,
+            idempotency_key=idempotency_key,
+            queue=queue,
+            owner=self.owner,
+            max_item_bytes=max_item_bytes,
+        )
+        first = jobs[0]
+        urls = self.status_urls([job.job_id for job in jobs])
+        return EnqueuedBatch(
+            task=first.task,
+            status=None if first.replayed else first.status,
+            scheduled_for=first.scheduled_for,
+            jobs=[BatchJob(job_id=job.job_id, status_url=url) for job, url in zip(jobs, urls, strict=True)],
+            idempotent_replay=first.replayed,
+        )
 
     def answer(self, job: Enqueued) -> EnqueuedJob:
         return EnqueuedJob(
@@ -253,3 +290,8 @@ class Jobs:
     def status_url(self, job_id: str) -> str:
         """`request.url_for(STATUS_ROUTE, job_id=...)` without its search through every route."""
         return f"{self.base}jobs/{quote(job_id, safe='')}"
+
+    def status_urls(self, job_ids: Sequence[str]) -> list[str]:
+        """`status_url` of each job (the base built once)."""
+        base = f"{self.base}jobs/"
+        return [base + quote(job_id, safe="") for job_id in job_ids]

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, create_model
 
+from arq_jobs._client import MAX_BATCH_JOBS
 from arq_jobs._jobs.states import JobState
+from arq_jobs._tasks.registry import Task
 from arq_jobs._version_guard import Skew
 
 
@@ -26,6 +28,44 @@ class EnqueuedJob(BaseModel):
     idempotent_replay: bool = Field(
         default=False, description="True when an Idempotency-Key matched an earlier request: no new job."
     )
+
+
+class BatchJob(BaseModel):
+    """One job of an accepted batch."""
+
+    job_id: str
+    status_url: str = Field(description="GET this URL for the job's status.")
+
+
+class EnqueuedBatch(BaseModel):
+    """Answer to an accepted batch: one job per input, in the inputs' order."""
+
+    task: str
+    status: JobState | None = Field(
+        description="The state the jobs entered (pending or scheduled); null when an Idempotency-Key "
+        "replays an earlier batch (each status_url tells its job's current state)."
+    )
+    scheduled_for: datetime | None = None
+    jobs: list[BatchJob]
+    idempotent_replay: bool = Field(
+        default=False, description="True when an Idempotency-Key matched an earlier batch: no new jobs."
+    )
+
+
+def batch_request(task: Task[Any, Any]) -> type[BaseModel]:
+    """The body of `task`'s batch enqueue route, `{"items": [<input>, ...]}`, named after the task so
+    that OpenAPI shows each task's own (e.g. `SendWebhookBatch`)."""
+    name = "".join(part[:1].upper() + part[1:] for part in task.name.split("_")) + "Batch"
+    items = Annotated[
+        list[task.input_model],  # type: ignore[name-defined]
+        Field(
+            min_length=1,
+            max_length=MAX_BATCH_JOBS,
+            description=f"The inputs, 1 to {MAX_BATCH_JOBS}: one {task.name} job each, in order.",
+        ),
+    ]
+    model: type[BaseModel] = create_model(name, __doc__=f"A batch of {task.name} jobs.", items=(items, ...))
+    return model
 
 
 class WorkflowAccepted(BaseModel):

@@ -29,8 +29,8 @@ MEANINGS = {
     ExitCode.USAGE: "usage error: unknown command or option, bad option value",
     ExitCode.NOT_FOUND: "not found: unknown task, job id, dead letter or workflow id",
     ExitCode.INVALID_INPUT: (
-        "invalid input: --json not JSON or not valid for the task, bad delay or run time, unknown queue, "
-        "a mistake in a workflow spec"
+        "invalid input: --json (or a --json-lines line) not JSON or not valid for the task, bad delay or "
+        "run time, unknown queue, a mistake in a workflow spec"
     ),
     ExitCode.REDIS_UNAVAILABLE: "Redis unreachable, or refusing the request",
     ExitCode.CONFLICT: "conflict: the job or workflow has already ended, or an idempotency key was reused",

@@ -8,9 +8,10 @@ from typing import Annotated
 
 import typer
 
-from arq_jobs._cli import dead, keys, workflows
+from arq_jobs._cli import dead, keys, worker, workflows
 from arq_jobs._cli.errors import ExitCode, exit_codes_help
 from arq_jobs._cli.inputs import CursorOption, check_idempotency_key, parse_payload, parse_run_at
+from arq_jobs._cli.lines import enqueue_lines
 from arq_jobs._cli.output import (
     Accepted,
     JsonFlag,
@@ -51,6 +52,7 @@ app = typer.Typer(
 app.add_typer(dead.app, name="dead")
 app.add_typer(workflows.app, name="workflow")
 app.add_typer(keys.app, name="keys")
+app.command("worker")(worker.command)
 
 JobId = Annotated[str, typer.Argument(help="The job's id.", show_default=False, metavar="JOB_ID")]
 
@@ -88,6 +90,15 @@ def enqueue(
     payload: Annotated[
         str, typer.Option("--json", "-j", help="The task's input as a JSON object.", metavar="JSON")
     ] = "{}",
+    json_lines: Annotated[
+        str | None,
+        typer.Option(
+            "--json-lines",
+            help="One job per line of this JSON-lines file ('-': stdin), every line checked first, sent in "
+            "batches of up to 1,000; prints the job ids.",
+            metavar="FILE",
+        ),
+    ] = None,
     delay: Annotated[
         float | None, typer.Option("--delay", help="Run after this many seconds.", metavar="S")
     ] = None,
@@ -115,7 +126,12 @@ def enqueue(
     ] = False,
     output: OutputOption = Output.TABLE,
 ) -> None:
-    """Enqueue a job of TASK with the input given by --json."""
+    """Enqueue a job of TASK with the input given by --json (or one per line of --json-lines)."""
+    if json_lines is not None:
+        return enqueue_lines(
+            ctx, task, json_lines, delay=delay, run_at=run_at, idempotency_key=idempotency_key, queue=queue,
+            wait=wait, output=output,
+        )  # fmt: skip
 
     async def work(client: JobClient) -> Accepted | JobStatus:
         data = parse_payload(payload)

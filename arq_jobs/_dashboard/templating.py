@@ -14,7 +14,7 @@ from fastapi import Depends, Request
 from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 
-from arq_jobs._api.deps import SettingsDep
+from arq_jobs._api.deps import ArqDep, SettingsDep
 from arq_jobs._dashboard import formatting
 from arq_jobs._dashboard.assets import HTMX_FILE, HTMX_INTEGRITY, static_path
 from arq_jobs._dashboard.security import TOKEN_FIELD, csrf_token
@@ -54,10 +54,10 @@ def base_path(request: Request) -> str:
     return request.url_for(OVERVIEW_ROUTE).path.rstrip("/")
 
 
-def get_chrome(request: Request, settings: SettingsDep) -> Chrome:
+async def get_chrome(request: Request, settings: SettingsDep, redis: ArqDep) -> Chrome:
     return Chrome(
         base=base_path(request),
-        csrf_token=csrf_token(settings),
+        csrf_token=await csrf_token(settings, redis),
         read_only=settings.dashboard_read_only,
         refresh_s=settings.dashboard_refresh_s,
     )

@@ -11,6 +11,9 @@ a limit nothing is counted.
 
 Writes that belong with a job (an Idempotency-Key's claim, the removal of the dead letter a retry
 replaces) follow its enqueue in the same MULTI through `if_stored`: done only if the job was stored.
+
+A batch of jobs of one task (`JobClient.enqueue_many`) is one call of another script that stores each
+job as the single one does (the same Lua function), all or none, and wakes the queue once.
 """
 
 from __future__ import annotations
@@ -21,12 +24,21 @@ from dataclasses import dataclass
 from redis.asyncio.client import Pipeline
 
 from arq_jobs._config import Settings
-from arq_jobs._jobs.transitions import Transition
+from arq_jobs._jobs.transitions import TRANSITION_SCRIPT, Transition
 from arq_jobs._keys import Keys
 from arq_jobs._scripts.script import Arg, load_script
 
 ENQUEUE_SCRIPT = load_script("enqueue-4.lua")
+BATCH_SCRIPT = load_script("enqueue-batch-1.lua")
 IF_STORED_SCRIPT = load_script("if-job-stored-1.lua")
+
+# where the job id is among a transition's arguments: the batch script puts each job's own there
+JOB_ID_AT = next(slot.first for slot in TRANSITION_SCRIPT.arg_slots if slot.name == "job_id")
+
+
+def flat(fields: dict[str, str | int]) -> list[Arg]:
+    """A record's fields as HSET takes them: field, value, field, value, ..."""
+    return [item for pair in fields.items() for item in pair]
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,9 +61,6 @@ class EnqueueWrite:
     def call(self, settings: Settings) -> tuple[list[str], list[Arg]]:
         """ENQUEUE_SCRIPT's keys and arguments."""
         keys = Keys(settings.key_prefix)
-        record: list[Arg] = []
-        for name, value in self.record.items():
-            record += [name, value]
         args = ENQUEUE_SCRIPT.args(
             job_id=self.job_id,
             job=self.job,
@@ -62,8 +71,8 @@ class EnqueueWrite:
             only_new="1" if self.only_new else "0",
             max_pending=self.max_pending,
             waiting=self.waiting_key,
-            transition=self.entered.args(settings),  # sets no fields itself: 11 values
-            record_fields=record,
+            transition=self.entered.args(settings),  # sets no fields itself: 14 values
+            record_fields=flat(self.record),
         )
         script_keys = ENQUEUE_SCRIPT.keys(
             arq_job=Keys.arq_job(self.job_id),
@@ -72,6 +81,35 @@ class EnqueueWrite:
             events=keys.events(self.job_id),
         )
         return script_keys, args
+
+
+@dataclass(frozen=True, slots=True)
+class BatchWrite:
+    """What one batch enqueue stores: jobs written as `first` is (the same queue, times, record and
+    first transition), each with its own id and serialized job (`jobs`, the first one's included)."""
+
+    first: EnqueueWrite
+    jobs: list[tuple[str, bytes]]
+
+    def call(self, settings: Settings) -> tuple[list[str], list[Arg]]:
+        """BATCH_SCRIPT's keys and arguments."""
+        first, keys = self.first, Keys(settings.key_prefix)
+        transition, record = first.entered.args(settings), flat(first.record)
+        args = BATCH_SCRIPT.args(
+            record_prefix=keys.record(""),
+            events_prefix=keys.events(""),
+            job_ttl_ms=first.expires_ms,
+            run_at=first.run_at_ms,
+            record_ttl_ms=first.record_ttl_ms,
+            wake_channel=Keys.wake_channel(first.queue_key) if first.wake else "",
+            max_pending=first.max_pending,
+            waiting=first.waiting_key,
+            job_id_at=JOB_ID_AT,
+            transition_size=len(transition),
+            record_size=len(record),
+            transition_record_and_jobs=[*transition, *record, *(item for job in self.jobs for item in job)],
+        )
+        return BATCH_SCRIPT.keys(queue=first.queue_key), args
 
 
 def if_stored(

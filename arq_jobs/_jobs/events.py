@@ -62,6 +62,14 @@ def parse_event(job_id: str, entry_id: bytes | str, fields: dict[bytes, bytes]) 
     return JobEvent(entry, event, status)
 
 
+def last_event(status: JobStatus) -> JobEvent:
+    """An ended job's last event rebuilt from its status, for when its stream has expired
+    (`events_keep_s`): the stream id is the time it ended."""
+    ended = status.finished_at or status.enqueued_at
+    ms = 0 if ended is None else int(ended.timestamp() * 1000)
+    return JobEvent(f"{ms}-0", status.status.value, status)
+
+
 @dataclass(frozen=True, slots=True)
 class EventPage:
     """What one read of a job's stream found: its readable events, the id of the last entry read (of

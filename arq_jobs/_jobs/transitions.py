@@ -11,8 +11,12 @@ where the job is in its life as our writes know it — overall and per queue:
 
 A job is in exactly one phase index (its record's `phase` field says which). Pending vs scheduled vs
 retrying depend on the clock, so they share the `queued` phase; `retry-waits:<q>` (scored by when
-the backoff ends) tells retrying jobs apart. Each write trims entries whose run time is older than the
-retention horizon, and listings skip (and drop) entries whose record has expired.
+the backoff ends) tells retrying jobs apart. One write in 16 trims entries whose run time is older than
+the retention horizon, and listings skip (and drop) entries whose record has expired.
+
+A transition that ends the job (succeeded, failed, cancelled) gives its record the outcome's retention
+(`Settings.keep_s`), its event stream `events_keep_s`, and with `Settings.keep_count` deletes the
+oldest jobs of that queue and outcome beyond the count.
 
 Each transition appends an event to the job's stream (`XADD ... MAXLEN ~ events_maxlen`): `event`
 (the state entered, or `progress`), `extra` (the result or error of a finished job, JSON) and a
@@ -45,6 +49,7 @@ class Phase(StrEnum):
     CANCELLED = "cancelled"
 
 
+ENDED = frozenset({Phase.SUCCEEDED, Phase.FAILED, Phase.CANCELLED})
 PROGRESS_EVENT = "progress"
 
 TRANSITION_SCRIPT = load_script("transition-2.lua")
@@ -60,7 +65,7 @@ def derived_prefixes(key_prefix: str) -> tuple[str, str]:
 def index_horizon_ms(settings: Settings) -> int:
     """How long index entries are kept after the job's run time: as long as a record can live."""
     return round(
-        (settings.job_expires_s + settings.result_ttl_s + settings.job_timeout_s + RECORD_MARGIN_S) * 1000
+        (settings.job_expires_s + settings.longest_keep_s + settings.job_timeout_s + RECORD_MARGIN_S) * 1000
     )
 
 
@@ -83,6 +88,12 @@ class Transition:
     def args(self, settings: Settings) -> list[Arg]:
         """transition-2.lua's ARGV, which the scripts that include the transition take as a group."""
         index_prefix, retry_waits_prefix = derived_prefixes(settings.key_prefix)
+        keep: Arg = ""
+        keep_count = 0
+        if self.phase in ENDED:
+            succeeded = self.phase is Phase.SUCCEEDED
+            keep = settings.keep_s(succeeded) * 1000
+            keep_count = settings.keep_count(succeeded) or 0
         changes: list[Arg] = [2 * len(self.fields)]
         for name, value in self.fields.items():
             changes += [name, value]
@@ -98,6 +109,9 @@ class Transition:
             maxlen=settings.events_maxlen,
             extra=dumps(self.extra).decode() if self.extra is not None else "",
             created="1" if self.created else "0",
+            keep=keep,
+            events_keep=settings.events_keep_s * 1000,
+            keep_count=keep_count,
             changes=changes,
         )
 

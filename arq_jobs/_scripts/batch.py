@@ -8,6 +8,10 @@ pipeline: one write, one round trip, each script still atomic on its own.
 
 A call may ask for replicas to confirm its writes (`ack`, arq_jobs._replicas): the pipeline then
 ends with one WAIT on the same connection, and a short count fails exactly the calls that asked.
+
+A long call (`alone`: a batch enqueue, milliseconds of Redis time) goes out at once on a pipeline of its
+own: batched, it would hold up the short calls' answers and its own would wait for theirs, and concurrent
+requests would move in lock step (all parsed, then all run, then all answered) instead of overlapping.
 """
 
 from __future__ import annotations
@@ -41,17 +45,27 @@ class ScriptBatch:
         self._sending: set[asyncio.Task[None]] = set()
 
     def call(
-        self, script: Script | str, keys: Sequence[str], args: Sequence[Arg], ack: ReplicaAck | None = None
+        self,
+        script: Script | str,
+        keys: Sequence[str],
+        args: Sequence[Arg],
+        ack: ReplicaAck | None = None,
+        *,
+        alone: bool = False,
     ) -> asyncio.Future[Any]:
-        """Run `script` with `keys` and `args` in the next batch; the future gets its answer (or its
-        error; with `ack`, RedisUnavailableError when too few replicas confirmed the batch's writes).
-        A call whose future is cancelled before the batch goes out is dropped; once sent,
-        cancelling does not take it back."""
+        """Run `script` with `keys` and `args` in the next batch (`alone`: now, in a batch of its own);
+        the future gets its answer (or its error; with `ack`, RedisUnavailableError when too few
+        replicas confirmed the batch's writes). A call whose future is cancelled before the batch goes
+        out is dropped; once sent, cancelling does not take it back."""
         loop = asyncio.get_running_loop()
         answer: asyncio.Future[Any] = loop.create_future()
+        call = ScriptCall(script, keys, args, answer, ack)
+        if alone:
+            self._start([call])
+            return answer
         if not self._queued:
             loop.call_soon(self._flush)
-        self._queued.append(ScriptCall(script, keys, args, answer, ack))
+        self._queued.append(call)
         return answer
 
     async def drain(self) -> None:
@@ -62,6 +76,9 @@ class ScriptBatch:
 
     def _flush(self) -> None:
         calls, self._queued = self._queued, []
+        self._start(calls)
+
+    def _start(self, calls: list[ScriptCall]) -> None:
         task = asyncio.get_running_loop().create_task(self._send(calls))
         self._sending.add(task)
         task.add_done_callback(self._sending.discard)

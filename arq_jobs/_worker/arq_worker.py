@@ -26,6 +26,7 @@ from arq.worker import Worker
 
 from arq_jobs import _arq
 from arq_jobs._clock import now_ms
+from arq_jobs._jobs.transitions import ENDED, Phase
 from arq_jobs._keys import Keys
 from arq_jobs._limits.worker import RELEASE_SCRIPT
 from arq_jobs._redis_errors import describe_redis_error
@@ -62,6 +63,10 @@ def adopt(ctx: dict[str, Any], runtime: Runtime) -> Worker | None:
         incr_score: int | None,
         keep_in_progress: float | None,
     ) -> None:
+        transition = finishing.pop(job_id, None)
+        if transition is not None and transition.phase in ENDED:  # ARQ's result lives as long as the record
+            result_timeout_s = resources.settings.keep_s(transition.phase is Phase.SUCCEEDED)
+            keep_result_forever = False
         keys, args = finish_call(
             resources.settings,
             queue_name,
@@ -72,7 +77,7 @@ def adopt(ctx: dict[str, Any], runtime: Runtime) -> Worker | None:
             keep_result_forever=keep_result_forever,
             incr_score=incr_score,
             keep_in_progress=keep_in_progress,
-            transition=finishing.pop(job_id, None),
+            transition=transition,
         )
         release = runtime.limits.release_call(job_id, now_ms())
 

@@ -67,7 +67,7 @@ async def schedule_retry(
         # the job's data must outlive the wait (ARQ set its TTL at enqueue), and the record the data
         job_ttl_ms = delay_ms + settings.job_expires_s * 1000
         pipe.pexpire(Keys.arq_job(job_id), job_ttl_ms)
-        pipe.pexpire(record, record_ttl_ms(job_ttl_ms, task.timeout_for(settings), settings.result_ttl_s))
+        pipe.pexpire(record, record_ttl_ms(job_ttl_ms, task.timeout_for(settings), settings.longest_keep_s))
         retrying = Transition(
             job_id, JobState.RETRYING, Phase.QUEUED, now, fields=retrying_fields(now + delay_ms, info)
         )

@@ -160,7 +160,7 @@ class Runtime:
         args = BEGIN_SCRIPT.args(
             lease_ms=self.lease_ms,
             job_ttl_ms=round((timeout_s + settings.job_expires_s) * 1000),
-            record_ttl_ms=record_ttl_ms(0, timeout_s, settings.result_ttl_s),
+            record_ttl_ms=record_ttl_ms(0, timeout_s, settings.longest_keep_s),
             transition=running.args(settings),
         )
         script_keys = BEGIN_SCRIPT.keys(

@@ -31,8 +31,10 @@ from arq_jobs._worker.runner import ARQ_TIMEOUT_MARGIN_S, arq_functions
 
 def redis_settings(settings: Settings) -> RedisSettings:
     """ARQ's connection settings, from the options the API and the CLI connect with (so the password
-    is %-decoded and the TLS files are the same). With Sentinels the pool is ours, as ARQ's own
-    Sentinel support drops the TLS files, the timeouts and the Sentinels' password."""
+    is %-decoded and the TLS files are the same). The pool is ours (`open_arq`): its transactions
+    share round trips (arq_jobs._transactions), and with Sentinels ARQ's own support would drop the
+    TLS files, the timeouts and the Sentinels' password. The fields stay filled in for anyone who
+    reads them."""
     options = redis_options(settings)
     tls = options.tls or {}
     fields: dict[str, Any] = {
@@ -48,11 +50,12 @@ def redis_settings(settings: Settings) -> RedisSettings:
         "ssl_cert_reqs": tls.get("ssl_cert_reqs", "required"),
         "conn_timeout": max(1, round(settings.redis_timeout_s)),
     }
-    if options.sentinel_master is None:
-        return RedisSettings(**fields)
     _arq.open_pools_own_way()
-    fields.update(host=list(options.sentinels), sentinel=True, sentinel_master=options.sentinel_master)
-    return _arq.OwnPoolSettings(**fields, open_pool=partial(open_arq, options, socket_timeout=None))
+    if options.sentinel_master is not None:
+        fields.update(host=list(options.sentinels), sentinel=True, sentinel_master=options.sentinel_master)
+    return _arq.OwnPoolSettings(
+        **fields, open_pool=partial(open_arq, options, socket_timeout=None, coalesce=True)
+    )
 
 
 def health_check_key(queue: str) -> str:
@@ -87,7 +90,7 @@ def worker_options(settings: Settings, tasks: TaskRegistry, queue: str | None = 
         "max_jobs": settings.worker_concurrency,
         "poll_delay": settings.poll_delay_s,
         "job_timeout": settings.job_timeout_s + ARQ_TIMEOUT_MARGIN_S,
-        "keep_result": settings.result_ttl_s,
+        "keep_result": settings.longest_keep_s,
         "expires_extra_ms": settings.job_expires_s * 1000,
         "health_check_interval": settings.health_check_interval_s,
         "job_completion_wait": settings.shutdown_grace_s,

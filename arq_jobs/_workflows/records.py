@@ -170,4 +170,4 @@ def workflow_ttl_ms(settings: Settings, tasks: Iterable[Task[Any, Any]]) -> int:
         * (settings.job_expires_s + t.timeout_for(settings) + max(t.retry.cap_s, MAX_RETRY_AFTER_S))
         for t in tasks
     )
-    return record_ttl_ms(0, longest, settings.result_ttl_s)
+    return record_ttl_ms(0, longest, settings.longest_keep_s)

@@ -64,3 +64,9 @@ class Progress:
             if still:
                 break
         return {"total": len(self.ids), "done": len(self.ids) - len(self.pending)}
+
+    async def ended(self, request: dict[str, Any]) -> int:
+        """How many of the jobs `request["ids"]` names have ended."""
+        await self.check(request)
+        pending = set(self.pending)
+        return sum(1 for job_id in request["ids"] if job_id not in pending)

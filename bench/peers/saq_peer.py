@@ -7,6 +7,9 @@ with `Queue.jobs` (SAQ's records: queued / started / completed, epoch ms).
     BENCH_PEER_QUEUE        the queue's name (the harness gives each run its own)
     BENCH_PEER_CONCURRENCY  the worker's concurrency
     BENCH_PEER_READY_KEY    set by the worker's startup hook once it runs
+
+The one departure from SAQ's defaults: its worker's first sweep is deferred by one sweep interval (see
+`startup`).
 """
 
 from __future__ import annotations
@@ -35,7 +38,15 @@ async def sleep(ctx: dict[str, Any], seconds: float = 0.01) -> None:
 
 
 async def startup(ctx: dict[str, Any]) -> None:
-    await ctx["worker"].queue.redis.set(os.environ["BENCH_PEER_READY_KEY"], 1)
+    worker = ctx["worker"]
+    # SAQ sweeps stuck jobs when its worker starts, then every `timers["sweep"]` (60 s). With a backlog
+    # that first sweep races the worker's own dequeue: a job moved to the active list but not marked
+    # active yet is aborted as "swept" and another stalls ~5 s (tobymao/saq#124, #277), which would
+    # dominate a drain of a few seconds. The first sweep is skipped as if one had just run: SAQ's own
+    # sweep lock, held for one interval. Later sweeps run as usual.
+    sweep_lock = worker.queue.namespace("sweep")
+    await worker.queue.redis.set(sweep_lock, 1, ex=worker.timers["sweep"], nx=True)
+    await worker.queue.redis.set(os.environ["BENCH_PEER_READY_KEY"], 1)
 
 
 queue = Queue.from_url(REDIS_URL, name=QUEUE)
@@ -70,12 +81,15 @@ async def agent() -> None:
                 if job is None:
                     found.append([key, None, None, None, False])
                 else:
+                    complete = job.status == Status.COMPLETE
                     found.append([key, job.queued or None, job.started or None, job.completed or None,
-                                  job.status == Status.COMPLETE])  # fmt: skip
+                                  complete, None if complete else job.error or str(job.status)])  # fmt: skip
         return found
 
     try:
-        await serve({"enqueue": enqueue, "progress": progress.check, "timings": timings})
+        await serve(
+            {"enqueue": enqueue, "progress": progress.check, "ended": progress.ended, "timings": timings}
+        )
     finally:
         await queue.disconnect()
 

@@ -94,8 +94,9 @@ async def agent() -> None:
         except Exception:  # no result (yet)
             return [task_id, None, None, None, False]
         labels = result.labels
+        error = f"{type(result.error).__name__}: {result.error}" if result.is_err else None
         return [task_id, labels.get("enqueued_ms"), labels.get("started_ms"), labels.get("finished_ms"),
-                not result.is_err]  # fmt: skip
+                not result.is_err, error]  # fmt: skip
 
     async def timings(request: dict[str, Any]) -> list[list[Any]]:
         found: list[list[Any]] = []
@@ -104,7 +105,9 @@ async def agent() -> None:
         return found
 
     try:
-        await serve({"enqueue": enqueue, "progress": progress.check, "timings": timings})
+        await serve(
+            {"enqueue": enqueue, "progress": progress.check, "ended": progress.ended, "timings": timings}
+        )
     finally:
         await broker.shutdown()
 

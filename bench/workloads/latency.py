@@ -7,7 +7,7 @@ import asyncio
 
 from bench.harness import Harness
 from bench.options import Options
-from bench.results import RunResult
+from bench.results import RunResult, failures
 from bench.stats import latency_summary, percentile
 from bench.systems import Deployment, SystemName
 
@@ -47,6 +47,7 @@ async def run(harness: Harness, system: SystemName, run_no: int, options: Option
         metrics=dict(latency_summary(waits)),
         counts={"enqueued": len(ids), "succeeded": sum(t.succeeded for t in timings)},
         details={
+            **({"failures": lost} if (lost := failures(timings)) else {}),
             "rate": options.rate,
             "duration_s": options.duration_s,
             "arrival_lateness_p99_ms": round(percentile(lateness, 99), 2) if lateness else None,

@@ -32,5 +32,10 @@ async def run(harness: Harness, system: SystemName, run_no: int, options: Option
         result.counts["enqueued"] += len(ids)
         result.counts["succeeded"] += measured.succeeded
         detail: dict[str, Any] = {"seconds": measured.seconds, "ideal_jobs_per_s": ideal, "jobs": len(ids)}
+        lost: dict[str, int] = result.details.setdefault("failures", {})
+        for reason, n in measured.failures.items():
+            lost[reason] = lost.get(reason, 0) + n
         result.details[f"c{concurrency}"] = detail
+    if not result.details["failures"]:
+        del result.details["failures"]
     return result

@@ -18,7 +18,7 @@ from redis.asyncio import Redis
 
 from arq_jobs._client import CANCEL_SCRIPT
 from arq_jobs._config import Settings
-from arq_jobs._jobs.enqueue import ENQUEUE_SCRIPT, IF_STORED_SCRIPT
+from arq_jobs._jobs.enqueue import BATCH_SCRIPT, ENQUEUE_SCRIPT, IF_STORED_SCRIPT, JOB_ID_AT
 from arq_jobs._jobs.snapshots import SNAPSHOT_SCRIPT
 from arq_jobs._jobs.transitions import TRANSITION_SCRIPT, Phase, Transition, index_horizon_ms
 from arq_jobs._keys import Keys
@@ -140,7 +140,9 @@ async def test_transition_indexes_a_new_job_moves_it_between_phases_and_appends_
     await space.hash(record, {"task": "t", "queue": "q", "enqueued_at": NOW - 5, "gone": "x"}, ttl_ms=60_000)
     script_keys = TRANSITION_SCRIPT.keys(record=record, events=events)
 
-    def args(event: str, phase: str, changes: list[Arg], *, created: str = "0", extra: str = "") -> list[Arg]:
+    def args(
+        event: str, phase: str, changes: list[Arg], *, created: str = "0", extra: str = "", keep: Arg = ""
+    ) -> list[Arg]:
         return TRANSITION_SCRIPT.args(
             index_prefix=keys.index(""),
             retry_waits_prefix=keys.retry_waits(""),
@@ -152,6 +154,9 @@ async def test_transition_indexes_a_new_job_moves_it_between_phases_and_appends_
             maxlen=100,
             extra=extra,
             created=created,
+            keep=keep,
+            events_keep=2_000,
+            keep_count=0,
             changes=changes,
         )
 
@@ -172,7 +177,7 @@ async def test_transition_indexes_a_new_job_moves_it_between_phases_and_appends_
         keys.index("phase", "queued:queue:q"): indexed,
         events: [{"event": "pending", "extra": "", **pending}],
     }
-    assert near(await space.pttl(keys.index("phase", "queued")), HORIZON)
+    assert await space.pttl(keys.index("phase", "queued")) == -1  # trimmed by one write in 16, no TTL
     assert near(await space.pttl(events), 60_000)
 
     assert (
@@ -199,6 +204,14 @@ async def test_transition_indexes_a_new_job_moves_it_between_phases_and_appends_
             {"event": "retrying", "extra": "", **retrying},
         ],
     }
+
+    ended: list[Arg] = [2, "finished_at", NOW + 900]  # an end: the outcome's retention, the events' shorter one
+    assert (
+        await space.run(TRANSITION_SCRIPT, script_keys, args("succeeded", "succeeded", ended, keep=30_000))
+        == 1
+    )
+    assert near(await space.pttl(record), 30_000) and near(await space.pttl(events), 2_000)
+    assert not await space.redis.exists(keys.retry_waits("q"))  # it left the queued phase: not waiting
 
 
 async def test_transition_of_a_job_without_a_record_writes_nothing(space: Space) -> None:
@@ -310,6 +323,92 @@ async def test_enqueue_back_pressure_holds_under_concurrent_enqueues(space: Spac
     )
     assert sorted(answers) == [-5] * 15 + [1] * 5
     assert await space.redis.zcard(space.keys.queue("q")) == 5
+
+
+# --- enqueue-batch-1.lua -------------------------------------------------------------------------
+
+
+def batch_call(
+    space: Space, jobs: range, *, max_pending: int = 0, wake: bool = True
+) -> tuple[list[str], list[Arg]]:
+    """BATCH_SCRIPT's keys and arguments for `jobs` (job `n`'s data: `job-<n>`) of task `t` on queue
+    `q`, as enqueue_call's, `max_pending` its limit."""
+    keys = space.keys
+    queue = keys.queue("q")
+    entered = Transition(space.job(jobs[0]), "pending", Phase.QUEUED, NOW, created=True)
+    transition = entered.args(space.settings)
+    record: list[Arg] = ["task", "t", "queue", "q", "enqueued_at", NOW]
+    each: list[Arg] = [item for n in jobs for item in (space.job(n), f"job-{n}".encode())]
+    args = BATCH_SCRIPT.args(
+        record_prefix=keys.record(""),
+        events_prefix=keys.events(""),
+        job_ttl_ms=90_000,
+        run_at=NOW,
+        record_ttl_ms=120_000,
+        wake_channel=Keys.wake_channel(queue) if wake else "",
+        max_pending=max_pending,
+        waiting=keys.index("phase", "queued:queue:q") if max_pending else "",
+        job_id_at=JOB_ID_AT,
+        transition_size=len(transition),
+        record_size=len(record),
+        transition_record_and_jobs=[*transition, *record, *each],
+    )
+    return BATCH_SCRIPT.keys(queue=queue), args
+
+
+async def test_enqueue_batch_stores_each_job_as_enqueue_does_and_wakes_the_queue_once(space: Space) -> None:
+    keys, queue = space.keys, space.keys.queue("q")
+    answer, woken = await space.published(
+        Keys.wake_channel(queue), space.run(BATCH_SCRIPT, *batch_call(space, range(1, 4)))
+    )
+    assert (answer, woken) == (3, [b""])
+    ids = [space.job(n) for n in range(1, 4)]
+    record = {"task": "t", "queue": "q", "enqueued_at": str(NOW), "phase": "queued"}
+    every = dict.fromkeys(ids, NOW)
+    stored: dict[str, Any] = {
+        queue: every,
+        keys.index("all"): every,
+        keys.index("queue", "q"): every,
+        keys.index("task", "t"): every,
+        keys.index("phase", "queued"): every,
+        keys.index("phase", "queued:queue:q"): every,
+    }
+    for n, job in enumerate(ids, 1):
+        stored[Keys.arq_job(job)] = f"job-{n}"
+        stored[keys.record(job)] = record
+        stored[keys.events(job)] = [{"event": "pending", "extra": "", **record}]
+    assert await space.state() == stored
+    for job in ids:
+        assert near(await space.pttl(Keys.arq_job(job)), 90_000)
+        assert near(await space.pttl(keys.record(job)), 120_000)
+        assert near(await space.pttl(keys.events(job)), 120_000)
+
+    # what enqueue-4.lua stores for one job of the same request is the same, but for its id
+    assert await space.run(ENQUEUE_SCRIPT, *enqueue_call(space, 4, max_pending=0)) == 1
+    single = await space.state()
+    assert single[keys.record(space.job(4))] == record
+    assert single[keys.events(space.job(4))] == stored[keys.events(ids[0])]
+    assert single[queue] == {**every, space.job(4): NOW}
+
+
+async def test_enqueue_batch_refuses_a_batch_that_would_take_its_queue_over_max_pending(space: Space) -> None:
+    waiting = space.keys.index("phase", "queued:queue:q")
+    assert [await space.run(ENQUEUE_SCRIPT, *enqueue_call(space, n, max_pending=5)) for n in (1, 2)] == [1, 1]
+    before = await space.state()
+    # 2 waiting + 4 > 5: nothing written, nobody woken, the answer is minus the jobs waiting
+    call = batch_call(space, range(3, 7), max_pending=5)
+    answer, woken = await space.published(
+        Keys.wake_channel(space.keys.queue("q")), space.run(BATCH_SCRIPT, *call)
+    )
+    assert (answer, woken) == (-2, [])
+    assert await space.state() == before
+    # 2 + 3 = 5 fits exactly; then not even one more
+    assert await space.run(BATCH_SCRIPT, *batch_call(space, range(3, 6), max_pending=5)) == 3
+    assert await space.redis.zcard(waiting) == 5
+    assert await space.run(BATCH_SCRIPT, *batch_call(space, range(6, 7), max_pending=5)) == -5
+    # no limit: nothing counted
+    assert await space.run(BATCH_SCRIPT, *batch_call(space, range(6, 8), wake=False)) == 2
+    assert await space.redis.zcard(waiting) == 7
 
 
 # --- if-job-stored-1.lua -------------------------------------------------------------------------
@@ -708,9 +807,7 @@ def cancel_keys(space: Space, job: str) -> list[str]:
 
 def cancel_args(space: Space, job: str) -> list[Arg]:
     cancelled = Transition(job, "cancelled", Phase.CANCELLED, NOW)
-    return CANCEL_SCRIPT.args(
-        now=NOW, job_id=job, record_ttl_ms=30_000, transition=cancelled.args(space.settings)
-    )
+    return CANCEL_SCRIPT.args(now=NOW, job_id=job, transition=cancelled.args(space.settings))
 
 
 async def test_cancel_takes_a_waiting_job_off_its_queue_and_marks_it_cancelled(space: Space) -> None:
@@ -746,7 +843,7 @@ async def test_cancel_takes_a_waiting_job_off_its_queue_and_marks_it_cancelled(s
         keys.index("phase", "cancelled:queue:q"): {job: NOW - 10},
         keys.events(job): [{"event": "cancelled", "extra": "", **record}],
     }
-    assert near(await space.pttl(keys.record(job)), 30_000)
+    assert near(await space.pttl(keys.record(job)), space.settings.keep_s(False) * 1000)
     assert await space.run(CANCEL_SCRIPT, cancel_keys(space, job), cancel_args(space, job)) == b"ended"
 
 

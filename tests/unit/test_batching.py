@@ -79,6 +79,16 @@ async def test_calls_from_many_tasks_in_one_iteration_share_the_pipeline(spied: 
     assert await spied.redis.get("counter") == b"111"
 
 
+async def test_a_call_alone_goes_at_once_in_a_pipeline_of_its_own(spied: Spied) -> None:
+    batch = ScriptBatch(spied.redis)
+    calls = [batch.call(ECHO, [f"key-{n}"], [n]) for n in range(3)]
+    alone = batch.call(ECHO, ["long"], ["one"], alone=True)
+    calls += [batch.call(ECHO, [f"key-{n}"], [n]) for n in range(3, 5)]
+    assert await alone == [b"long", b"one"]
+    assert await asyncio.gather(*calls) == [[f"key-{n}".encode(), str(n).encode()] for n in range(5)]
+    assert spied.sent == [1, 5]
+
+
 async def test_calls_of_different_iterations_go_in_separate_pipelines(spied: Spied) -> None:
     batch = ScriptBatch(spied.redis)
     first = [batch.call(ECHO, ["a"], [1]), batch.call(ECHO, ["b"], [2]), batch.call(ECHO, ["c"], [3])]

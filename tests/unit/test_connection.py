@@ -11,7 +11,8 @@ from redis.asyncio import BlockingConnectionPool, SSLConnection
 
 from arq_jobs import _arq
 from arq_jobs._config import Settings, describe_error
-from arq_jobs._connection import SentinelPool, connection_pool, create_arq, redis_options
+from arq_jobs._connection import QuickCheck, SentinelPool, connection_pool, create_arq, redis_options
+from arq_jobs._transactions import CoalescingArqRedis
 from arq_jobs._worker.settings import redis_settings
 
 
@@ -65,7 +66,11 @@ def test_tls_options_from_the_url_reach_api_and_worker_alike(files: dict[str, st
         2.5,
     )
     worker = redis_settings(settings)
-    assert type(worker) is RedisSettings and worker.ssl and not worker.sentinel
+    assert isinstance(worker, _arq.OwnPoolSettings) and worker.ssl and not worker.sentinel
+    assert worker.open_pool is not None
+    own = worker.open_pool()  # the worker's pool: ours, with the same TLS files, coalescing transactions
+    assert isinstance(own, CoalescingArqRedis) and isinstance(own.connection_pool, QuickCheck)
+    assert own.connection_pool.connection_kwargs["ssl_ca_certs"] == files["ca.pem"]
     assert (worker.host, worker.port, worker.database, worker.username, worker.password) == (
         "redis.internal",
         6380,

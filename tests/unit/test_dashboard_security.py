@@ -82,11 +82,32 @@ async def test_same_origin_or_the_pages_token_lets_an_action_through(
         assert (await job_client.status(job.job_id)).status is JobState.CANCELLED
 
 
-def test_csrf_token_is_shared_by_processes_with_the_same_admin_token() -> None:
-    one = csrf_token(make_settings(admin_token="s3cret" * 6))
-    assert one == csrf_token(make_settings(admin_token="s3cret" * 6))
-    assert one != csrf_token(make_settings(admin_token="other" * 7))
-    assert one != csrf_token(make_settings())  # without a token: a per-process random secret
+async def test_csrf_token_is_shared_by_processes_with_the_same_admin_token(arq_redis: ArqRedis) -> None:
+    one = await csrf_token(make_settings(admin_token="s3cret" * 6), arq_redis)
+    assert one == await csrf_token(make_settings(admin_token="s3cret" * 6), arq_redis)
+    assert one != await csrf_token(make_settings(admin_token="other" * 7), arq_redis)
+    assert one != await csrf_token(make_settings(), arq_redis)  # without a token: the Redis secret
+    assert await arq_redis.keys("*") == [b"unit:dashboard:csrf-secret"]  # made for the last one only
+
+
+async def test_without_admin_token_a_token_one_api_process_rendered_works_on_another(
+    arq_redis: ArqRedis, job_client: JobClient, mix: Mix
+) -> None:
+    """Two apps on one Redis stand for two API processes (JOBS_API_WORKERS=2, or two hosts)."""
+    async with dashboard_client(arq_redis) as one, dashboard_client(arq_redis) as other:
+        token = page_token((await one.get(f"/dashboard/jobs/{mix.scheduled.job_id}")).text)
+        assert page_token((await other.get("/dashboard/queues/default")).text) == token
+        answer = await other.post(
+            f"/dashboard/jobs/{mix.scheduled.job_id}/cancel",
+            headers={"Sec-Fetch-Site": "cross-site", "X-CSRF-Token": token},
+        )
+        assert answer.status_code == 200
+    assert (await job_client.status(mix.scheduled.job_id)).status is JobState.CANCELLED
+    stored = await arq_redis.get("unit:dashboard:csrf-secret")
+    assert stored is not None and re.fullmatch(rb"[0-9a-f]{64}", stored)
+    async with dashboard_client(arq_redis, key_prefix="elsewhere") as elsewhere:
+        other_deployment = page_token((await elsewhere.get("/dashboard/queues/default")).text)
+    assert other_deployment != token  # each deployment (key prefix) has its own secret
 
 
 async def test_read_only_hides_every_action(

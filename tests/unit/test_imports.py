@@ -1,10 +1,13 @@
 """The package's import structure: no import cycles (also none hidden in a function or under
 TYPE_CHECKING), every module importable on its own, ARQ reached beyond its documented API only
-through arq_jobs._arq, and the worker modules take the clock from arq_jobs._clock."""
+through arq_jobs._arq, the worker modules take the clock from arq_jobs._clock, and what a worker or
+API process does not need is not loaded (OpenTelemetry with tracing off, Fernet without a secrets key,
+httpx's command-line client): memory, issue 17."""
 
 from __future__ import annotations
 
 import ast
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -147,3 +150,98 @@ def test_the_worker_modules_take_the_clock_from_arq_jobs_clock() -> None:
         if isinstance(node, ast.FunctionDef) and node.name in ("now_ms", "ms_to_datetime")
     }
     assert clocks == {"arq_jobs._clock"}
+
+
+def loaded_in_a_fresh_interpreter(imports: str, watched: list[str]) -> dict[str, str]:
+    """For each module of `watched`: "absent", "blocked" (None in sys.modules) or "loaded", after
+    `imports` (Python statements) ran in a fresh interpreter with no JOBS_* variable set (the unit
+    tests' environment)."""
+    script = (
+        f"{imports}\n"
+        "import json, sys\n"
+        "found = {n: 'absent' if n not in sys.modules else 'blocked' if sys.modules[n] is None else 'loaded'"
+        " for n in sys.argv[1:]}\n"
+        "print(json.dumps(found))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script, *watched], capture_output=True, text=True, cwd=ROOT, timeout=120
+    )
+    assert result.returncode == 0, result.stderr
+    found: dict[str, str] = json.loads(result.stdout)
+    return found
+
+
+def test_a_worker_loads_neither_opentelemetry_nor_fernet_until_it_needs_them() -> None:
+    """Tracing is off by default (JOBS_TRACING_ENABLED) and secret inputs are sealed only with
+    JOBS_SECRETS_KEY: a worker without them does not pay for OpenTelemetry's SDK (~50 modules,
+    psutil) or Fernet. (cryptography itself is loaded anyway: redis-py 5 imports PyJWT, which
+    imports it.) arq_jobs._tracing and arq_jobs._secrets import them on first use."""
+    found = loaded_in_a_fresh_interpreter(
+        "import workers, arq_jobs.worker, arq.cli\nworkers.WorkerSettings",
+        ["opentelemetry", "opentelemetry.sdk", "cryptography.fernet"],
+    )
+    assert found == {
+        "opentelemetry": "absent",
+        "opentelemetry.sdk": "absent",
+        "cryptography.fernet": "absent",
+    }
+
+
+def test_the_api_loads_no_opentelemetry_sdk_and_no_fernet_until_it_needs_them() -> None:
+    """FastAPI imports OpenTelemetry's API for its own telemetry, but our SDK set-up (provider,
+    exporters, instrumentation) and Fernet wait until tracing is on or a secrets key is set."""
+    found = loaded_in_a_fresh_interpreter("import app.main", ["opentelemetry.sdk", "cryptography.fernet"])
+    assert found == {"opentelemetry.sdk": "absent", "cryptography.fernet": "absent"}
+
+
+def test_tracing_and_fernet_load_once_used() -> None:
+    """The lazy imports happen where they are needed: configuring tracing (here with an exporter of
+    our own, so that nothing else imports OpenTelemetry first) loads the SDK and its spans work;
+    making a secrets key loads Fernet, which then encrypts and decrypts."""
+    found = loaded_in_a_fresh_interpreter(
+        "import sys\n"
+        "from arq_jobs import Settings\n"
+        "from arq_jobs._secrets import SecretsKey, new_key\n"
+        "from arq_jobs._tracing import configure_tracing, enqueue_span, shutdown_tracing\n"
+        "assert 'opentelemetry' not in sys.modules and 'cryptography.fernet' not in sys.modules\n"
+        "class Exporter:\n"
+        "    spans = []\n"
+        "    def export(self, spans):\n"
+        "        self.spans.extend(spans)\n"
+        "    def shutdown(self):\n"
+        "        pass\n"
+        "exporter = Exporter()\n"
+        "configure_tracing(Settings(), 'test', exporter=exporter)\n"
+        "with enqueue_span('noop', 'default', 'job-1') as carrier:\n"
+        "    assert carrier is not None and 'traceparent' in carrier\n"
+        "shutdown_tracing()\n"
+        "assert [span.name for span in exporter.spans] == ['enqueue noop']\n"
+        "key = SecretsKey([new_key()])\n"
+        "assert key.decrypt(key.encrypt({'a': 1})) == {'a': 1}",
+        ["opentelemetry.sdk.trace", "cryptography.fernet"],
+    )
+    assert found == {"opentelemetry.sdk.trace": "loaded", "cryptography.fernet": "loaded"}
+
+
+def test_importing_arq_jobs_keeps_httpx_cli_out() -> None:
+    """httpx's `__init__` imports its command-line client (`httpx._main`: rich, pygments, click) when
+    those are installed, as they are here (our CLI uses them): arq_jobs._httpx_cli marks it absent
+    before anything of ours imports httpx, so a worker or API process does not load it. httpx
+    treats it as the optional `cli` extra not installed: `httpx.main` is its stand-in, and the
+    rest of httpx works as before."""
+    found = loaded_in_a_fresh_interpreter(
+        "import arq_jobs, httpx\n"
+        "assert httpx.main.__module__ == 'httpx', httpx.main.__module__  # the stand-in, not httpx._main's\n"
+        "assert httpx.AsyncClient and httpx.get",
+        ["httpx._main", "rich.progress", "pygments.lexers"],
+    )
+    assert found == {"httpx._main": "blocked", "rich.progress": "absent", "pygments.lexers": "loaded"}
+
+
+def test_httpx_imported_first_keeps_its_cli() -> None:
+    """The `httpx` command (and any process that imported httpx before arq_jobs) keeps its CLI:
+    the module is only marked absent when nothing has loaded it yet."""
+    found = loaded_in_a_fresh_interpreter(
+        "import sys, httpx, arq_jobs\nassert httpx.main is sys.modules['httpx._main'].main", ["httpx._main"]
+    )
+    assert found == {"httpx._main": "loaded"}

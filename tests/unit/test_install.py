@@ -2,22 +2,28 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
 import pytest
+import uvicorn
 from arq.connections import ArqRedis
 from fastapi import Depends, FastAPI, Header, HTTPException, Request
 from fastapi.responses import JSONResponse
+from pydantic import ValidationError
 from starlette.types import Receive, Scope, Send
 
 from arq_jobs import Settings
-from arq_jobs._api.install import installation, mount
+from arq_jobs._api import install as install_module
+from arq_jobs._api.install import configured_handler, installation, mount
 from arq_jobs._connection import create_arq
 from arq_jobs._tasks.registry import TaskRegistry
-from arq_jobs.fastapi import EnqueuedJob, JobsDep, install
+from arq_jobs.fastapi import EnqueuedJob, JobsDep, install, serve
 from workers.tasks.noop import NoopInput, noop
 
 from .conftest import make_settings
@@ -274,3 +280,87 @@ async def test_install_after_the_app_started_is_refused_before_changing_anything
         with pytest.raises(RuntimeError, match="before the app starts"):
             mount(app, settings, registry)
         assert app.routes == routes and getattr(app.state, "arq_jobs_installation", None) is None
+
+
+MADE: list[FastAPI] = []
+
+
+def counted_app() -> FastAPI:
+    """An app factory serve() is given by import string (`tests.unit.test_install:counted_app`)."""
+    MADE.append(FastAPI())
+    return MADE[-1]
+
+
+@pytest.fixture
+def served(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
+    """What serve() hands uvicorn.run (which is not started); logging is left alone."""
+    calls: list[dict[str, Any]] = []
+    monkeypatch.setattr(uvicorn, "run", lambda app, **options: calls.append({"app": app, **options}))
+    monkeypatch.setattr(install_module, "configure_logging", lambda *args: None)
+    MADE.clear()
+    return calls
+
+
+def test_serve_runs_one_process_of_an_app_object_as_before(served: list[dict[str, Any]]) -> None:
+    app = FastAPI()
+    serve(app, settings=make_settings())
+    [call] = served
+    assert (call["app"], call["workers"], call["factory"], call["log_config"]) == (app, 1, False, None)
+
+
+def test_serve_runs_several_processes_of_an_import_string_each_set_up_to_log_as_ours(
+    served: list[dict[str, Any]],
+) -> None:
+    settings = make_settings(api_workers=3, log_level="WARNING", log_format="json")
+    serve("tests.unit.test_install:counted_app", settings=settings, factory=True)
+    [call] = served
+    assert (call["app"], call["workers"], call["factory"]) == ("tests.unit.test_install:counted_app", 3, True)
+    assert len(MADE) == 1  # made once by serve itself, to stop at a mistake before any process starts
+    assert call["log_config"] == {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "handlers": {"arq_jobs": {"()": configured_handler, "log_level": "WARNING", "log_format": "json"}},
+        "root": {"handlers": ["arq_jobs"], "level": "WARNING"},
+    }
+
+
+def test_serve_refuses_several_processes_of_an_app_object_saying_to_pass_its_import_string(
+    served: list[dict[str, Any]],
+) -> None:
+    with pytest.raises(SystemExit) as refused:
+        serve(FastAPI(), settings=make_settings(api_workers=2))
+    assert str(refused.value) == (
+        "JOBS_API_WORKERS=2: each API process imports the app itself, so pass serve() the app's import "
+        'string instead of the app: serve("myproject.main:app"), or serve("myproject.main:create_app", '
+        "factory=True) for a function that makes it"
+    )
+    with pytest.raises(SystemExit) as unknown:
+        serve("tests.unit.no_such_module:app", settings=make_settings(api_workers=2))
+    assert str(unknown.value).startswith("cannot import the app: ")
+    assert served == []
+
+
+def test_api_workers_is_at_least_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert make_settings().api_workers == 1
+    monkeypatch.setenv("JOBS_API_WORKERS", "4")
+    assert Settings(_env_file=None).api_workers == 4  # type: ignore[call-arg]
+    with pytest.raises(ValidationError, match="api_workers"):
+        make_settings(api_workers=0)
+
+
+def test_configured_handler_is_our_logging_in_the_process_that_applies_it() -> None:
+    """What each of several API processes runs (uvicorn applies the dict in each)."""
+    code = (
+        "import logging, logging.config; from arq_jobs import Settings; "
+        "from arq_jobs._api.install import process_logging; "
+        "logging.config.dictConfig(process_logging(Settings(_env_file=None, log_format='json'))); "
+        "logging.getLogger('uvicorn.error').info('Started server process [1]')"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    line = json.loads(done.stderr)
+    assert (line["level"], line["logger"], line["event"]) == (
+        "info",
+        "uvicorn.error",
+        "Started server process [1]",
+    )

@@ -36,8 +36,9 @@ async def test_noop_returns_its_input(
 ) -> None:
     job = await job_client.enqueue(noop, NoopInput(value=[1, {"b": None}]))
     worker = await run_worker()
-    record_ttl = await arq_redis.pttl(f"unit:job:{job.job_id}")  # reset at start: outlives the result
-    assert (10 + 86_400) * 1000 < record_ttl <= (10 + 86_400 + 60) * 1000
+    record_ttl = await arq_redis.pttl(f"unit:job:{job.job_id}")  # set at the end: kept as long as the result
+    result_ttl = await arq_redis.pttl(f"arq:result:{job.job_id}")
+    assert 86_390_000 < record_ttl <= 86_400_000 and abs(record_ttl - result_ttl) < 1_000
     assert (worker.jobs_complete, worker.jobs_failed) == (1, 0)
     status = await job_client.status(job.job_id)
     assert status.status is JobState.SUCCEEDED

@@ -81,28 +81,37 @@ async def test_an_event_set_during_an_iteration_skips_the_next_sleep(wakeup: Wak
 
 
 def test_slot_freed_wakes_only_when_due_jobs_were_left_behind(wakeup: Wakeup) -> None:
-    wakeup.slot_freed()
+    wakeup.slot_freed(1, 1)
     assert not wakeup.event.is_set()  # nothing was left behind yet
     wakeup.claimed(False)
-    wakeup.slot_freed()
+    wakeup.slot_freed(1, 1)
     assert not wakeup.event.is_set()
     wakeup.claimed(True)
-    wakeup.slot_freed()
+    wakeup.slot_freed(1, 1)
     assert wakeup.event.is_set()
     wakeup.event.clear()
     wakeup.claimed(False)  # a later claim took every due job
-    wakeup.slot_freed()
+    wakeup.slot_freed(1, 1)
     assert not wakeup.event.is_set()
+
+
+def test_a_backlog_is_claimed_once_a_quarter_of_the_slots_is_free(wakeup: Wakeup) -> None:
+    wakeup.claimed(True)
+    for free in range(1, 25):  # one claim per freed slot would start the jobs one by one
+        wakeup.slot_freed(free, 100)
+        assert not wakeup.event.is_set(), free
+    wakeup.slot_freed(25, 100)
+    assert wakeup.event.is_set()
 
 
 async def test_a_freed_slot_ends_the_sleep_only_with_a_backlog(wakeup: Wakeup) -> None:
     polls = wakeup.poll(STEP_S)
     await anext(polls)
     wakeup.claimed(False)
-    asyncio.get_running_loop().call_later(0.02, wakeup.slot_freed)
+    asyncio.get_running_loop().call_later(0.02, wakeup.slot_freed, 1, 1)
     assert await timed_next(polls) >= STEP_S - 0.01
     wakeup.claimed(True)
-    asyncio.get_running_loop().call_later(0.02, wakeup.slot_freed)
+    asyncio.get_running_loop().call_later(0.02, wakeup.slot_freed, 1, 1)
     assert await timed_next(polls) < STEP_S - 0.05
     await polls.aclose()
 

@@ -27,7 +27,7 @@ from arq_jobs._api.schemas import AUTH_ERRORS, ErrorBody
 from arq_jobs._auth.scopes import JOBS_READ
 from arq_jobs._config import Settings
 from arq_jobs._jobs.event_hub import Subscription
-from arq_jobs._jobs.events import JobEvent
+from arq_jobs._jobs.events import JobEvent, last_event
 from arq_jobs._redis_errors import describe_redis_error
 
 log = logging.getLogger(__name__)
@@ -49,6 +49,7 @@ async def stream(
     wait_s = max(0.1, min(settings.sse_ping_s, 1.0))
     last_sent = time.monotonic()
     first = True
+    from_start = subscription.cursor == "0"
     try:
         while True:
             events = await subscription.next(wait_s)
@@ -57,8 +58,12 @@ async def stream(
                 last_sent = time.monotonic()
                 if event.is_last:
                     return
-            if first and not events and (await jobs.status(subscription.job_id)).is_terminal:
-                return  # resumed after the end (or the events expired): nothing will follow
+            if first and not events:
+                status = await jobs.status(subscription.job_id)
+                if status.is_terminal:  # resumed after the end, or the ended job's events expired
+                    if from_start:
+                        yield frame(last_event(status))
+                    return
             first = False
             if await request.is_disconnected():
                 return

@@ -1,23 +1,34 @@
 """`POST /jobs/{task}` (one route per registered task, each with its own schema; `?queue=` picks another
-configured queue), `GET /jobs/{id}` and `DELETE /jobs/{id}` (cancel)."""
+configured queue), `POST /jobs/{task}/batch` (many jobs of the task in one request, all or none),
+`GET /jobs/{id}` and `DELETE /jobs/{id}` (cancel)."""
 
 import inspect
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Body, Depends, Header, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from pydantic import AwareDatetime
 
 from arq_jobs._api.auth import requires
+from arq_jobs._api.body import body_limits
 from arq_jobs._api.deps import ApiJobsDep
-from arq_jobs._api.errors import TASK_ROUTE_EXTRA, ApiRoute
+from arq_jobs._api.errors import BATCH_ROUTE_EXTRA, TASK_ROUTE_EXTRA, ApiRoute
 from arq_jobs._api.jobs import STATUS_ROUTE
-from arq_jobs._api.schemas import AUTH_ERRORS, QUEUE_FULL, TOO_LARGE, EnqueuedJob, ErrorBody
+from arq_jobs._api.schemas import (
+    AUTH_ERRORS,
+    QUEUE_FULL,
+    TOO_LARGE,
+    EnqueuedBatch,
+    EnqueuedJob,
+    ErrorBody,
+    batch_request,
+)
 from arq_jobs._auth.scopes import JOBS_CANCEL, JOBS_READ, enqueue_scope
+from arq_jobs._client import MAX_BATCH_JOBS
 from arq_jobs._config import Settings
-from arq_jobs._errors import UnknownTaskError
+from arq_jobs._errors import TaskInputError, UnknownTaskError
 from arq_jobs._idempotency import KEY_PATTERN
 from arq_jobs._jobs.listing import JobPage
 from arq_jobs._jobs.paging import CURSOR_PATTERN
@@ -33,6 +44,20 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     422: {"model": ErrorBody, "description": "Invalid body, delay or run_at; unknown queue"},
     **QUEUE_FULL,
     503: {"model": ErrorBody, "description": "Redis is unreachable; the job was not accepted"},
+}
+
+BATCH_ERRORS: dict[int | str, dict[str, Any]] = {
+    **ERRORS,
+    200: {"model": EnqueuedBatch, "description": "Idempotency-Key replay: the earlier request's jobs"},
+    413: {
+        "model": ErrorBody,
+        "description": "Request body over JOBS_MAX_BATCH_REQUEST_BYTES; nothing was queued",
+    },
+    422: {
+        "model": ErrorBody,
+        "description": "Invalid inputs (each named by its index: body.items.<n>.<field>), delay or run_at; "
+        "unknown queue. Nothing was queued",
+    },
 }
 
 
@@ -93,6 +118,7 @@ async def get_idempotency_key(
 
 
 IdempotencyKey = Annotated[str | None, Depends(get_idempotency_key)]
+Endpoint = TypeVar("Endpoint", bound=Callable[..., Awaitable[Any]])
 
 
 def queue_query(task: Task[Any, Any], settings: Settings) -> Any:
@@ -104,6 +130,28 @@ def queue_query(task: Task[Any, Any], settings: Settings) -> Any:
         description=f"Run the job on this queue instead of the task's own ({own}).",
         json_schema_extra={"enum": list(settings.queues)},
     )
+
+
+def typed(endpoint: Endpoint, annotations: dict[str, Any]) -> Endpoint:
+    """`endpoint` with the annotations of the parameters named in `annotations` replaced (FastAPI reads
+    them from its signature): how each task's routes get its own schema."""
+    signature = inspect.signature(endpoint)
+    endpoint.__signature__ = signature.replace(  # type: ignore[attr-defined]
+        parameters=[
+            p.replace(annotation=annotations[p.name]) if p.name in annotations else p
+            for p in signature.parameters.values()
+        ]
+    )
+    return endpoint
+
+
+def enqueue_annotations(task: Task[Any, Any], settings: Settings) -> dict[str, Any]:
+    """The query parameters of `task`'s enqueue routes, one job's and a batch's: when and where."""
+    return {
+        "schedule": Annotated[Schedule, Depends(schedule_dependency(settings))],
+        # `str` with a None default: the schema is one string with the queues as its enum
+        "queue": Annotated[str, queue_query(task, settings)],
+    }
 
 
 def enqueue_endpoint(task: Task[Any, Any], settings: Settings) -> Callable[..., Awaitable[EnqueuedJob]]:
@@ -131,20 +179,46 @@ def enqueue_endpoint(task: Task[Any, Any], settings: Settings) -> Callable[..., 
             response.headers["Idempotent-Replayed"] = "true"
         return job
 
-    signature = inspect.signature(enqueue)
-    annotations = {
-        "data": Annotated[task.input_model, Body()],
-        "schedule": Annotated[Schedule, Depends(schedule_dependency(settings))],
-        # `str` with a None default: the schema is one string with the queues as its enum
-        "queue": Annotated[str, queue_query(task, settings)],
-    }
-    enqueue.__signature__ = signature.replace(  # type: ignore[attr-defined]
-        parameters=[
-            p.replace(annotation=annotations[p.name]) if p.name in annotations else p
-            for p in signature.parameters.values()
-        ]
-    )
-    return enqueue
+    body = {"data": Annotated[task.input_model, Body()]}
+    return typed(enqueue, {**body, **enqueue_annotations(task, settings)})
+
+
+def enqueue_batch_endpoint(
+    task: Task[Any, Any], settings: Settings
+) -> Callable[..., Awaitable[EnqueuedBatch]]:
+    """An endpoint whose body is `{"items": [<task's input>, ...]}`: every input is validated first
+    (FastAPI, at once), then all the jobs are written in one script call or none is."""
+
+    async def enqueue_batch(
+        batch: Any,
+        request: Request,
+        jobs: ApiJobsDep,
+        schedule: Schedule,
+        response: Response,
+        idempotency_key: IdempotencyKey,
+        queue: str | None = None,
+    ) -> EnqueuedBatch:
+        try:
+            accepted = await jobs.enqueue_many(
+                task,
+                batch.items,
+                delay=schedule.delay,
+                run_at=schedule.run_at,
+                idempotency_key=idempotency_key,
+                queue=queue,
+                max_item_bytes=body_limits(request).limit(task.name),  # what one job's route takes
+            )
+        except TaskInputError as error:  # valid, but not storable as it is: named like the model's errors
+            raise RequestValidationError(
+                [{**mistake, "loc": ("body", "items", *mistake["loc"])} for mistake in error.errors]
+            ) from None
+        if accepted.idempotent_replay:
+            response.status_code = 200
+            response.headers["Idempotent-Replayed"] = "true"
+        return accepted
+
+    body = {"batch": Annotated[batch_request(task), Body()]}
+    return typed(enqueue_batch, {**body, **enqueue_annotations(task, settings)})
 
 
 async def unknown_task(task: str) -> None:
@@ -205,14 +279,30 @@ def build_router(registry: TaskRegistry, settings: Settings) -> APIRouter:
             openapi_extra={TASK_ROUTE_EXTRA: task.name},
             dependencies=[requires(enqueue_scope(task.name))],
         )
-    router.add_api_route(
-        "/{task}",
-        unknown_task,
-        methods=["POST"],
-        status_code=404,
-        include_in_schema=False,
-        dependencies=[requires()],
-    )
+        router.add_api_route(
+            f"/{task.name}/batch",
+            enqueue_batch_endpoint(task, settings),
+            methods=["POST"],
+            status_code=202,
+            response_model=EnqueuedBatch,
+            name=f"enqueue_{task.name}_batch",
+            summary=f"Enqueue a batch of {task.name}",
+            description=f"{task.description}\n\nOne job per input (1 to {MAX_BATCH_JOBS}), all or none: "
+            "every input is validated first, then all the jobs are stored at once. Answers 202 with the "
+            "jobs' ids and status URLs, in the inputs' order.",
+            responses={**AUTH_ERRORS, **BATCH_ERRORS},
+            openapi_extra={TASK_ROUTE_EXTRA: task.name, BATCH_ROUTE_EXTRA: True},
+            dependencies=[requires(enqueue_scope(task.name))],
+        )
+    for unknown in ("/{task}", "/{task}/batch"):
+        router.add_api_route(
+            unknown,
+            unknown_task,
+            methods=["POST"],
+            status_code=404,
+            include_in_schema=False,
+            dependencies=[requires()],
+        )
     router.add_api_route(
         "/{job_id}",
         get_job,

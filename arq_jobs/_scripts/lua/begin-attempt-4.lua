@@ -29,4 +29,5 @@ redis.call('PEXPIRE', KEYS[1], ARGV[1])
 redis.call('PEXPIRE', KEYS[2], ARGV[2])
 redis.call('PEXPIRE', KEYS[3], ARGV[3])
 transition_argv(KEYS[3], KEYS[4], ARGV, 4, #ARGV)
-return {0, redis.call('HGET', KEYS[3], F_TRACE), redis.call('HGET', KEYS[3], F_WORKFLOW)}
+local found = redis.call('HMGET', KEYS[3], F_TRACE, F_WORKFLOW)
+return {0, found[1], found[2]}

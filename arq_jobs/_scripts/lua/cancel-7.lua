@@ -13,8 +13,8 @@
 
   ARGV[1] now — the time (ms)
   ARGV[2] job_id — the job's id
-  ARGV[3] record_ttl_ms — how long the record of a cancelled job is kept (ms)
-  ARGV[4..] transition — the `cancelled` transition's arguments as transition-2.lua's ARGV
+  ARGV[3..] transition — the `cancelled` transition's arguments as transition-2.lua's ARGV (whose
+            `keep` says how long the cancelled job is kept)
 
   Returns 'missing' (no record, or no job key), 'ended' (cancelled already, or has a result),
   'running' (flagged), or 'cancelled'.
@@ -44,6 +44,5 @@ redis.call('DEL', KEYS[4], KEYS[5])
 -- cancel_requested too: a worker that already read the job stops at its attempt's start
 redis.call('HSET', KEYS[1], F_MARK, CANCELLED, F_FINISHED_AT, ARGV[1], F_CANCEL_REQUESTED, ARGV[1])
 redis.call('HDEL', KEYS[1], F_NEXT_ATTEMPT_AT)
-redis.call('PEXPIRE', KEYS[1], ARGV[3])
-transition_argv(KEYS[1], KEYS[7], ARGV, 4, #ARGV)
+transition_argv(KEYS[1], KEYS[7], ARGV, 3, #ARGV)
 return 'cancelled'

@@ -98,18 +98,28 @@ while looked < scan do
   local parked = 0
   for i = 1, #due, 2 do
     local lease = in_progress .. due[i]
-    if redis.call('EXISTS', lease) == 0 then
-      if (#claimed - 1) / 2 >= want then
+    if limited then
+      if redis.call('EXISTS', lease) == 0 then
+        if (#claimed - 1) / 2 >= want then
+          claimed[1] = 1
+          return claimed
+        end
+        if admit(due[i], due[i + 1]) then
+          redis.call('PSETEX', lease, ARGV[2], '1')
+          claimed[#claimed + 1] = due[i]
+          claimed[#claimed + 1] = due[i + 1]
+        else
+          parked = parked + 1
+        end
+      end
+    elseif (#claimed - 1) / 2 >= want then  -- one more free job would be left behind: say so
+      if redis.call('EXISTS', lease) == 0 then
         claimed[1] = 1
         return claimed
       end
-      if not limited or admit(due[i], due[i + 1]) then
-        redis.call('PSETEX', lease, ARGV[2], '1')
-        claimed[#claimed + 1] = due[i]
-        claimed[#claimed + 1] = due[i + 1]
-      else
-        parked = parked + 1
-      end
+    elseif redis.call('SET', lease, '1', 'PX', ARGV[2], 'NX') then  -- free: taken in one command
+      claimed[#claimed + 1] = due[i]
+      claimed[#claimed + 1] = due[i + 1]
     end
   end
   if #due < page * 2 then return claimed end

@@ -1,6 +1,7 @@
 --[[
   Store an enqueued job (arq_jobs._jobs.enqueue): ARQ's job key and queue entry, our record, the
-  `pending` or `scheduled` transition (indexes, first event) and the wake-up of the queue's workers.
+  `pending` or `scheduled` transition (indexes, first event) and the wake-up of the queue's workers
+  (includes/enqueue.lua's store_job; enqueue-batch-1.lua stores many at once).
 
   KEYS[1] arq_job — ARQ's job key (Keys.arq_job): the serialized job
   KEYS[2] queue — ARQ's queue (Keys.queue): job ids by run-at time (ms)
@@ -19,8 +20,8 @@
   ARGV[9] waiting — the queue's `queued` phase index (Keys.index('phase', 'queued:queue:<q>')): the
           jobs waiting to start (pending, scheduled, retrying; not the running ones ARQ's queue also
           holds); '' when `max_pending` is '0'
-  ARGV[10..20] transition — the transition's arguments as transition-2.lua's ARGV, with no changes
-  ARGV[21..] record_fields — the record's fields and values
+  ARGV[10..23] transition — the transition's arguments as transition-2.lua's ARGV, with no changes
+  ARGV[24..] record_fields — the record's fields and values
 
   Returns 1 when stored, 0 when `only_new` found the job, -n when the queue holds n jobs waiting
   (n >= `max_pending`) and nothing was stored.
@@ -29,18 +30,14 @@
   Events: the transition's `pending` or `scheduled` on KEYS[4]; publishes '' on `wake_channel`.
 ]]
 --!include includes/transition.lua
+--!include includes/enqueue.lua
 
 if ARGV[7] == '1' and (redis.call('EXISTS', KEYS[3]) == 1 or redis.call('EXISTS', KEYS[1]) == 1) then
   return 0
 end
-if ARGV[8] ~= '0' then
-  local waiting = redis.call('ZCARD', ARGV[9])
-  if waiting >= tonumber(ARGV[8]) then return -waiting end
-end
-redis.call('PSETEX', KEYS[1], ARGV[3], ARGV[2])
-redis.call('ZADD', KEYS[2], ARGV[4], ARGV[1])
-redis.call('HSET', KEYS[3], unpack(ARGV, 21, #ARGV))
-redis.call('PEXPIRE', KEYS[3], ARGV[5])
-transition_argv(KEYS[3], KEYS[4], ARGV, 10, 20)
+local waiting = queue_full(ARGV[8], ARGV[9], 1)
+if waiting then return -waiting end
+store_job(KEYS[1], KEYS[2], KEYS[3], KEYS[4], ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5],
+  ARGV, 24, #ARGV, ARGV, 10, 23)
 if ARGV[6] ~= '' then redis.call('PUBLISH', ARGV[6], '') end
 return 1

@@ -15,7 +15,11 @@
   ARGV[8] maxlen — the event stream's approximate maximum length
   ARGV[9] extra — the event's `extra` (JSON: the result or error of a finished job) or ''
   ARGV[10] created — '1' at enqueue: add the job to the `all`, `queue:<q>` and `task:<t>` indexes
-  ARGV[11..] changes — n, then n items (field, value, ...) to set on the record, then field names to
+  ARGV[11] keep — '' or, for a transition that ends the job, how long its record is kept (ms)
+  ARGV[12] events_keep — with `keep`: how long its event stream is kept (ms)
+  ARGV[13] keep_count — with `keep`: the queue's index of the phase entered keeps this many jobs,
+           deleting the older ones; '0' = no limit
+  ARGV[14..] changes — n, then n items (field, value, ...) to set on the record, then field names to
              delete from it
 
   Returns 1, or 0 when the job has no record (nothing is written then).
@@ -25,6 +29,6 @@
 ]]
 --!include includes/transition.lua
 
-local fields, drop = read_changes(ARGV, 11, #ARGV)
+local fields, drop = read_changes(ARGV, 14, #ARGV)
 return transition(KEYS[1], KEYS[2], ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8],
-  ARGV[9], ARGV[10], fields, drop)
+  ARGV[9], ARGV[10], ARGV[11], ARGV[12], ARGV[13], fields, drop)

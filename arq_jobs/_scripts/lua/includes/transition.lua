@@ -3,7 +3,7 @@
   the job's record, the listing indexes and the job's event stream together.
 
   transition(record, stream, index_prefix, retry_waits_prefix, job_id, event, phase, now, horizon,
-             maxlen, extra, created, fields, drop) -> 0 | 1
+             maxlen, extra, created, keep, events_keep, keep_count, fields, drop) -> 0 | 1
     Answers 0 and writes nothing when the record does not exist. Else: sets `fields` (a flat list
     of field, value) and deletes `drop` (field names) on the record; at creation (`created` '1')
     adds the job to the `all`, `queue:<q>` and `task:<t>` indexes (and `owner:<o>` when the record
@@ -12,8 +12,16 @@
     `phase:<p>:queue:<q>`) to the new ones and notes the phase on the record; keeps
     `retry-waits:<q>` (a `retrying` event adds the job, scored by its next attempt; any other
     phase change removes it); appends `event` with `extra` and a snapshot of the record to the
-    stream (MAXLEN ~ maxlen) and gives the stream the record's TTL. Index entries are scored by
-    the job's run time; each write trims entries older than `horizon` ms and sets that TTL.
+    stream (MAXLEN ~ maxlen) and gives the stream the record's TTL.
+    Index entries are scored by the job's run time. Trimming entries older than `horizon` ms costs
+    two commands, so an index is trimmed by one write in TRIM_EVERY (chosen by the job id's last
+    bytes), and index keys have no TTL (a trimmed-empty sorted set is gone; listings skip and drop
+    entries whose record expired).
+    An ended job (`keep` not ''): its record is kept `keep` ms and its stream `events_keep` ms (at
+    most as long as the record; after that its last event is read off the record). With
+    `keep_count` not '0', the queue's index of that phase (`phase:<p>:queue:<q>`) keeps its newest
+    `keep_count` jobs: the older ones leave every index (`all`, `queue:<q>`, `task:<t>`, `owner:<o>`,
+    `phase:<p>`) and their record, stream and ARQ's result are deleted; the job ending now stays.
     Index keys are `index_prefix` (Keys.index('')) followed by the kind; the retry waits are
     `retry_waits_prefix` (Keys.retry_waits('')) followed by the queue: neither is in KEYS.
 
@@ -33,9 +41,36 @@ local F_ENQUEUED_AT = 'enqueued_at' -- mirrors arq_jobs._jobs.records.ENQUEUED_A
 local F_NEXT_ATTEMPT_AT = 'next_attempt_at' -- mirrors arq_jobs._jobs.records.NEXT_ATTEMPT_AT
 local F_OWNER = 'owner' -- mirrors arq_jobs._jobs.records.OWNER
 local RETRYING = 'retrying' -- mirrors arq_jobs._jobs.states.JobState.RETRYING
+local QUEUED = 'queued' -- mirrors arq_jobs._jobs.transitions.Phase.QUEUED
+
+local ARQ_RESULT = 'arq:result:' -- mirrors arq_jobs._arq.RESULT_PREFIX
+local TRIM_EVERY = 16
+
+-- Keeps the newest `count` jobs (by run time) of a queue's ended `phase`: the older ones leave every
+-- index and their record, stream and ARQ's result are deleted; `job_id`, ending now, always stays.
+local function keep_newest(index_prefix, queue, phase, count, job_id, record_prefix, stream_prefix)
+  local kept = index_prefix .. 'phase:' .. phase .. ':queue:' .. queue
+  local own = redis.call('ZSCORE', kept, job_id)  -- set aside: one that ran late has an old run time
+  if own then redis.call('ZREM', kept, job_id) end
+  local over = redis.call('ZCARD', kept) - (own and count - 1 or count)
+  if over > 0 then
+    local old = redis.call('ZPOPMIN', kept, over)
+    for i = 1, #old, 2 do
+      local id = old[i]
+      local its = redis.call('HMGET', record_prefix .. id, F_TASK, F_OWNER)
+      redis.call('ZREM', index_prefix .. 'phase:' .. phase, id)
+      redis.call('ZREM', index_prefix .. 'all', id)
+      redis.call('ZREM', index_prefix .. 'queue:' .. queue, id)
+      if its[1] then redis.call('ZREM', index_prefix .. 'task:' .. its[1], id) end
+      if its[2] then redis.call('ZREM', index_prefix .. 'owner:' .. its[2], id) end
+      redis.call('DEL', record_prefix .. id, stream_prefix .. id, ARQ_RESULT .. id)
+    end
+  end
+  if own then redis.call('ZADD', kept, own, job_id) end
+end
 
 local function transition(record, stream, index_prefix, retry_waits_prefix, job_id, event, phase, now,
-                          horizon, maxlen, extra, created, fields, drop)
+                          horizon, maxlen, extra, created, keep, events_keep, keep_count, fields, drop)
   if redis.call('EXISTS', record) == 0 then return 0 end
   if #fields > 0 then redis.call('HSET', record, unpack(fields)) end
   if #drop > 0 then redis.call('HDEL', record, unpack(drop)) end
@@ -43,11 +78,14 @@ local function transition(record, stream, index_prefix, retry_waits_prefix, job_
     F_NEXT_ATTEMPT_AT, F_OWNER)
   local queue, task, was = info[1] or '', info[2] or '', info[3]
   local score = info[4] or info[5] or now
+  local trim = ((string.byte(job_id, -1) or 0) + (string.byte(job_id, -2) or 0)) % TRIM_EVERY == 0
   local cutoff = '(' .. (tonumber(now) - tonumber(horizon))
   local function add(key)
     redis.call('ZADD', key, score, job_id)
-    redis.call('ZREMRANGEBYSCORE', key, '-inf', cutoff)
-    redis.call('PEXPIRE', key, horizon)
+    if trim then
+      redis.call('ZREMRANGEBYSCORE', key, '-inf', cutoff)
+      redis.call('PERSIST', key)  -- written with a TTL by earlier versions
+    end
   end
   if created == '1' then
     add(index_prefix .. 'all')
@@ -68,13 +106,22 @@ local function transition(record, stream, index_prefix, retry_waits_prefix, job_
   if event == RETRYING then
     redis.call('ZADD', waits, info[6] or now, job_id)
     redis.call('PEXPIRE', waits, horizon)
-  elseif phase ~= '' then
+  elseif phase ~= '' and was == QUEUED then  -- only a waiting job can be in the retry waits
     redis.call('ZREM', waits, job_id)
   end
   local snapshot = redis.call('HGETALL', record)
   redis.call('XADD', stream, 'MAXLEN', '~', maxlen, '*', 'event', event, 'extra', extra, unpack(snapshot))
-  local ttl = redis.call('PTTL', record)
-  if ttl > 0 then redis.call('PEXPIRE', stream, ttl) end
+  if keep ~= '' then
+    redis.call('PEXPIRE', record, keep)
+    redis.call('PEXPIRE', stream, math.min(tonumber(events_keep), tonumber(keep)))
+    if keep_count ~= '0' and phase ~= '' then
+      keep_newest(index_prefix, queue, phase, tonumber(keep_count), job_id,
+        string.sub(record, 1, #record - #job_id), string.sub(stream, 1, #stream - #job_id))
+    end
+  else
+    local ttl = redis.call('PTTL', record)
+    if ttl > 0 then redis.call('PEXPIRE', stream, ttl) end
+  end
   return 1
 end
 
@@ -88,8 +135,8 @@ local function read_changes(argv, first, last)
 end
 
 local function transition_argv(record, stream, argv, first, last)
-  local fields, drop = read_changes(argv, first + 10, last)
+  local fields, drop = read_changes(argv, first + 13, last)
   return transition(record, stream, argv[first], argv[first + 1], argv[first + 2], argv[first + 3],
     argv[first + 4], argv[first + 5], argv[first + 6], argv[first + 7], argv[first + 8], argv[first + 9],
-    fields, drop)
+    argv[first + 10], argv[first + 11], argv[first + 12], fields, drop)
 end
