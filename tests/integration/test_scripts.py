@@ -205,7 +205,8 @@ async def test_transition_indexes_a_new_job_moves_it_between_phases_and_appends_
         ],
     }
 
-    ended: list[Arg] = [2, "finished_at", NOW + 900]  # an end: the outcome's retention, the events' shorter one
+    # an end: the outcome's retention for the record, the events' shorter one for the stream
+    ended: list[Arg] = [2, "finished_at", NOW + 900]
     assert (
         await space.run(TRANSITION_SCRIPT, script_keys, args("succeeded", "succeeded", ended, keep=30_000))
         == 1
