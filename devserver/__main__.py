@@ -27,7 +27,7 @@ import httpx
 from arq_jobs._cli.session import display_url  # never print a password
 from arq_jobs._config import Settings, load_settings, pool_class_name
 from devserver.redis_server import EmbeddedRedis, is_reachable
-from devserver.supervise import RestartPolicy, Supervised, describe_exit
+from devserver.supervise import Backoff, Supervised, describe_exit
 
 LOCAL_REDIS = "redis://127.0.0.1:6379/0"
 WEBHOOK_EXCEPTIONS = "JOBS_WEBHOOK_ALLOWED_HOSTS"
@@ -206,7 +206,7 @@ def main() -> int:
             if settings.worker_metrics_port:  # one port per pool: they share this host
                 worker_env = {**env, "JOBS_WORKER_METRICS_PORT": str(settings.worker_metrics_port + n)}
             print(f"devserver: queue {queue}: {' '.join([Path(command[0]).name, *command[1:]])}", flush=True)
-            children.append(Supervised(f"worker of queue {queue}", command, worker_env, RestartPolicy()))
+            children.append(Supervised(f"worker of queue {queue}", command, worker_env, Backoff()))
         for child in children:
             with signals.held():
                 child.start()

@@ -7,16 +7,16 @@ import sys
 
 import pytest
 
-from devserver.supervise import RestartPolicy, Supervised, describe_exit
+from devserver.supervise import Backoff, Supervised, describe_exit
 
 
 def test_delay_doubles_from_one_second_up_to_thirty() -> None:
-    policy = RestartPolicy()
+    policy = Backoff()
     assert [policy.delay_s(attempt) for attempt in range(1, 9)] == [1, 2, 4, 8, 16, 30, 30, 30]
 
 
 def test_quick_exits_raise_the_attempt_and_a_long_uptime_resets_it() -> None:
-    policy = RestartPolicy()
+    policy = Backoff()
     assert policy.next_attempt(0, uptime_s=0.5) == 1
     assert policy.next_attempt(3, uptime_s=59.9) == 4
     assert policy.next_attempt(6, uptime_s=60) == 1
@@ -24,7 +24,7 @@ def test_quick_exits_raise_the_attempt_and_a_long_uptime_resets_it() -> None:
 
 
 def test_custom_policy() -> None:
-    policy = RestartPolicy(first_s=0.5, max_s=3, stable_s=10)
+    policy = Backoff(first_s=0.5, max_s=3, stable_s=10)
     assert [policy.delay_s(attempt) for attempt in range(1, 6)] == [0.5, 1, 2, 3, 3]
     assert (policy.next_attempt(4, uptime_s=9), policy.next_attempt(4, uptime_s=10)) == (5, 1)
 
@@ -44,9 +44,7 @@ def test_describe_exit(returncode: int, text: str) -> None:
 
 
 def test_supervised_reports_an_exit_once_and_schedules_the_restart() -> None:
-    child = Supervised(
-        "worker of queue q", [sys.executable, "-c", "raise SystemExit(3)"], {}, RestartPolicy()
-    )
+    child = Supervised("worker of queue q", [sys.executable, "-c", "raise SystemExit(3)"], {}, Backoff())
     child.start()
     assert child.process is not None
     child.process.wait(timeout=10)
