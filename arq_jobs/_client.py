@@ -55,6 +55,7 @@ from arq_jobs._tasks.registry import (
     Task,
     TaskRegistry,
     load_registry,
+    of_input,
     stored_payload,
     stored_payloads,
 )
@@ -342,7 +343,7 @@ class JobClient:
             try:
                 job = self._job_data(task, payload, now, key)
             except TaskInputError as error:
-                errors += [{**mistake, "loc": [index, *mistake["loc"]]} for mistake in error.errors]
+                errors += of_input(index, error)
                 continue
             # the serialized job holds the payload (sealed): only a long one is measured on its own
             if max_item_bytes is not None and len(job) > max_item_bytes:

@@ -28,6 +28,8 @@ from redis.asyncio.client import Pipeline
 from redis.client import EMPTY_RESPONSE
 from redis.exceptions import ExecAbortError, ResponseError
 
+from arq_jobs._scripts.batch import settle
+
 Command = tuple[Any, ...]
 
 
@@ -74,7 +76,10 @@ class TransactionBatch:
             await connection.send_packed_command(connection.pack_commands(args))
             for transaction in queued:
                 answer = await read_transaction(connection, len(transaction.commands))
-                settle(transaction.answer, answer)
+                if isinstance(answer, BaseException):
+                    settle(transaction.answer, error=answer)
+                else:
+                    settle(transaction.answer, answer)
         except BaseException as error:  # the connection is in an unknown state: drop it
             await connection.disconnect(nowait=True)
             fail(queued, error)
@@ -108,22 +113,9 @@ async def read_transaction(connection: Any, size: int) -> list[Any] | BaseExcept
     return list(response)
 
 
-def settle(answer: asyncio.Future[list[Any]], outcome: list[Any] | BaseException) -> None:
-    if answer.done():  # its caller was cancelled
-        return
-    if isinstance(outcome, BaseException):
-        answer.set_exception(outcome)
-    else:
-        answer.set_result(outcome)
-
-
 def fail(queued: list[Queued], error: BaseException) -> None:
     for transaction in queued:
-        if not transaction.answer.done():
-            if isinstance(error, asyncio.CancelledError):
-                transaction.answer.cancel()
-            else:
-                transaction.answer.set_exception(error)
+        settle(transaction.answer, error=error)
 
 
 class CoalescingPipeline(Pipeline):

@@ -289,7 +289,7 @@ class Jobs:
 
     def status_url(self, job_id: str) -> str:
         """`request.url_for(STATUS_ROUTE, job_id=...)` without its search through every route."""
-        return f"{self.base}jobs/{quote(job_id, safe='')}"
+        return self.status_urls([job_id])[0]
 
     def status_urls(self, job_ids: Sequence[str]) -> list[str]:
         """`status_url` of each job (the base built once)."""

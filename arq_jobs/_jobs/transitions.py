@@ -82,18 +82,19 @@ class Transition:
     extra: dict[str, Any] | None = None
     created: bool = False
 
+    def keep_s(self, settings: Settings) -> int | None:
+        """How long the job is kept once this transition ends it (by its outcome); None when it does
+        not end the job."""
+        return settings.keep_s(self.phase is Phase.SUCCEEDED) if self.phase in ENDED else None
+
     def keys(self, keys: Keys) -> list[str]:
         return TRANSITION_SCRIPT.keys(record=keys.record(self.job_id), events=keys.events(self.job_id))
 
     def args(self, settings: Settings) -> list[Arg]:
         """transition-2.lua's ARGV, which the scripts that include the transition take as a group."""
         index_prefix, retry_waits_prefix = derived_prefixes(settings.key_prefix)
-        keep: Arg = ""
-        keep_count = 0
-        if self.phase in ENDED:
-            succeeded = self.phase is Phase.SUCCEEDED
-            keep = settings.keep_s(succeeded) * 1000
-            keep_count = settings.keep_count(succeeded) or 0
+        keep_s = self.keep_s(settings)
+        keep_count = (settings.keep_count(self.phase is Phase.SUCCEEDED) or 0) if keep_s is not None else 0
         changes: list[Arg] = [2 * len(self.fields)]
         for name, value in self.fields.items():
             changes += [name, value]
@@ -109,7 +110,7 @@ class Transition:
             maxlen=settings.events_maxlen,
             extra=dumps(self.extra).decode() if self.extra is not None else "",
             created="1" if self.created else "0",
-            keep=keep,
+            keep="" if keep_s is None else keep_s * 1000,
             events_keep=settings.events_keep_s * 1000,
             keep_count=keep_count,
             changes=changes,

@@ -170,6 +170,11 @@ def stored_payload(task: Task[InputT, Any], data: InputT) -> Any:
     return payload
 
 
+def of_input(index: int, error: TaskInputError) -> list[dict[str, Any]]:
+    """A batch input's mistakes, each `loc` starting with the input's index."""
+    return [{**mistake, "loc": [index, *mistake["loc"]]} for mistake in error.errors]
+
+
 def stored_payloads(task: Task[InputT, Any], items: Sequence[InputT]) -> list[Any]:
     """`stored_payload` of each of a batch's `items`, checked in three calls for all of them when they
     are all of the input model itself; TaskInputError naming each input that would not come back the
@@ -189,7 +194,7 @@ def stored_payloads(task: Task[InputT, Any], items: Sequence[InputT]) -> list[An
         try:
             found.append(stored_payload(task, data))
         except TaskInputError as error:
-            errors += [{**mistake, "loc": [index, *mistake["loc"]]} for mistake in error.errors]
+            errors += of_input(index, error)
     if errors:
         raise TaskInputError(task.name, errors)
     return found

@@ -26,7 +26,6 @@ from arq.worker import Worker
 
 from arq_jobs import _arq
 from arq_jobs._clock import now_ms
-from arq_jobs._jobs.transitions import ENDED, Phase
 from arq_jobs._keys import Keys
 from arq_jobs._limits.worker import RELEASE_SCRIPT
 from arq_jobs._redis_errors import describe_redis_error
@@ -64,9 +63,9 @@ def adopt(ctx: dict[str, Any], runtime: Runtime) -> Worker | None:
         keep_in_progress: float | None,
     ) -> None:
         transition = finishing.pop(job_id, None)
-        if transition is not None and transition.phase in ENDED:  # ARQ's result lives as long as the record
-            result_timeout_s = resources.settings.keep_s(transition.phase is Phase.SUCCEEDED)
-            keep_result_forever = False
+        keep_s = None if transition is None else transition.keep_s(resources.settings)
+        if keep_s is not None:  # ARQ's result lives as long as the record
+            result_timeout_s, keep_result_forever = keep_s, False
         keys, args = finish_call(
             resources.settings,
             queue_name,

@@ -154,6 +154,12 @@ def enqueue_annotations(task: Task[Any, Any], settings: Settings) -> dict[str, A
     }
 
 
+def answered_before(response: Response) -> None:
+    """An Idempotency-Key's repeat: 200 (not 202), marked `Idempotent-Replayed`."""
+    response.status_code = 200
+    response.headers["Idempotent-Replayed"] = "true"
+
+
 def enqueue_endpoint(task: Task[Any, Any], settings: Settings) -> Callable[..., Awaitable[EnqueuedJob]]:
     """An endpoint whose body is `task`'s input model, so OpenAPI shows each task's schema."""
 
@@ -175,8 +181,7 @@ def enqueue_endpoint(task: Task[Any, Any], settings: Settings) -> Callable[..., 
         )
         response.headers["Location"] = job.status_url
         if job.idempotent_replay:
-            response.status_code = 200
-            response.headers["Idempotent-Replayed"] = "true"
+            answered_before(response)
         return job
 
     body = {"data": Annotated[task.input_model, Body()]}
@@ -213,8 +218,7 @@ def enqueue_batch_endpoint(
                 [{**mistake, "loc": ("body", "items", *mistake["loc"])} for mistake in error.errors]
             ) from None
         if accepted.idempotent_replay:
-            response.status_code = 200
-            response.headers["Idempotent-Replayed"] = "true"
+            answered_before(response)
         return accepted
 
     body = {"batch": Annotated[batch_request(task), Body()]}
