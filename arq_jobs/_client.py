@@ -50,6 +50,9 @@ from arq_jobs._scripts.run import run_script
 from arq_jobs._scripts.script import Arg, Script, load_script
 from arq_jobs._secrets import SecretsKey, fingerprint_inputs, seal, unseal
 from arq_jobs._serializer import dumps, loads
+from arq_jobs._stats.reader import Stats, read_stats
+from arq_jobs._stats.reader import scopes as stats_scopes
+from arq_jobs._stats.window import Window
 from arq_jobs._tasks.registry import (
     InputT,
     Task,
@@ -758,6 +761,20 @@ class JobClient:
             await queue_stats(self.redis, self.keys, name, now, sum(name in w.queues for w in alive))
             for name in self.queue_names(alive)
         ]
+
+    async def stats(self, window: Window, *, task: str | None = None, queue: str | None = None) -> Stats:
+        """How jobs went over `window` (a series and a per-task table; see arq_jobs._stats), of one
+        task and/or queue if given: UnknownTaskError / UnknownQueueError for a name that is neither
+        known here nor has statistics."""
+        known = await stats_scopes(self.redis, self.keys)
+        if task is not None and task not in self.registry and all(t != task for _, t in known):
+            raise UnknownTaskError(task)
+        names = self.queue_names()
+        if queue is not None and queue not in names and all(q != queue for q, _ in known):
+            raise UnknownQueueError(queue, names)
+        return await read_stats(
+            self.redis, self.settings, window, now_ms(), queues=names, task=task, queue=queue
+        )
 
     @property
     def dead_letters(self) -> DeadLetterStore:

@@ -160,6 +160,21 @@ class Settings(BaseSettings):
         description="How long an ended job's event stream is kept; after it, GET /jobs/{id}/events "
         "gives the job's last event alone, read off its record.",
     )
+    stats_minutes_ttl_s: NonNegativeInt = Field(
+        default=2 * 86_400,
+        description="How long per-minute statistics (GET /stats, the dashboard's charts) are kept; 0 "
+        "turns them off.",
+    )
+    stats_hours_ttl_s: NonNegativeInt = Field(
+        default=90 * 86_400,
+        description="How long per-hour statistics are kept (windows of 24 h and more read them); 0 turns "
+        "them off.",
+    )
+    stats_sample_s: Annotated[float, Field(ge=1, le=60)] = Field(
+        default=5.0,
+        description="How often each queue's depth is sampled for the statistics (by one worker of the "
+        "queue per tick, however many serve it).",
+    )
     health_check_interval_s: PositiveInt = Field(
         default=5, description="How often a worker writes its health-check key."
     )

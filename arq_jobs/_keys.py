@@ -101,6 +101,24 @@ class Keys:
         that needs it; without JOBS_ADMIN_TOKEN)."""
         return f"{self.prefix}:dashboard:csrf-secret"
 
+    def stats_prefix(self) -> str:
+        """What every statistics key starts with (arq_jobs._stats; the scripts' `stats_prefix`)."""
+        return f"{self.prefix}:stats:"
+
+    def stats(self, unit: str, start_s: int, scope: str) -> str:
+        """One unit's statistics hash (`m` minute, `h` hour, starting at `start_s`, epoch s) of one
+        scope: `jobs:<queue>:<task>` (attempts ended, run and wait histograms) or `depth:<queue>`
+        (sampled depth); written by includes/stats.lua, expires JOBS_STATS_*_TTL_S after the unit."""
+        return f"{self.prefix}:stats:{unit}:{start_s}:{scope}"
+
+    def stats_scopes(self) -> str:
+        """Sorted set of the `<queue>:<task>` pairs with statistics, by when last noted (ms)."""
+        return f"{self.prefix}:stats:scopes"
+
+    def stats_sampled(self, queue: str) -> str:
+        """The last tick a queue's depth was sampled at (one worker samples each tick)."""
+        return f"{self.prefix}:stats:sampled:{queue}"
+
     @staticmethod
     def wake_channel(queue_key: str) -> str:
         """Pub/sub channel told of every job enqueued to run now on the queue `queue_key`: its

@@ -27,6 +27,8 @@ from arq_jobs._jobs.states import JobState
 from arq_jobs._jobs.status import JobStatus
 from arq_jobs._keys import Keys
 from arq_jobs._queues import QueueStats
+from arq_jobs._stats.reader import Stats
+from arq_jobs._stats.window import Window
 from arq_jobs._tasks.registry import InputT, Step, Task
 from arq_jobs._version_guard import Skew
 from arq_jobs._worker_registry import WorkerInfo
@@ -224,6 +226,11 @@ class Jobs:
 
     async def queues(self, alive: Sequence[WorkerInfo] | None = None) -> list[QueueStats]:
         return await self.client.queues(alive)
+
+    async def stats(self, window: Window, *, task: str | None = None, queue: str | None = None) -> Stats:
+        """How jobs went over `window`, of one task and/or queue if given (every owner's: statistics are
+        not kept per API key); see JobClient.stats."""
+        return await self.client.stats(window, task=task, queue=queue)
 
     def skew(self, alive: Sequence[WorkerInfo]) -> Skew:
         """How the live workers' task code differs from this API's."""

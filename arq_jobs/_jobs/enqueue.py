@@ -71,7 +71,7 @@ class EnqueueWrite:
             only_new="1" if self.only_new else "0",
             max_pending=self.max_pending,
             waiting=self.waiting_key,
-            transition=self.entered.args(settings),  # sets no fields itself: 14 values
+            transition=self.entered.args(settings),  # sets no fields itself: 19 values
             record_fields=flat(self.record),
         )
         script_keys = ENQUEUE_SCRIPT.keys(

@@ -14,6 +14,9 @@ retrying depend on the clock, so they share the `queued` phase; `retry-waits:<q>
 the backoff ends) tells retrying jobs apart. One write in 16 trims entries whose run time is older than
 the retention horizon, and listings skip (and drop) entries whose record has expired.
 
+A transition that ends an attempt or a job (succeeded, failed, retrying, cancelled) also adds to the
+statistics of the job's task on its queue (arq_jobs._stats), with the attempt's `times` when it ran.
+
 A transition that ends the job (succeeded, failed, cancelled) gives its record the outcome's retention
 (`Settings.keep_s`), its event stream `events_keep_s`, and with `Settings.keep_count` deletes the
 oldest jobs of that queue and outcome beyond the count.
@@ -56,10 +59,11 @@ TRANSITION_SCRIPT = load_script("transition-2.lua")
 
 
 @cache
-def derived_prefixes(key_prefix: str) -> tuple[str, str]:
-    """What the transition puts an index's kind and a queue's name after (Keys.index, Keys.retry_waits)."""
+def derived_prefixes(key_prefix: str) -> tuple[str, str, str]:
+    """What the transition puts an index's kind, a queue's name and a statistics key's unit after
+    (Keys.index, Keys.retry_waits, Keys.stats_prefix)."""
     keys = Keys(key_prefix)
-    return keys.index(""), keys.retry_waits("")
+    return keys.index(""), keys.retry_waits(""), keys.stats_prefix()
 
 
 def index_horizon_ms(settings: Settings) -> int:
@@ -67,6 +71,15 @@ def index_horizon_ms(settings: Settings) -> int:
     return round(
         (settings.job_expires_s + settings.longest_keep_s + settings.job_timeout_s + RECORD_MARGIN_S) * 1000
     )
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptTimes:
+    """An attempt that ran, as its ending transition counts it in the statistics (arq_jobs._stats):
+    how long it waited to start after it was due, and how long it ran (ms)."""
+
+    wait_ms: int
+    run_ms: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +94,7 @@ class Transition:
     drop: tuple[str, ...] = ()
     extra: dict[str, Any] | None = None
     created: bool = False
+    times: AttemptTimes | None = None  # the attempt this transition ends, when it ran
 
     def keep_s(self, settings: Settings) -> int | None:
         """How long the job is kept once this transition ends it (by its outcome); None when it does
@@ -92,7 +106,7 @@ class Transition:
 
     def args(self, settings: Settings) -> list[Arg]:
         """transition-2.lua's ARGV, which the scripts that include the transition take as a group."""
-        index_prefix, retry_waits_prefix = derived_prefixes(settings.key_prefix)
+        index_prefix, retry_waits_prefix, stats_prefix = derived_prefixes(settings.key_prefix)
         keep_s = self.keep_s(settings)
         keep_count = (settings.keep_count(self.phase is Phase.SUCCEEDED) or 0) if keep_s is not None else 0
         changes: list[Arg] = [2 * len(self.fields)]
@@ -113,6 +127,11 @@ class Transition:
             keep="" if keep_s is None else keep_s * 1000,
             events_keep=settings.events_keep_s * 1000,
             keep_count=keep_count,
+            stats_prefix=stats_prefix,
+            stats_minutes_ttl=settings.stats_minutes_ttl_s * 1000,
+            stats_hours_ttl=settings.stats_hours_ttl_s * 1000,
+            run_ms="" if self.times is None else max(0, self.times.run_ms),
+            wait_ms="" if self.times is None else max(0, self.times.wait_ms),
             changes=changes,
         )
 

@@ -28,7 +28,7 @@ from arq_jobs._jobs.records import (
     retrying_fields,
 )
 from arq_jobs._jobs.states import JobState
-from arq_jobs._jobs.transitions import Phase, Transition
+from arq_jobs._jobs.transitions import AttemptTimes, Phase, Transition
 from arq_jobs._keys import Keys
 from arq_jobs._logs import get_logger
 from arq_jobs._serializer import EXCEPTION_KEY, encode_exception, exception_message, loads
@@ -51,6 +51,7 @@ async def schedule_retry(
     error: BaseException,
     *,
     shown: BaseException | None = None,
+    times: AttemptTimes | None = None,
 ) -> Retry | JobCancelledError:
     """Mark the job `retrying` until its next attempt and return the ARQ `Retry` that re-queues it
     after the policy's (jittered) backoff for `error`; or, when the job was cancelled meanwhile, mark
@@ -69,7 +70,12 @@ async def schedule_retry(
         pipe.pexpire(Keys.arq_job(job_id), job_ttl_ms)
         pipe.pexpire(record, record_ttl_ms(job_ttl_ms, task.timeout_for(settings), settings.longest_keep_s))
         retrying = Transition(
-            job_id, JobState.RETRYING, Phase.QUEUED, now, fields=retrying_fields(now + delay_ms, info)
+            job_id,
+            JobState.RETRYING,
+            Phase.QUEUED,
+            now,
+            fields=retrying_fields(now + delay_ms, info),
+            times=times,
         )
         retrying.queue_on(pipe, settings)
         pipe.hexists(record, CANCEL_REQUESTED)
@@ -89,9 +95,11 @@ async def dead_letter(
     error: DeadLetterError,
     reason: str,
     attempts: int,
+    times: AttemptTimes | None = None,
 ) -> bool:
     """Record a job that failed for good in the dead-letter store (flag its record, enter `failed`,
-    count it); False, writing nothing, for a job that was cancelled meanwhile."""
+    count it, with the `times` of its last attempt when it ran); False, writing nothing, for a job
+    that was cancelled meanwhile."""
     resources = runtime.resources
     raw = await resources.redis.hgetall(resources.keys.record(job_id))  # type: ignore[misc]
     record = JobRecord.from_hash(raw)
@@ -117,6 +125,7 @@ async def dead_letter(
         failed_ms,
         fields={DEAD_LETTERED: "1", FINISHED_AT: failed_ms},
         extra={"s": False, "r": {EXCEPTION_KEY: error.model_dump(exclude={"traceback"})}, "ft": failed_ms},
+        times=times,
     )
     async with resources.redis.pipeline(transaction=True) as pipe:
         store(resources).add(pipe, letter, failed_ms)
@@ -130,9 +139,12 @@ def exception_error(error: BaseException) -> DeadLetterError:
     return error_from_exception(encode_exception(error))
 
 
-async def mark_cancelled(resources: Resources, job_id: str) -> None:
+async def mark_cancelled(resources: Resources, job_id: str, times: AttemptTimes | None = None) -> None:
+    """End the job cancelled (`times`: of the attempt it stopped, when one ran)."""
     now = now_ms()
-    cancelled = Transition(job_id, JobState.CANCELLED, Phase.CANCELLED, now, fields=cancelled_fields(now))
+    cancelled = Transition(
+        job_id, JobState.CANCELLED, Phase.CANCELLED, now, fields=cancelled_fields(now), times=times
+    )
     await cancelled.apply(resources.redis, resources.settings)
 
 

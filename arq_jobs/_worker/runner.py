@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from dataclasses import dataclass
 from typing import Any, NoReturn
 
 import orjson
@@ -36,7 +37,7 @@ from arq_jobs._deadletters import FailureReason
 from arq_jobs._errors import JobCancelledError, TaskError, TimeLimitExceeded, WorkerLostError
 from arq_jobs._jobs.records import CANCEL_REQUESTED, FINISHED_AT
 from arq_jobs._jobs.states import JobState
-from arq_jobs._jobs.transitions import Phase, Transition
+from arq_jobs._jobs.transitions import AttemptTimes, Phase, Transition
 from arq_jobs._keys import Keys
 from arq_jobs._logs import bind_job, get_logger
 from arq_jobs._scripts.run import run_script
@@ -100,15 +101,19 @@ async def run_attempt(
             await runtime.health.hold(lambda: mark_cancelled(resources, job_id))
             log.info("job.cancelled", before_start=True)
             raise JobCancelledError("cancelled before this attempt started")
-        started = now_ms()
+        started = begun.started_ms
+        wait_ms = max(0, started - (due_ms or started))
         runtime.attempt_started(task.name, queue, due_ms or started, started)
-        log.info("job.running", wait_ms=max(0, started - (due_ms or started)))
+        log.info("job.running", wait_ms=wait_ms)
         clock = time.monotonic()
         outcome: str | None = "failed"
         details: dict[str, Any] = {}
         try:
             with attempt_span(begun.trace, task=task.name, queue=queue, job_id=job_id, attempt=attempt):
-                output = await attempt_body(task, resources, runtime, job_id, attempt, payload, hard, step)
+                ran = AttemptClock(started, wait_ms)
+                output = await attempt_body(
+                    task, resources, runtime, job_id, attempt, payload, hard, ran, step
+                )
             outcome = "succeeded"
             return output
         except JobCancelledError:
@@ -176,10 +181,12 @@ async def attempt_body(
     attempt: int,
     payload: Any,
     hard: float,
+    ran: AttemptClock,
     step: WorkflowStep | None = None,
 ) -> Any:
-    """The attempt after its start was recorded: run the task under its limits, then record how it
-    ended (result, retry, dead letter, cancel); a workflow `step` advances its workflow first."""
+    """The attempt after its start was recorded (`ran`): run the task under its limits, then record how
+    it ended (result, retry, dead letter, cancel) with how long it waited and ran; a workflow `step`
+    advances its workflow first."""
     soft = task.soft_timeout_for(resources.settings)
     ctx = JobContext(job_id, task.name, attempt, resources, soft_timeout_s=soft)
     limit = asyncio.timeout(hard)
@@ -213,7 +220,8 @@ async def attempt_body(
         current = asyncio.current_task()
         if current is not None and current.cancelling():
             current.uncancel()
-        await runtime.health.hold(lambda: mark_cancelled(resources, job_id))
+        times = ran.times()
+        await runtime.health.hold(lambda: mark_cancelled(resources, job_id, times))
         raise JobCancelledError("cancelled while running") from None
     unstorable = False
     if failure is None:
@@ -234,14 +242,16 @@ async def attempt_body(
                 finished,
                 fields={FINISHED_AT: finished},
                 extra={"s": True, "r": stored, "ft": finished},
+                times=ran.times(finished),
             )
         )
         return output
     # what is stored, raised and logged; the policy decides on `failure` itself
     shown = scrub_exception(failure, secret_values(task, opened))
+    times = ran.times()
     if not unstorable and task.retry.should_retry(failure, attempt):
         retry = await runtime.health.hold(
-            lambda: schedule_retry(resources, task, job_id, attempt, failure, shown=shown)
+            lambda: schedule_retry(resources, task, job_id, attempt, failure, shown=shown, times=times)
         )
         raise retry from shown
     transient = not unstorable and task.retry.is_transient(failure)
@@ -255,9 +265,22 @@ async def attempt_body(
             error=exception_error(shown),
             reason=reason,
             attempts=attempt,
+            times=times,
         )
     )
     raise shown
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptClock:
+    """When an attempt started (ms, as recorded) and how long it had waited to start after it was due."""
+
+    started_ms: int
+    wait_ms: int
+
+    def times(self, now: int | None = None) -> AttemptTimes:
+        """The attempt's times if it ends now (or at `now`)."""
+        return AttemptTimes(self.wait_ms, (now_ms() if now is None else now) - self.started_ms)
 
 
 def arq_function(task: Task[Any, Any]) -> Function:

@@ -5,8 +5,9 @@ Every second the worker renews the lease of each attempt it runs (ARQ's in-progr
 of `lease_s` instead of ARQ's "longest time limit + 10 s") and reads their `cancel_requested` flags,
 in one round trip. A worker that dies stops renewing: its jobs' leases run out within `lease_s` and
 another worker claims them at its next poll. A flagged attempt's asyncio task is cancelled; the
-runner turns that into a `cancelled` job. While Redis is away the beat retries on the outage's
-backoff (`arq_jobs._worker.outage`) and beats at once when any loop finds Redis back.
+runner turns that into a `cancelled` job. Beside the beat it samples its queue's depth for the
+statistics every JOBS_STATS_SAMPLE_S (arq_jobs._stats.depth). While Redis is away the beat retries
+on the outage's backoff (`arq_jobs._worker.outage`) and beats at once when any loop finds Redis back.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ from arq_jobs._limits.worker import WorkerLimits
 from arq_jobs._redis_errors import describe_redis_error
 from arq_jobs._scripts.batch import ScriptBatch
 from arq_jobs._scripts.script import load_script
+from arq_jobs._stats.depth import DepthSampler
 from arq_jobs._tasks.context import Resources
 from arq_jobs._version import PACKAGE_VERSION
 from arq_jobs._worker.metrics import WorkerMetrics
@@ -63,6 +65,7 @@ class Begun:
     cancelled: bool
     trace: str | None = None
     workflow: str | None = None
+    started_ms: int = 0  # the attempt's start as recorded (`started_at`)
 
 
 @dataclass(slots=True)
@@ -89,12 +92,15 @@ class Runtime:
     started_ms: int = field(default_factory=now_ms)
     batch: ScriptBatch = field(init=False)
     health: RedisHealth = field(init=False)  # whether this process reaches Redis, as its loops find
+    depth: DepthSampler = field(init=False)  # samples its queue's depth for the statistics
     _last_beat_ms: int = 0
     _loop_task: asyncio.Task[None] | None = None
 
     def __post_init__(self) -> None:
         self.batch = ScriptBatch(self.resources.redis)
         self.health = RedisHealth(hold_s=self.resources.settings.outage_hold_s)
+        settings = self.resources.settings
+        self.depth = DepthSampler(self.resources.redis, settings, settings.queue_name)
         self.metrics.watch(self.health)
 
     @property
@@ -177,6 +183,7 @@ class Runtime:
             cancelled=False,
             trace=trace.decode() if isinstance(trace, bytes) else None,
             workflow=workflow.decode() if isinstance(workflow, bytes) else None,
+            started_ms=now,
         )
 
     async def settle(self, transition: Transition) -> None:
@@ -243,6 +250,9 @@ class Runtime:
                 await self.health.backoff()
             try:
                 await self.beat()
+                now = now_ms()
+                if self.depth.due(now):
+                    await self.depth.sample(now)
             except REDIS_ERRORS as error:  # keep beating: leases last lease_s, Redis may come back
                 self.health.failed(error)
             except Exception:  # never let the beat die: without it every lease runs out

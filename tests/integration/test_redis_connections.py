@@ -195,7 +195,7 @@ def test_api_worker_and_cli_over_tls(
 SIMPLE_RULE = "+@all -@dangerous +info"
 TIGHT_RULE = (
     "-@all +auth +hello +ping +select +info +dbsize"
-    " +get +set +mget +psetex +del +exists +expire +pexpire +pttl +persist +incr +incrby +decr"
+    " +get +set +mget +psetex +del +exists +expire +pexpire +pexpireat +pttl +persist +incr +incrby +decr"
     " +hget +hset +hsetnx +hdel +hexists +hgetall +hmget +hincrby"
     " +zadd +zrem +zcard +zcount +zscore +zincrby +zpopmin +zrange +zrangebyscore +zrevrangebyscore"
     " +zremrangebyscore +xadd +xread +xrange +publish +subscribe +unsubscribe"

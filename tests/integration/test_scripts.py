@@ -8,6 +8,7 @@ it, so ARQ's keys of those jobs contain it too); the fixture deletes them afterw
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass
@@ -20,13 +21,15 @@ from arq_jobs._client import CANCEL_SCRIPT
 from arq_jobs._config import Settings
 from arq_jobs._jobs.enqueue import BATCH_SCRIPT, ENQUEUE_SCRIPT, IF_STORED_SCRIPT, JOB_ID_AT
 from arq_jobs._jobs.snapshots import SNAPSHOT_SCRIPT
-from arq_jobs._jobs.transitions import TRANSITION_SCRIPT, Phase, Transition, index_horizon_ms
+from arq_jobs._jobs.transitions import TRANSITION_SCRIPT, AttemptTimes, Phase, Transition, index_horizon_ms
 from arq_jobs._keys import Keys
 from arq_jobs._limits.worker import RELEASE_SCRIPT
 from arq_jobs._queues import QUEUE_STATS_SCRIPT
 from arq_jobs._schedules.views import RECORD_SCRIPT
 from arq_jobs._scripts.run import run_script
-from arq_jobs._scripts.script import Arg, Script
+from arq_jobs._scripts.script import Arg, Script, expand
+from arq_jobs._stats.depth import RECORD_DEPTH_SCRIPT
+from arq_jobs._stats.histogram import BOUNDS_MS, bucket
 from arq_jobs._worker.claims import CLAIM_SCRIPT
 from arq_jobs._worker.finish import FINISH_SCRIPT
 from arq_jobs._worker.runner import GIVE_BACK_SCRIPT
@@ -114,6 +117,8 @@ async def space(redis_url: str) -> AsyncIterator[Space]:
         result_ttl_s=86_400,
         job_timeout_s=300,
         events_maxlen=100,
+        stats_minutes_ttl_s=0,  # the statistics' own tests turn them on (`counting`)
+        stats_hours_ttl_s=0,
     )
     assert index_horizon_ms(settings) == HORIZON
     try:
@@ -157,6 +162,11 @@ async def test_transition_indexes_a_new_job_moves_it_between_phases_and_appends_
             keep=keep,
             events_keep=2_000,
             keep_count=0,
+            stats_prefix=keys.stats_prefix(),
+            stats_minutes_ttl=0,
+            stats_hours_ttl=0,
+            run_ms="",
+            wait_ms="",
             changes=changes,
         )
 
@@ -715,6 +725,147 @@ async def test_record_tick_never_moves_the_last_run_back(space: Space) -> None:
     assert await space.state() == {key: {"tick": str(NOW), "job_id": "job-a"}}
     assert await record(NOW + 1_000, "job-b") == 1
     assert await space.state() == {key: {"tick": str(NOW + 1_000), "job_id": "job-b"}}
+
+
+# --- includes/stats.lua (through the transition and finish-8.lua), record-depth-1.lua --------------
+
+MINUTE_S = NOW // 60_000 * 60  # the minute and the hour holding NOW, epoch seconds
+HOUR_S = NOW // 3_600_000 * 3600
+DAY_MS, WEEK_MS = 86_400_000, 7 * 86_400_000
+
+
+def counting(space: Space) -> Settings:
+    """The space's settings with statistics kept a day by the minute and a week by the hour."""
+    return space.settings.model_copy(update={"stats_minutes_ttl_s": 86_400, "stats_hours_ttl_s": 7 * 86_400})
+
+
+def expires_in(unit_start_s: int, unit_s: int, ttl_ms: int) -> int:
+    """The PTTL a unit's hash has now: it expires `ttl_ms` after its unit ends (NOW is in the future)."""
+    return (unit_start_s + unit_s) * 1000 + ttl_ms - int(time.time() * 1000)
+
+
+async def test_the_lua_buckets_are_the_python_buckets(space: Space) -> None:
+    values = [0, *BOUNDS_MS, *(bound + 1 for bound in BOUNDS_MS), 10**9]
+    source = expand(
+        "--!include includes/stats.lua\nlocal out = {}\n"
+        "for i, v in ipairs(ARGV) do out[i] = tostring(stats_bucket(v)) end\nreturn out"
+    )
+    answer = await space.redis.eval(source, 0, *values)  # type: ignore[misc]
+    assert [label.decode() for label in answer] == [bucket(value) for value in values]
+    assert bucket(0) == "1" and bucket(250) == "250" and bucket(251) == "500" and bucket(10**9) == "inf"
+
+
+async def test_an_ending_attempt_is_counted_with_its_times_in_the_minute_and_the_hour_of_its_task(
+    space: Space,
+) -> None:
+    job, keys = space.job(1), space.keys
+    queue = keys.queue("q")
+    await space.redis.set(Keys.arq_in_progress(job), "1", px=60_000)
+    await space.redis.zadd(queue, {job: NOW - 10})
+    running = {"task": "t", "queue": "q", "enqueued_at": str(NOW - 10), "phase": "running"}
+    await space.hash(keys.record(job), running, ttl_ms=60_000)
+    succeeded = Transition(
+        job, "succeeded", Phase.SUCCEEDED, NOW, fields={"finished_at": NOW}, times=AttemptTimes(7, 260)
+    )
+    script_keys = FINISH_SCRIPT.keys(
+        in_progress=Keys.arq_in_progress(job),
+        result=Keys.arq_result(job),
+        retry=Keys.arq_retry(job),
+        arq_job=Keys.arq_job(job),
+        abort=f"{space.token}:abort",
+        queue=queue,
+        record=keys.record(job),
+        events=keys.events(job),
+    )
+    args = FINISH_SCRIPT.args(
+        job_id=job,
+        keep_in_progress_ms="",
+        finish="1",
+        result=b"result",
+        result_ttl_ms=30_000,
+        incr_score="",
+        transition=succeeded.args(counting(space)),
+    )
+    assert await space.run(FINISH_SCRIPT, script_keys, args) == 1
+    minute, hour = keys.stats("m", MINUTE_S, "jobs:q:t"), keys.stats("h", HOUR_S, "jobs:q:t")
+    counted = {"succeeded": "1", "run:500": "1", "wait:10": "1"}
+    state = await space.state()
+    assert {key: state[key] for key in state if ":stats:" in key} == {
+        minute: counted,
+        hour: counted,
+        keys.stats_scopes(): {"q:t": NOW},
+    }
+    assert near(await space.pttl(minute), expires_in(MINUTE_S, 60, DAY_MS))
+    assert near(await space.pttl(hour), expires_in(HOUR_S, 3600, WEEK_MS))
+
+    # written again (a write retried after an outage): the job is in its phase already, nothing counts
+    await space.run(FINISH_SCRIPT, script_keys, args)
+    assert await space.redis.hgetall(minute) == {b"succeeded": b"1", b"run:500": b"1", b"wait:10": b"1"}
+
+
+async def test_each_counted_event_adds_its_counter_and_others_add_nothing(space: Space) -> None:
+    keys, settings = space.keys, counting(space)
+    record = {"task": "t", "queue": "q", "enqueued_at": str(NOW - 10)}
+
+    async def apply(n: int, phase_before: str, transition: Transition) -> None:
+        await space.hash(keys.record(space.job(n)), {**record, "phase": phase_before}, ttl_ms=60_000)
+        script_keys = TRANSITION_SCRIPT.keys(
+            record=keys.record(space.job(n)), events=keys.events(space.job(n))
+        )
+        assert await space.run(TRANSITION_SCRIPT, script_keys, transition.args(settings)) == 1
+
+    times = AttemptTimes(wait_ms=0, run_ms=4_000_000)
+    await apply(1, "running", Transition(space.job(1), "retrying", Phase.QUEUED, NOW, times=times))
+    failed = {"dead_lettered": "1", "finished_at": NOW}
+    await apply(
+        2, "running", Transition(space.job(2), "failed", Phase.FAILED, NOW, fields=failed, times=times)
+    )
+    await apply(3, "queued", Transition(space.job(3), "failed", Phase.FAILED, NOW))  # refused: never ran
+    await apply(4, "queued", Transition(space.job(4), "cancelled", Phase.CANCELLED, NOW))
+    await apply(5, "queued", Transition(space.job(5), "running", Phase.RUNNING, NOW))  # not an end
+    await apply(6, "running", Transition(space.job(6), "progress", None, NOW))
+    await apply(7, "running", Transition(space.job(7), "pending", Phase.QUEUED, NOW))  # given back
+    assert await space.redis.hgetall(keys.stats("m", MINUTE_S, "jobs:q:t")) == {
+        b"retried": b"1",
+        b"failed": b"2",
+        b"dead_lettered": b"1",
+        b"cancelled": b"1",
+        b"run:inf": b"2",
+        b"wait:1": b"2",
+    }
+
+
+async def test_record_depth_samples_each_tick_once_into_the_minute_and_the_hour(space: Space) -> None:
+    keys, settings = space.keys, counting(space)
+    sampled = keys.stats_sampled("q")
+
+    async def sample(tick: int, now: int, depth: list[int]) -> int:
+        args = RECORD_DEPTH_SCRIPT.args(
+            stats_prefix=keys.stats_prefix(),
+            queue="q",
+            tick=tick,
+            now=now,
+            stats_minutes_ttl=settings.stats_minutes_ttl_s * 1000,
+            stats_hours_ttl=settings.stats_hours_ttl_s * 1000,
+            ttl_ms=15_000,
+            depth=depth,
+        )
+        return int(await space.run(RECORD_DEPTH_SCRIPT, RECORD_DEPTH_SCRIPT.keys(sampled=sampled), args))
+
+    tick = NOW // 5_000
+    assert await sample(tick, NOW, [4, 1, 2, 0]) == 1
+    assert await sample(tick, NOW + 1, [9, 9, 9, 9]) == 0  # another worker, the same tick
+    assert await sample(tick - 1, NOW + 2, [9, 9, 9, 9]) == 0  # a slow worker's older tick
+    assert await sample(tick + 1, NOW + 5_000, [2, 1, 0, 3]) == 1
+    depth = {"samples": "2", "pending": "6", "scheduled": "2", "running": "2", "retrying": "3"}
+    minute = keys.stats("m", MINUTE_S, "depth:q")
+    assert await space.state() == {
+        sampled: str(tick + 1),
+        minute: depth,  # NOW + 5 s is in NOW's minute
+        keys.stats("h", HOUR_S, "depth:q"): depth,
+    }
+    assert near(await space.pttl(sampled), 15_000)
+    assert near(await space.pttl(minute), expires_in(MINUTE_S, 60, DAY_MS))
 
 
 # --- advance-workflow-1.lua ----------------------------------------------------------------------

@@ -40,7 +40,7 @@ def test_no_lua_is_left_in_python() -> None:
     inline = [path for path in PACKAGE.rglob("*.py") if "redis.call(" in path.read_text()]
     assert inline == []
     assert len(SCRIPTS) >= 14
-    assert INCLUDES == ["includes/enqueue.lua", "includes/transition.lua"]
+    assert INCLUDES == ["includes/enqueue.lua", "includes/stats.lua", "includes/transition.lua"]
 
 
 @pytest.mark.parametrize("file", SCRIPTS)
@@ -117,7 +117,7 @@ def test_keys_and_arguments_are_passed_by_name_in_the_headers_order() -> None:
     assert script.keys(events="e", record="r", queue="q", arq_job="j") == ["j", "q", "r", "e"]
     args = script.args(
         record_fields=["f", 1],
-        transition=list(range(14)),
+        transition=list(range(19)),
         waiting="w",
         max_pending=9,
         only_new="0",
@@ -128,7 +128,7 @@ def test_keys_and_arguments_are_passed_by_name_in_the_headers_order() -> None:
         job=b"data",
         job_id="id",
     )
-    assert args == ["id", b"data", 3, 4, 5, "", "0", 9, "w", *range(14), "f", 1]
+    assert args == ["id", b"data", 3, 4, 5, "", "0", 9, "w", *range(19), "f", 1]
 
 
 def test_a_missing_or_unexpected_name_is_an_error() -> None:
@@ -156,8 +156,8 @@ def test_a_fixed_group_must_have_its_size() -> None:
         "max_pending": 0,
         "waiting": "",
     }
-    with pytest.raises(TypeError, match="ARGV transition takes 14 values, not 13"):
-        script.args(**values, transition=list(range(13)), record_fields=[])
+    with pytest.raises(TypeError, match="ARGV transition takes 19 values, not 18"):
+        script.args(**values, transition=list(range(18)), record_fields=[])
 
 
 @pytest.mark.parametrize(

@@ -19,6 +19,7 @@
   Keys not in KEYS: the index keys and retry waits the transition writes.
   Events: `running` on KEYS[4] unless cancelled.
 ]]
+--!include includes/stats.lua
 --!include includes/transition.lua
 local F_CANCEL_REQUESTED = 'cancel_requested' -- mirrors arq_jobs._jobs.records.CANCEL_REQUESTED
 local F_TRACE = 'trace' -- mirrors arq_jobs._jobs.records.TRACE

@@ -22,6 +22,7 @@
   Keys not in KEYS: the index keys and retry waits the transition writes.
   Events: `cancelled` on KEYS[7] when it returns 'cancelled'.
 ]]
+--!include includes/stats.lua
 --!include includes/transition.lua
 -- (RETRYING and F_NEXT_ATTEMPT_AT come with it)
 local F_MARK = 'state' -- mirrors arq_jobs._jobs.records.MARK

@@ -20,8 +20,8 @@
   ARGV[9] waiting — the queue's `queued` phase index (Keys.index('phase', 'queued:queue:<q>')): the
           jobs waiting to start (pending, scheduled, retrying; not the running ones ARQ's queue also
           holds); '' when `max_pending` is '0'
-  ARGV[10..23] transition — the transition's arguments as transition-2.lua's ARGV, with no changes
-  ARGV[24..] record_fields — the record's fields and values
+  ARGV[10..28] transition — the transition's arguments as transition-2.lua's ARGV, with no changes
+  ARGV[29..] record_fields — the record's fields and values
 
   Returns 1 when stored, 0 when `only_new` found the job, -n when the queue holds n jobs waiting
   (n >= `max_pending`) and nothing was stored.
@@ -29,6 +29,7 @@
   Keys not in KEYS: the index keys and retry waits the transition writes, `waiting`.
   Events: the transition's `pending` or `scheduled` on KEYS[4]; publishes '' on `wake_channel`.
 ]]
+--!include includes/stats.lua
 --!include includes/transition.lua
 --!include includes/enqueue.lua
 
@@ -38,6 +39,6 @@ end
 local waiting = queue_full(ARGV[8], ARGV[9], 1)
 if waiting then return -waiting end
 store_job(KEYS[1], KEYS[2], KEYS[3], KEYS[4], ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5],
-  ARGV, 24, #ARGV, ARGV, 10, 23)
+  ARGV, 29, #ARGV, ARGV, 10, 28)
 if ARGV[6] ~= '' then redis.call('PUBLISH', ARGV[6], '') end
 return 1

@@ -31,6 +31,7 @@
   and retry waits the transitions write; `waiting`.
   Events: each job's `pending` or `scheduled` on its stream; publishes '' once on `wake_channel`.
 ]]
+--!include includes/stats.lua
 --!include includes/transition.lua
 --!include includes/enqueue.lua
 

@@ -25,6 +25,7 @@
   Keys not in KEYS: the index keys and retry waits the transition writes.
   Events: the transition's event (succeeded, failed, retrying, cancelled, ...) on KEYS[8].
 ]]
+--!include includes/stats.lua
 --!include includes/transition.lua
 
 local job_id = ARGV[1]

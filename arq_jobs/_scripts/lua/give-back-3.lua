@@ -14,6 +14,7 @@
   Keys not in KEYS: the index keys and retry waits the transition writes.
   Events: `pending` on KEYS[3].
 ]]
+--!include includes/stats.lua
 --!include includes/transition.lua
 
 if redis.call('EXISTS', KEYS[1]) == 1 then redis.call('DECR', KEYS[1]) end

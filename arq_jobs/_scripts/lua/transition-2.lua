@@ -19,16 +19,25 @@
   ARGV[12] events_keep — with `keep`: how long its event stream is kept (ms)
   ARGV[13] keep_count — with `keep`: the queue's index of the phase entered keeps this many jobs,
            deleting the older ones; '0' = no limit
-  ARGV[14..] changes — n, then n items (field, value, ...) to set on the record, then field names to
+  ARGV[14] stats_prefix — Keys.stats_prefix(): what the statistics' keys start with
+  ARGV[15] stats_minutes_ttl — how long per-minute statistics are kept (ms); '0' = not written
+  ARGV[16] stats_hours_ttl — how long per-hour statistics are kept (ms); '0' = not written
+  ARGV[17] run_ms — an ending attempt's run time (ms), counted in the statistics; '' = none (the
+           transition does not end an attempt that ran)
+  ARGV[18] wait_ms — with `run_ms`: how long that attempt waited to start after it was due (ms)
+  ARGV[19..] changes — n, then n items (field, value, ...) to set on the record, then field names to
              delete from it
 
   Returns 1, or 0 when the job has no record (nothing is written then).
 
-  Keys not in KEYS: the index keys and the queue's retry waits (see includes/transition.lua).
+  Keys not in KEYS: the index keys, the queue's retry waits and the statistics (see
+  includes/transition.lua).
   Events: appends `event` to KEYS[2] with `extra` and a snapshot of the record's fields.
 ]]
+--!include includes/stats.lua
 --!include includes/transition.lua
 
-local fields, drop = read_changes(ARGV, 14, #ARGV)
+local fields, drop = read_changes(ARGV, 19, #ARGV)
 return transition(KEYS[1], KEYS[2], ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8],
-  ARGV[9], ARGV[10], ARGV[11], ARGV[12], ARGV[13], fields, drop)
+  ARGV[9], ARGV[10], ARGV[11], ARGV[12], ARGV[13], ARGV[14], ARGV[15], ARGV[16], ARGV[17], ARGV[18],
+  fields, drop)

@@ -3,7 +3,8 @@
   the job's record, the listing indexes and the job's event stream together.
 
   transition(record, stream, index_prefix, retry_waits_prefix, job_id, event, phase, now, horizon,
-             maxlen, extra, created, keep, events_keep, keep_count, fields, drop) -> 0 | 1
+             maxlen, extra, created, keep, events_keep, keep_count, stats_prefix, stats_minutes_ttl,
+             stats_hours_ttl, run_ms, wait_ms, fields, drop) -> 0 | 1
     Answers 0 and writes nothing when the record does not exist. Else: sets `fields` (a flat list
     of field, value) and deletes `drop` (field names) on the record; at creation (`created` '1')
     adds the job to the `all`, `queue:<q>` and `task:<t>` indexes (and `owner:<o>` when the record
@@ -22,8 +23,15 @@
     `keep_count` not '0', the queue's index of that phase (`phase:<p>:queue:<q>`) keeps its newest
     `keep_count` jobs: the older ones leave every index (`all`, `queue:<q>`, `task:<t>`, `owner:<o>`,
     `phase:<p>`) and their record, stream and ARQ's result are deleted; the job ending now stays.
+    A transition that moves the job into its phase with a counted event (succeeded, failed, retrying
+    → `retried`, cancelled; a failed one flagged `dead_lettered` also counts `dead_lettered`) adds
+    to the statistics of its task on its queue (includes/stats.lua's stats_add, scope
+    `jobs:<queue>:<task>`, at `now`), with the ending attempt's `run_ms` and `wait_ms` in the run
+    and wait histograms when given (an attempt that ran; '' otherwise). Applied again, it counts
+    nothing: the job is in that phase already.
     Index keys are `index_prefix` (Keys.index('')) followed by the kind; the retry waits are
-    `retry_waits_prefix` (Keys.retry_waits('')) followed by the queue: neither is in KEYS.
+    `retry_waits_prefix` (Keys.retry_waits('')) followed by the queue; the statistics
+    `stats_prefix` (Keys.stats_prefix()): none is in KEYS. Include includes/stats.lua before it.
 
   read_changes(argv, first, last) -> fields, drop
     argv[first] is the number n of field/value items that follow; the n items are `fields`,
@@ -40,10 +48,13 @@ local F_SCHEDULED_FOR = 'scheduled_for' -- mirrors arq_jobs._jobs.records.SCHEDU
 local F_ENQUEUED_AT = 'enqueued_at' -- mirrors arq_jobs._jobs.records.ENQUEUED_AT
 local F_NEXT_ATTEMPT_AT = 'next_attempt_at' -- mirrors arq_jobs._jobs.records.NEXT_ATTEMPT_AT
 local F_OWNER = 'owner' -- mirrors arq_jobs._jobs.records.OWNER
+local F_DEAD_LETTERED = 'dead_lettered' -- mirrors arq_jobs._jobs.records.DEAD_LETTERED
 local RETRYING = 'retrying' -- mirrors arq_jobs._jobs.states.JobState.RETRYING
 local QUEUED = 'queued' -- mirrors arq_jobs._jobs.transitions.Phase.QUEUED
 
 local ARQ_RESULT = 'arq:result:' -- mirrors arq_jobs._arq.RESULT_PREFIX
+-- the statistics' counter of each counted event (mirrors arq_jobs._stats.reader.COUNTERS)
+local COUNTED = {succeeded = 'succeeded', failed = 'failed', retrying = 'retried', cancelled = 'cancelled'}
 local TRIM_EVERY = 16
 
 -- Keeps the newest `count` jobs (by run time) of a queue's ended `phase`: the older ones leave every
@@ -70,12 +81,13 @@ local function keep_newest(index_prefix, queue, phase, count, job_id, record_pre
 end
 
 local function transition(record, stream, index_prefix, retry_waits_prefix, job_id, event, phase, now,
-                          horizon, maxlen, extra, created, keep, events_keep, keep_count, fields, drop)
+                          horizon, maxlen, extra, created, keep, events_keep, keep_count, stats_prefix,
+                          stats_minutes_ttl, stats_hours_ttl, run_ms, wait_ms, fields, drop)
   if redis.call('EXISTS', record) == 0 then return 0 end
   if #fields > 0 then redis.call('HSET', record, unpack(fields)) end
   if #drop > 0 then redis.call('HDEL', record, unpack(drop)) end
   local info = redis.call('HMGET', record, F_QUEUE, F_TASK, F_PHASE, F_SCHEDULED_FOR, F_ENQUEUED_AT,
-    F_NEXT_ATTEMPT_AT, F_OWNER)
+    F_NEXT_ATTEMPT_AT, F_OWNER, F_DEAD_LETTERED)
   local queue, task, was = info[1] or '', info[2] or '', info[3]
   local score = info[4] or info[5] or now
   local trim = ((string.byte(job_id, -1) or 0) + (string.byte(job_id, -2) or 0)) % TRIM_EVERY == 0
@@ -101,6 +113,21 @@ local function transition(record, stream, index_prefix, retry_waits_prefix, job_
     add(index_prefix .. 'phase:' .. phase)
     add(index_prefix .. 'phase:' .. phase .. ':queue:' .. queue)
     redis.call('HSET', record, F_PHASE, phase)
+    local counter = COUNTED[event]
+    if counter then
+      local counts = {counter, 1}
+      if event == 'failed' and info[8] == '1' then
+        counts[3] = F_DEAD_LETTERED
+        counts[4] = 1
+      end
+      if run_ms ~= '' then
+        counts[#counts + 1] = 'run:' .. stats_bucket(run_ms)
+        counts[#counts + 1] = 1
+        counts[#counts + 1] = 'wait:' .. stats_bucket(wait_ms)
+        counts[#counts + 1] = 1
+      end
+      stats_add(stats_prefix, 'jobs:' .. queue .. ':' .. task, now, counts, stats_minutes_ttl, stats_hours_ttl)
+    end
   end
   local waits = retry_waits_prefix .. queue
   if event == RETRYING then
@@ -135,8 +162,9 @@ local function read_changes(argv, first, last)
 end
 
 local function transition_argv(record, stream, argv, first, last)
-  local fields, drop = read_changes(argv, first + 13, last)
+  local fields, drop = read_changes(argv, first + 18, last)
   return transition(record, stream, argv[first], argv[first + 1], argv[first + 2], argv[first + 3],
     argv[first + 4], argv[first + 5], argv[first + 6], argv[first + 7], argv[first + 8], argv[first + 9],
-    argv[first + 10], argv[first + 11], argv[first + 12], fields, drop)
+    argv[first + 10], argv[first + 11], argv[first + 12], argv[first + 13], argv[first + 14],
+    argv[first + 15], argv[first + 16], argv[first + 17], fields, drop)
 end
