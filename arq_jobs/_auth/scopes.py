@@ -24,7 +24,7 @@ SCOPES: dict[str, str] = {
     WORKFLOWS_WRITE: "Start and cancel the key's own workflows (each step also needs its enqueue scope).",
     DEAD_LETTERS_READ: "Read the key's own dead letters.",
     DEAD_LETTERS_WRITE: "Retry and delete the key's own dead letters.",
-    METRICS_READ: "Prometheus /metrics, queues, workers and schedules.",
+    METRICS_READ: "Prometheus /metrics, statistics, queues, workers and schedules.",
     ADMIN: "Everything, every owner's jobs, and the dashboard.",
 }
 
