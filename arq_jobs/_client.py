@@ -762,18 +762,24 @@ class JobClient:
             for name in self.queue_names(alive)
         ]
 
-    async def stats(self, window: Window, *, task: str | None = None, queue: str | None = None) -> Stats:
-        """How jobs went over `window` (a series and a per-task table; see arq_jobs._stats), of one
-        task and/or queue if given: UnknownTaskError / UnknownQueueError for a name that is neither
-        known here nor has statistics."""
+    async def stats(
+        self, window: Window | str = Window.HOUR_1, *, task: str | None = None, queue: str | None = None
+    ) -> Stats:
+        """How jobs went over `window` (15m, 1h, 24h, 7d, 30d: a series and a per-task table, see
+        arq_jobs._stats), of one task and/or queue if given. UnknownTaskError / UnknownQueueError for a
+        name that is not known here (registered, configured, served by a live worker) and has no
+        statistics; ValueError for another window."""
+        window = Window(window)
         known = await stats_scopes(self.redis, self.keys)
         if task is not None and task not in self.registry and all(t != task for _, t in known):
             raise UnknownTaskError(task)
         names = self.queue_names()
         if queue is not None and queue not in names and all(q != queue for q, _ in known):
-            raise UnknownQueueError(queue, names)
+            names = self.queue_names(await self.worker_registry.alive(now_ms()))
+            if queue not in names:
+                raise UnknownQueueError(queue, names)
         return await read_stats(
-            self.redis, self.settings, window, now_ms(), queues=names, task=task, queue=queue
+            self.redis, self.settings, window, now_ms(), queues=names, task=task, queue=queue, known=known
         )
 
     @property

@@ -25,6 +25,7 @@ from arq_jobs._cli.output import (
     queues_table,
     schedules_table,
     show,
+    stats_tables,
     status_table,
     workers_table,
 )
@@ -38,12 +39,14 @@ from arq_jobs._jobs.status import JobStatus
 from arq_jobs._queues import QueueStats
 from arq_jobs._schedules.views import ScheduleView, schedule_views
 from arq_jobs._secrets import new_key
+from arq_jobs._stats.reader import Stats
+from arq_jobs._stats.window import Window
 from arq_jobs._worker_registry import WorkerInfo
 
 app = typer.Typer(
     name="arq-jobs",
-    help="Enqueue jobs and look after them: status, cancel, listings, queues, workers, dead letters, "
-    "schedules, workflows.",
+    help="Enqueue jobs and look after them: status, cancel, listings, queues, workers, statistics, "
+    "dead letters, schedules, workflows.",
     no_args_is_help=True,
     add_completion=False,
     context_settings={"help_option_names": ["-h", "--help"]},
@@ -236,6 +239,25 @@ def workers(ctx: typer.Context, output: OutputOption = Output.TABLE, as_json: Js
 
     found = run(ctx, work)
     show(found, choose(output, as_json), workers_table(found) if found else "no workers")
+
+
+@app.command()
+def stats(
+    ctx: typer.Context,
+    window: Annotated[Window, typer.Option("--window", "-w", help="How far back to look.")] = Window.HOURS_24,
+    task: Annotated[str | None, typer.Option("--task", help="Only this task's jobs.")] = None,
+    queue: Annotated[str | None, typer.Option("--queue", help="Only this queue's jobs.")] = None,
+    output: OutputOption = Output.TABLE,
+    as_json: JsonFlag = False,
+) -> None:
+    """How jobs went over a window, per task: jobs ended, failure rate, run and wait times (bucket
+    bounds), retries, cancellations. --json: all of GET /stats's body, with the series."""
+
+    async def work(client: JobClient) -> Stats:
+        return await client.stats(window, task=task, queue=queue)
+
+    found = run(ctx, work)
+    show(found, choose(output, as_json), *stats_tables(found))
 
 
 @app.command()

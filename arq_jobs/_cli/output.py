@@ -28,11 +28,13 @@ from arq_jobs._jobs.states import JobState
 from arq_jobs._jobs.status import JobStatus, Throttled
 from arq_jobs._queues import QueueStats
 from arq_jobs._schedules.views import ScheduleView
+from arq_jobs._stats.reader import Stats
 from arq_jobs._tasks.progress import Progress
 from arq_jobs._worker_registry import WorkerInfo
 from arq_jobs._workflows.status import WorkflowStatus
 
 NON_TERMINAL_WIDTH = 200
+NULL = "—"  # a statistic with nothing to read it from
 
 
 class Output(StrEnum):
@@ -314,6 +316,50 @@ def dead_letter_table(letter: DeadLetter) -> Table:
             ("error", error_text(letter.error)),
         ]
     )
+
+
+def millis(ms: int | None) -> str:
+    """A duration in ms as people read it: `250 ms`, `2.5 s`, `5 min`, `1 h`."""
+    if ms is None:
+        return NULL
+    for size, unit in ((3_600_000, "h"), (60_000, "min"), (1000, "s")):
+        if ms >= size:
+            return f"{ms / size:g} {unit}"
+    return f"{ms} ms"
+
+
+def stats_scope(stats: Stats) -> str:
+    """`the last 24h`, with the task and queue the statistics are limited to."""
+    limits = []
+    if stats.task is not None:
+        limits.append(f"task {stats.task}")
+    if stats.queue is not None:
+        limits.append(f"queue {stats.queue}")
+    return f"the last {stats.window.value}" + (f" ({', '.join(limits)})" if limits else "")
+
+
+def stats_tables(stats: Stats) -> list[RenderableType | str]:
+    """The window (and task, queue) in one line, then a row per task, busiest first; or a line
+    saying no job ended in the window."""
+    if not stats.tasks:
+        return [f"no jobs ended in {stats_scope(stats)}"]
+    found = table("TASK", "JOBS", "FAILED %", "RUN P50", "RUN P95", "WAIT P95", "RETRIED", "CANCELLED")
+    for row in stats.tasks:
+        rate = row.failure_rate
+        add_row(
+            found,
+            (
+                row.task,
+                row.count,
+                NULL if rate is None else f"{round(rate * 100, 1):g}",
+                millis(row.run_p50_ms),
+                millis(row.run_p95_ms),
+                millis(row.wait_p95_ms),
+                row.retried,
+                row.cancelled,
+            ),
+        )
+    return [f"jobs that ended in {stats_scope(stats)}, by task", found]
 
 
 def schedules_table(schedules: Sequence[ScheduleView]) -> Table:

@@ -15,10 +15,11 @@ from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 
 from arq_jobs._api.deps import ArqDep, SettingsDep
-from arq_jobs._dashboard import formatting
+from arq_jobs._dashboard import charts, formatting
 from arq_jobs._dashboard.assets import HTMX_FILE, HTMX_INTEGRITY, static_path
 from arq_jobs._dashboard.security import TOKEN_FIELD, csrf_token
 from arq_jobs._jobs.states import JobState
+from arq_jobs._stats.window import Window
 
 OVERVIEW_ROUTE = "dashboard_overview"
 
@@ -107,6 +108,11 @@ def build_environment() -> jinja2.Environment:
         TOKEN_FIELD=TOKEN_FIELD,
         query=query,
         STATES=list(JobState),
+        WINDOWS=list(Window),
+        throughput_chart=charts.throughput_chart,
+        depth_chart=charts.depth_chart,
+        latency_chart=charts.latency_chart,
+        failure_rate_chart=charts.failure_rate_chart,
     )
     return env
 

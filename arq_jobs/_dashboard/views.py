@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from pydantic import JsonValue
 
@@ -19,9 +21,18 @@ from arq_jobs._jobs.status import JobStatus
 from arq_jobs._jobs.transitions import PROGRESS_EVENT
 from arq_jobs._queues import QueueStats
 from arq_jobs._schedules.views import ScheduleView, schedule_views
+from arq_jobs._stats.reader import Stats, TaskStats
+from arq_jobs._stats.window import Window
+from arq_jobs._tasks.registry import Task
+from arq_jobs._tasks.retry import qualified_name
 from arq_jobs._version_guard import Skew
 from arq_jobs._worker_registry import WorkerInfo
 from arq_jobs._workflows.status import WorkflowStatus
+
+# the window whose charts refresh with their page; longer ones are drawn once per page load
+LIVE_WINDOW = Window.MINUTES_15
+PAGE_WINDOW = Window.HOUR_1  # the queue and task pages' default
+FAILURES_SCANNED = 100  # the newest dead letters a task page groups by error type
 
 
 class QueueNotFoundError(NotFoundError):
@@ -48,6 +59,13 @@ class Overview:
     workers: list[WorkerInfo]
     queues: list[QueueStats]
     skew: Skew
+    window: Window
+    stats: Stats | None  # None: not read (an htmx refresh, whose region does not hold the charts)
+
+    @property
+    def live(self) -> bool:
+        """Whether the charts are part of the region that refreshes."""
+        return self.window is LIVE_WINDOW
 
     @property
     def live_workers(self) -> int:
@@ -61,12 +79,16 @@ class Overview:
         return counts(queue)
 
 
-async def overview(jobs: Jobs) -> Overview:
+async def overview(jobs: Jobs, window: Window = LIVE_WINDOW, *, charts: bool = True) -> Overview:
+    """The counts, queues and workers; with `charts`, the statistics of `window` too."""
     workers = await jobs.workers()
     alive = [w for w in workers if w.state == "alive"]
     queues = await jobs.queues(alive)
     totals = {state: sum(counts(q)[state] for q in queues) for state in JobState}
-    return Overview(totals, sum(q.dead_lettered for q in queues), workers, queues, jobs.skew(alive))
+    stats = await jobs.stats(window) if charts else None
+    return Overview(
+        totals, sum(q.dead_lettered for q in queues), workers, queues, jobs.skew(alive), window, stats
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +100,17 @@ class QueueView:
     limit: int
     cursor: str | None
     page: JobPage
+    window: Window
+    charted: Stats | None  # the queue's statistics over `window`; None when not read
+
+    @property
+    def live(self) -> bool:
+        return self.window is LIVE_WINDOW
+
+    @property
+    def window_param(self) -> str | None:
+        """`window` for links that keep it (None: the default)."""
+        return None if self.window is PAGE_WINDOW else self.window.value
 
     @property
     def counts(self) -> dict[JobState, int]:
@@ -93,7 +126,15 @@ class QueueView:
 
 
 async def queue_view(
-    jobs: Jobs, name: str, *, state: JobState | None, task: str | None, limit: int, cursor: str | None
+    jobs: Jobs,
+    name: str,
+    *,
+    state: JobState | None,
+    task: str | None,
+    limit: int,
+    cursor: str | None,
+    window: Window = PAGE_WINDOW,
+    charts: bool = True,
 ) -> QueueView:
     stats = next((q for q in await jobs.queues() if q.name == name), None)
     if stats is None:
@@ -101,7 +142,8 @@ async def queue_view(
     settings = jobs.client.settings
     tasks = sorted(t.name for t in jobs.client.registry if t.queue_for(settings) == name)
     page = await jobs.jobs(state=state, task=task, queue=name, limit=limit, cursor=cursor)
-    return QueueView(stats, state, task, tasks, limit, cursor, page)
+    charted = await jobs.stats(window, queue=name) if charts else None
+    return QueueView(stats, state, task, tasks, limit, cursor, page, window, charted)
 
 
 @dataclass(frozen=True, slots=True)
@@ -262,6 +304,79 @@ async def workers_view(jobs: Jobs) -> WorkersView:
 async def schedules_view(jobs: Jobs) -> list[ScheduleView]:
     """Every schedule the tasks declare, as `GET /schedules` lists them."""
     return await schedule_views(jobs.client, datetime.now(UTC))
+
+
+@dataclass(frozen=True, slots=True)
+class FailureKind:
+    """A task's dead letters of one error type: how many, and the newest."""
+
+    type: str
+    count: int
+    latest: DeadLetter
+
+
+def failure_kinds(letters: list[DeadLetter]) -> list[FailureKind]:
+    """Dead letters (newest first) grouped by error type, the most frequent first."""
+    tally = Counter(letter.error.type for letter in letters)
+    latest: dict[str, DeadLetter] = {}
+    for letter in letters:
+        latest.setdefault(letter.error.type, letter)
+    return [FailureKind(kind, n, latest[kind]) for kind, n in tally.most_common()]
+
+
+@dataclass(frozen=True, slots=True)
+class TaskView:
+    """A task's definition (None when it is not registered here but has statistics), its statistics
+    over `window` and its recent failures by error type."""
+
+    name: str
+    task: Task[Any, Any] | None
+    queue: str | None
+    timeout_s: float | None
+    soft_timeout_s: float | None
+    schedules: list[ScheduleView]
+    window: Window
+    stats: Stats
+    failures: list[FailureKind]
+    failures_scanned: int
+
+    @property
+    def live(self) -> bool:
+        return self.window is LIVE_WINDOW
+
+    @property
+    def summary(self) -> TaskStats | None:
+        return next((row for row in self.stats.tasks if row.task == self.name), None)
+
+    @property
+    def retry_on(self) -> list[str]:
+        return [qualified_name(kind) for kind in self.task.retry.retry_on] if self.task else []
+
+    @property
+    def fail_on(self) -> list[str]:
+        return [qualified_name(kind) for kind in self.task.retry.fail_on] if self.task else []
+
+
+async def task_view(jobs: Jobs, name: str, window: Window = PAGE_WINDOW) -> TaskView:
+    """UnknownTaskError (a 404 page) for a task neither registered nor with statistics."""
+    stats = await jobs.stats(window, task=name)
+    registry = jobs.client.registry
+    task = registry.get(name) if name in registry else None
+    settings = jobs.client.settings
+    schedules = [s for s in await schedules_view(jobs) if s.task == name] if task else []
+    letters = await jobs.dead_letter_page(limit=FAILURES_SCANNED, cursor=None, task=name)
+    return TaskView(
+        name=name,
+        task=task,
+        queue=task.queue_for(settings) if task else None,
+        timeout_s=task.timeout_for(settings) if task else None,
+        soft_timeout_s=task.soft_timeout_for(settings) if task else None,
+        schedules=schedules,
+        window=window,
+        stats=stats,
+        failures=failure_kinds(letters.items),
+        failures_scanned=len(letters.items),
+    )
 
 
 @dataclass(frozen=True, slots=True)

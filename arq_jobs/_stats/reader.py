@@ -150,17 +150,23 @@ async def read_stats(
     queues: Sequence[str],
     task: str | None = None,
     queue: str | None = None,
+    known: Mapping[tuple[str, str], int] | None = None,
 ) -> Stats:
     """The statistics of `window` up to `now_ms`, of one task and/or queue if given; `queues` are
-    the queues whose depth is summed when no queue is given."""
+    the queues whose depth is summed when no queue is given; `known`: `scopes()`, if read already."""
     keys = Keys(settings.key_prefix)
     resolution = window.resolution_s
     unit = window.unit
     last = now_ms // 1000 - now_ms // 1000 % resolution
     first = last - (window.points - 1) * resolution
     starts = range(first, last + resolution, unit.seconds)
-    pairs = await scopes(redis, keys, since_ms=first * 1000)
-    chosen = [(q, t) for q, t in pairs if (task is None or t == task) and (queue is None or q == queue)]
+    if known is None:
+        known = await scopes(redis, keys)
+    chosen = [
+        (q, t)
+        for (q, t), noted_ms in sorted(known.items())
+        if noted_ms >= first * 1000 and (task is None or t == task) and (queue is None or q == queue)
+    ]
     depth_queues = [] if task is not None else [queue] if queue is not None else list(queues)
     async with redis.pipeline(transaction=False) as pipe:
         for start in starts:
@@ -206,11 +212,10 @@ def _point(start_s: int, tally: Tally, depth: Depth) -> StatsPoint:
     )
 
 
-async def scopes(redis: Redis, keys: Keys, since_ms: int = 0) -> list[tuple[str, str]]:
-    """The (queue, task) pairs with statistics written since `since_ms`, sorted."""
-    members = await redis.zrangebyscore(keys.stats_scopes(), since_ms, "+inf")
-    pairs = []
-    for member in members:
+async def scopes(redis: Redis, keys: Keys) -> dict[tuple[str, str], int]:
+    """The (queue, task) pairs with statistics, each with when it was last noted (ms)."""
+    found = {}
+    for member, score in await redis.zrange(keys.stats_scopes(), 0, -1, withscores=True):
         queue, _, task = member.decode().partition(":")  # a queue name has no ':'
-        pairs.append((queue, task))
-    return sorted(pairs)
+        found[(queue, task)] = int(score)
+    return found

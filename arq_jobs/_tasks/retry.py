@@ -61,3 +61,10 @@ class RetryPolicy:
         if isinstance(error, TransientError) and retry_after is not None:
             return float(min(MAX_RETRY_AFTER_S, max(0.0, retry_after)))
         return (rng or random).uniform(0.0, self.ceiling_s(attempt))
+
+
+def qualified_name(kind: type[BaseException]) -> str:
+    """How an exception class of a policy is shown: `httpx.TransportError`, or just `Exception` for
+    builtins."""
+    module = kind.__module__.split(".")[0]
+    return kind.__qualname__ if module == "builtins" else f"{module}.{kind.__qualname__}"

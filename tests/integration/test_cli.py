@@ -494,3 +494,39 @@ def test_workflow_start_wait_show_and_cancel(cli: Run, job_worker: Any) -> None:
         ExitCode.INVALID_INPUT,
         "invalid workflow: steps[0] (wf_add): invalid input for task 'wf_add': b: Field required",
     )
+
+
+def test_stats_of_the_jobs_a_worker_ran(cli: Run, job_worker: Any) -> None:
+    for n in range(2):
+        ok_json(cli("enqueue", "noop", "--json", f'{{"value": {n}}}', "--wait", "-o", "json"))
+    assert cli("enqueue", "fail", "--json", '{"permanent": true}', "--wait").returncode == ExitCode.JOB_FAILED
+
+    stats = ok_json(cli("stats", "--task", "noop", "--json"))
+    assert (stats["window"], stats["resolution_s"], stats["task"], stats["queue"]) == (
+        "24h",
+        3600,
+        "noop",
+        None,
+    )
+    assert len(stats["series"]) == 24 and sum(point["succeeded"] for point in stats["series"]) == 2
+    [row] = stats["tasks"]
+    timings = {name: row.pop(name) for name in list(row) if name.endswith("_ms")}
+    assert row == {
+        "task": "noop",
+        "count": 2,
+        "failure_rate": 0.0,
+        "succeeded": 2,
+        "failed": 0,
+        "retried": 0,
+        "cancelled": 0,
+        "dead_lettered": 0,
+    }
+    assert all(ms is not None and ms <= 10_000 for ms in timings.values()), timings
+
+    table = cli("stats", "--queue", "default")
+    assert (table.returncode, table.stderr) == (0, "")
+    lines = table.stdout.splitlines()
+    assert lines[0] == "jobs that ended in the last 24h (queue default), by task"
+    assert [line.split()[:3] for line in lines[3:]] == [["noop", "2", "0"], ["fail", "1", "100"]]
+    empty = cli("stats", "--window", "15m", "--task", "wf_add")
+    assert (empty.returncode, empty.stdout) == (0, "no jobs ended in the last 15m (task wf_add)\n")

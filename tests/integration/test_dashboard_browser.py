@@ -2,12 +2,13 @@
 uvicorn, a real worker and a real Redis. Each page loads with real data (and no script or CSP error);
 a pending job is cancelled, a dead letter retried and a running workflow cancelled by clicking;
 read-only mode hides and refuses actions; a cross-site POST is refused; live refresh keeps a
-selection and pauses when asked.
+selection and pauses when asked; the charts of a known run (on a stack of its own) show its exact counts.
 
 The screenshots in the README (docs/screenshots/) are taken here."""
 
 from __future__ import annotations
 
+import re
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -483,3 +484,95 @@ def test_workflow_page_from_a_step_cancels_it_and_schedules_page_lists_every_sec
     expect(row.locator(".badge")).to_have_text("disabled")
     expect(row).to_have_class("schedule-disabled")
     screenshot(page, "schedules")
+
+
+@pytest.fixture(scope="module")
+def quiet_stack(redis_url: str, key_prefix: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """An API and a worker on a prefix of their own: statistics with only the jobs a test runs."""
+    prefix = f"{key_prefix}-charts-{uuid.uuid4().hex[:6]}"
+    log_dir = tmp_path_factory.mktemp("dashboard-charts")
+    extra = {"JOBS_DASHBOARD_REFRESH_S": str(REFRESH_S), "JOBS_STATS_SAMPLE_S": "1"}
+    services: list[Service] = []
+    try:
+        api, base = start_api(service_env(redis_url, prefix, **extra), log_dir)
+        services.append(api)
+        api.wait_until(http_ok(f"{base}/health/ready"))
+        worker, _ = start_worker(redis_url, prefix, log_dir, "worker", **extra)
+        services.append(worker)
+        yield Stack(base, base, services)
+    finally:
+        for service in services:
+            service.stop()
+        delete_prefix(redis_url, prefix)
+
+
+def bar_totals(page: Page, chart: str = "throughput") -> tuple[int, int]:
+    """Succeeded and failed summed over the titles of a throughput chart's bars (a run may straddle
+    a minute boundary)."""
+    titles = page.locator(f'svg[data-chart="{chart}"] [data-point] > title').all_text_contents()
+    found = [re.search(r"· (\d+) succeeded · (\d+) failed", title) for title in titles]
+    assert all(found), titles
+    return sum(int(m.group(1)) for m in found if m), sum(int(m.group(2)) for m in found if m)
+
+
+def expect_points(page: Page, chart: str, count: int) -> None:
+    svg = page.locator(f'svg[data-chart="{chart}"]')
+    expect(svg).to_have_attribute("data-points", str(count))
+    expect(svg.locator("[data-point]")).to_have_count(count)
+
+
+def test_overview_and_task_page_chart_a_known_run(
+    page: Page, quiet_stack: Stack, errors: list[str], webhook_target: WebhookTarget
+) -> None:
+    stack = quiet_stack
+    ok = [
+        stack.enqueue("send_webhook", {"url": f"{webhook_target.url}/status/200", "payload": {"n": n}})
+        for n in range(6)
+    ]
+    refused = [
+        stack.enqueue("send_webhook", {"url": f"{webhook_target.url}/status/404", "payload": {"n": n}})
+        for n in range(2)
+    ]
+    for job in ok + refused:
+        stack.wait_for(job, lambda b: b["is_terminal"])
+    assert [stack.status(job)["status"] for job in refused] == ["failed", "failed"]
+
+    page.goto(f"{stack.dashboard}/?window=15m")
+    expect(page.locator('.window-picker a[aria-current="true"]')).to_have_text("15 min")
+    expect_points(page, "throughput", 15)
+    expect_points(page, "depth", 15)
+    assert bar_totals(page) == (6, 2)
+    last = page.locator('svg[data-chart="throughput"] [data-point="14"] > title').text_content() or ""
+    assert re.fullmatch(r"\d\d:\d\d–\d\d:\d\d UTC · \d+ succeeded · \d+ failed · so far", last), last
+    row = page.locator('tr[data-task="send_webhook"]')
+    expect(row.locator("td").nth(1)).to_have_text("8")
+    expect(row.locator("td").nth(2)).to_have_text("25.0 %")
+    # the 15-minute view refreshes with the page's region, charts included
+    wait_for_refresh(page, rendered_at(page))
+    expect_points(page, "throughput", 15)
+    assert bar_totals(page) == (6, 2)
+    screenshot(page, "overview-charts")
+
+    page.locator('.window-picker a[data-window="1h"]').click()
+    expect(page).to_have_url(f"{stack.dashboard}/?window=1h")
+    expect_points(page, "throughput", 60)
+    expect_points(page, "depth", 60)
+    assert bar_totals(page) == (6, 2)
+
+    page.locator('tr[data-task="send_webhook"] a', has_text="send_webhook").click()
+    expect(page).to_have_url(f"{stack.dashboard}/tasks/send_webhook")
+    expect(page.locator("h1")).to_have_text("Task send_webhook")
+    for chart in ("throughput", "failure-rate", "run-time", "wait-time"):
+        expect_points(page, chart, 60)
+    assert bar_totals(page) == (6, 2)
+    rates = page.locator('svg[data-chart="failure-rate"] [data-point] > title').all_text_contents()
+    assert sum(bool(re.search(r"% failed \(\d+ of \d+\)", rate)) for rate in rates) in (1, 2)
+    failures = page.locator('tr[data-error-type="WebhookRejectedError"]')
+    expect(failures.locator("td").nth(1)).to_have_text("2")
+    expect(page.locator('[data-section="retry"]')).to_contain_text("Max attempts")
+    screenshot(page, "task-page")
+
+    page.locator("[data-dead-letters-link]").click()
+    expect(page).to_have_url(f"{stack.dashboard}/dead-letters?task=send_webhook")
+    for job in refused:
+        expect(page.locator(f'tr[data-job-id="{job}"]')).to_be_visible()

@@ -7,14 +7,9 @@ from arq_jobs._api.deps import RegistryDep, SettingsDep
 from arq_jobs._api.errors import ApiRoute
 from arq_jobs._api.schemas import AUTH_ERRORS, RetryInfo, TaskInfo, TaskList
 from arq_jobs._auth.scopes import JOBS_READ
+from arq_jobs._tasks.retry import qualified_name
 
 router = APIRouter(route_class=ApiRoute, tags=["tasks"])
-
-
-def qualified_name(kind: type[BaseException]) -> str:
-    """`httpx.TransportError`, or just `Exception` for builtins."""
-    module = kind.__module__.split(".")[0]
-    return kind.__qualname__ if module == "builtins" else f"{module}.{kind.__qualname__}"
 
 
 @router.get("/tasks", dependencies=[requires(JOBS_READ)], responses=AUTH_ERRORS)
