@@ -750,7 +750,7 @@ async def test_the_lua_buckets_are_the_python_buckets(space: Space) -> None:
         "--!include includes/stats.lua\nlocal out = {}\n"
         "for i, v in ipairs(ARGV) do out[i] = tostring(stats_bucket(v)) end\nreturn out"
     )
-    answer = await space.redis.eval(source, 0, *values)  # type: ignore[misc]
+    answer = await space.redis.eval(source, 0, *(str(value) for value in values))  # type: ignore[misc]
     assert [label.decode() for label in answer] == [bucket(value) for value in values]
     assert bucket(0) == "1" and bucket(250) == "250" and bucket(251) == "500" and bucket(10**9) == "inf"
 
@@ -816,7 +816,7 @@ async def test_each_counted_event_adds_its_counter_and_others_add_nothing(space:
 
     times = AttemptTimes(wait_ms=0, run_ms=4_000_000)
     await apply(1, "running", Transition(space.job(1), "retrying", Phase.QUEUED, NOW, times=times))
-    failed = {"dead_lettered": "1", "finished_at": NOW}
+    failed: dict[str, str | int] = {"dead_lettered": "1", "finished_at": NOW}
     await apply(
         2, "running", Transition(space.job(2), "failed", Phase.FAILED, NOW, fields=failed, times=times)
     )
