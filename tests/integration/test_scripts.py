@@ -740,7 +740,8 @@ def counting(space: Space) -> Settings:
 
 
 def expires_in(unit_start_s: int, unit_s: int, ttl_ms: int) -> int:
-    """The PTTL a unit's hash has now: it expires `ttl_ms` after its unit ends (NOW is in the future)."""
+    """The PTTL a unit's hash has now: it expires `ttl_ms` after its unit ends (NOW is in the future);
+    read the clock before the PTTL, which can then only be lower."""
     return (unit_start_s + unit_s) * 1000 + ttl_ms - int(time.time() * 1000)
 
 
@@ -795,8 +796,8 @@ async def test_an_ending_attempt_is_counted_with_its_times_in_the_minute_and_the
         hour: counted,
         keys.stats_scopes(): {"q:t": NOW},
     }
-    assert near(await space.pttl(minute), expires_in(MINUTE_S, 60, DAY_MS))
-    assert near(await space.pttl(hour), expires_in(HOUR_S, 3600, WEEK_MS))
+    expected = expires_in(MINUTE_S, 60, DAY_MS), expires_in(HOUR_S, 3600, WEEK_MS)  # read before the PTTLs
+    assert near(await space.pttl(minute), expected[0]) and near(await space.pttl(hour), expected[1])
 
     # written again (a write retried after an outage): the job is in its phase already, nothing counts
     await space.run(FINISH_SCRIPT, script_keys, args)
@@ -865,7 +866,8 @@ async def test_record_depth_samples_each_tick_once_into_the_minute_and_the_hour(
         keys.stats("h", HOUR_S, "depth:q"): depth,
     }
     assert near(await space.pttl(sampled), 15_000)
-    assert near(await space.pttl(minute), expires_in(MINUTE_S, 60, DAY_MS))
+    expected = expires_in(MINUTE_S, 60, DAY_MS)  # the clock read before the PTTL
+    assert near(await space.pttl(minute), expected)
 
 
 # --- advance-workflow-1.lua ----------------------------------------------------------------------
