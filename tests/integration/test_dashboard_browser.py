@@ -12,6 +12,7 @@ import re
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -120,20 +121,22 @@ class Stack:
         return body
 
 
-@pytest.fixture(scope="module")
-def stack(redis_url: str, key_prefix: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    prefix = f"{key_prefix}-dash-{uuid.uuid4().hex[:6]}"
-    log_dir = tmp_path_factory.mktemp("dashboard")
-    extra = {"JOBS_DASHBOARD_REFRESH_S": str(REFRESH_S), "JOBS_HEARTBEAT_S": "0.5"}
+@contextmanager
+def running_stack(
+    redis_url: str, prefix: str, log_dir: Path, *, read_only: bool, **extra: str
+) -> Iterator[Stack]:
+    """An API (and, with `read_only`, a read-only one) and a worker on `prefix`; stopped and their keys
+    deleted afterwards."""
     services: list[Service] = []
     try:
         api, base = start_api(service_env(redis_url, prefix, **extra), log_dir)
         services.append(api)
-        read_only, read_only_base = start_api(
-            service_env(redis_url, prefix, JOBS_DASHBOARD_READ_ONLY="true", **extra), log_dir, "api-read-only"
-        )
-        services.append(read_only)
-        for service, url in ((api, base), (read_only, read_only_base)):
+        read_only_base = base
+        if read_only:
+            env = service_env(redis_url, prefix, JOBS_DASHBOARD_READ_ONLY="true", **extra)
+            read_only_api, read_only_base = start_api(env, log_dir, "api-read-only")
+            services.append(read_only_api)
+        for service, url in ((api, base), (services[-1], read_only_base)):
             service.wait_until(http_ok(f"{url}/health/ready"))
         worker, _ = start_worker(redis_url, prefix, log_dir, "worker", **extra)
         services.append(worker)
@@ -142,6 +145,16 @@ def stack(redis_url: str, key_prefix: str, tmp_path_factory: pytest.TempPathFact
         for service in services:
             service.stop()
         delete_prefix(redis_url, prefix)
+
+
+@pytest.fixture(scope="module")
+def stack(redis_url: str, key_prefix: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    extra = {"JOBS_DASHBOARD_REFRESH_S": str(REFRESH_S), "JOBS_HEARTBEAT_S": "0.5"}
+    prefix = f"{key_prefix}-dash-{uuid.uuid4().hex[:6]}"
+    with running_stack(
+        redis_url, prefix, tmp_path_factory.mktemp("dashboard"), read_only=True, **extra
+    ) as found:
+        yield found
 
 
 @pytest.fixture
@@ -489,21 +502,11 @@ def test_workflow_page_from_a_step_cancels_it_and_schedules_page_lists_every_sec
 @pytest.fixture(scope="module")
 def quiet_stack(redis_url: str, key_prefix: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     """An API and a worker on a prefix of their own: statistics with only the jobs a test runs."""
+    extra = {"JOBS_DASHBOARD_REFRESH_S": str(REFRESH_S), "JOBS_STATS_SAMPLE_S": "1"}
     prefix = f"{key_prefix}-charts-{uuid.uuid4().hex[:6]}"
     log_dir = tmp_path_factory.mktemp("dashboard-charts")
-    extra = {"JOBS_DASHBOARD_REFRESH_S": str(REFRESH_S), "JOBS_STATS_SAMPLE_S": "1"}
-    services: list[Service] = []
-    try:
-        api, base = start_api(service_env(redis_url, prefix, **extra), log_dir)
-        services.append(api)
-        api.wait_until(http_ok(f"{base}/health/ready"))
-        worker, _ = start_worker(redis_url, prefix, log_dir, "worker", **extra)
-        services.append(worker)
-        yield Stack(base, base, services)
-    finally:
-        for service in services:
-            service.stop()
-        delete_prefix(redis_url, prefix)
+    with running_stack(redis_url, prefix, log_dir, read_only=False, **extra) as found:
+        yield found
 
 
 def bar_totals(page: Page, chart: str = "throughput") -> tuple[int, int]:

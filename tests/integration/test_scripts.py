@@ -563,6 +563,21 @@ async def test_claim_parks_jobs_over_their_tasks_concurrency_and_rate(space: Spa
 # --- finish-8.lua --------------------------------------------------------------------------------
 
 
+def finish_keys(space: Space, job: str, queue: str, abort: str | None = None) -> list[str]:
+    """finish-8.lua's keys for `job`, taken from `queue` (`abort`: ARQ's abort set, a key of the space's)."""
+    keys = space.keys
+    return FINISH_SCRIPT.keys(
+        in_progress=Keys.arq_in_progress(job),
+        result=Keys.arq_result(job),
+        retry=Keys.arq_retry(job),
+        arq_job=Keys.arq_job(job),
+        abort=abort or f"{space.token}:abort",
+        queue=queue,
+        record=keys.record(job),
+        events=keys.events(job),
+    )
+
+
 async def test_finish_stores_the_result_removes_arqs_keys_and_writes_the_transition(space: Space) -> None:
     job, other, keys = space.job(1), space.job(2), space.keys
     queue, abort = keys.queue("q"), f"{space.token}:abort"
@@ -577,16 +592,7 @@ async def test_finish_stores_the_result_removes_arqs_keys_and_writes_the_transit
     succeeded = Transition(
         job, "succeeded", Phase.SUCCEEDED, NOW, fields={"finished_at": NOW}, extra={"r": 1}
     )
-    script_keys = FINISH_SCRIPT.keys(
-        in_progress=Keys.arq_in_progress(job),
-        result=Keys.arq_result(job),
-        retry=Keys.arq_retry(job),
-        arq_job=Keys.arq_job(job),
-        abort=abort,
-        queue=queue,
-        record=keys.record(job),
-        events=keys.events(job),
-    )
+    script_keys = finish_keys(space, job, queue, abort)
     args = FINISH_SCRIPT.args(
         job_id=job,
         keep_in_progress_ms="",
@@ -615,16 +621,7 @@ async def test_finish_without_finishing_keeps_the_lease_and_moves_the_job_later(
     await space.redis.set(Keys.arq_in_progress(job), "1", px=60_000)
     await space.redis.zadd(queue, {job: NOW})
     await space.hash(keys.record(job), {"task": "t"})
-    script_keys = FINISH_SCRIPT.keys(
-        in_progress=Keys.arq_in_progress(job),
-        result=Keys.arq_result(job),
-        retry=Keys.arq_retry(job),
-        arq_job=Keys.arq_job(job),
-        abort=f"{space.token}:abort",
-        queue=queue,
-        record=keys.record(job),
-        events=keys.events(job),
-    )
+    script_keys = finish_keys(space, job, queue)
     args = FINISH_SCRIPT.args(
         job_id=job,
         keep_in_progress_ms=2_000,
@@ -768,16 +765,7 @@ async def test_an_ending_attempt_is_counted_with_its_times_in_the_minute_and_the
     succeeded = Transition(
         job, "succeeded", Phase.SUCCEEDED, NOW, fields={"finished_at": NOW}, times=AttemptTimes(7, 260)
     )
-    script_keys = FINISH_SCRIPT.keys(
-        in_progress=Keys.arq_in_progress(job),
-        result=Keys.arq_result(job),
-        retry=Keys.arq_retry(job),
-        arq_job=Keys.arq_job(job),
-        abort=f"{space.token}:abort",
-        queue=queue,
-        record=keys.record(job),
-        events=keys.events(job),
-    )
+    script_keys = finish_keys(space, job, queue)
     args = FINISH_SCRIPT.args(
         job_id=job,
         keep_in_progress_ms="",

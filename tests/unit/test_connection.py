@@ -3,15 +3,27 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 from arq.connections import RedisSettings
 from pydantic import ValidationError
-from redis.asyncio import BlockingConnectionPool, SSLConnection
+from redis._parsers.encoders import Encoder
+from redis.asyncio import BlockingConnectionPool, Connection, SSLConnection
+from redis.asyncio.sentinel import SentinelManagedConnection
+from redis.exceptions import DataError
 
 from arq_jobs import _arq
 from arq_jobs._config import Settings, describe_error
-from arq_jobs._connection import QuickCheck, SentinelPool, connection_pool, create_arq, redis_options
+from arq_jobs._connection import (
+    QuickCheck,
+    QuickPack,
+    SentinelPool,
+    connection_pool,
+    create_arq,
+    quick_packing,
+    redis_options,
+)
 from arq_jobs._transactions import CoalescingArqRedis
 from arq_jobs._worker.settings import redis_settings
 
@@ -51,7 +63,7 @@ def test_tls_options_from_the_url_reach_api_and_worker_alike(files: dict[str, st
         "p@ss",
     )
     pool = create_arq(settings).connection_pool
-    assert pool.connection_class is SSLConnection
+    assert issubclass(pool.connection_class, SSLConnection)
     kwargs = pool.connection_kwargs
     assert (kwargs["host"], kwargs["port"], kwargs["db"], kwargs["username"], kwargs["password"]) == (
         "redis.internal",
@@ -121,7 +133,7 @@ def test_sentinels_give_api_and_worker_the_same_primary_options(files: dict[str,
     assert pool.connection_kwargs["db"] == 2 and pool.connection_kwargs["password"] == "secret"
     assert pool.connection_kwargs["ssl_ca_certs"] == files["ca.pem"]
     sentinel = pool.sentinel_manager.sentinels[0].connection_pool
-    assert sentinel.connection_class is SSLConnection
+    assert issubclass(sentinel.connection_class, SSLConnection)
     assert (sentinel.connection_kwargs["host"], sentinel.connection_kwargs["password"]) == (
         "s1",
         "sentinel-pw",
@@ -210,3 +222,66 @@ def test_the_api_pool_has_a_maximum_and_waits_for_a_free_connection() -> None:
     assert isinstance(worker, _arq.OwnPoolSettings) and worker.open_pool is not None
     own = worker.open_pool().connection_pool
     assert not isinstance(own, BlockingConnectionPool) and own.max_connections == 2**31
+
+
+# the redis-py internals QuickPack relies on: the connection's `encoder` and `_buffer_cutoff`, and
+# pipelines packing each command with `pack_command`
+@pytest.mark.parametrize(
+    "args",
+    [
+        (
+            "EVALSHA",
+            "a" * 40,
+            2,
+            "k:1",
+            "k:2",
+            "",
+            0,
+            -7,
+            2.5,
+            1_800_000_000_000,
+            b"raw\x00bytes",
+            "é ü 日本",
+        ),
+        ("SCRIPT LOAD", "return 1"),
+        (b"CLIENT SETNAME", "name"),
+        ("SET", "key", "v" * 7000, "PX", 10),  # a value over the buffer cutoff goes as a chunk of its own
+        ("SET", "key", memoryview(b"view"), "EX", 1),
+        ("PING",),
+    ],
+)
+def test_quick_pack_sends_the_bytes_redis_py_sends(args: tuple[Any, ...]) -> None:
+    plain, quick = Connection(), quick_packing(Connection)()
+    assert quick._buffer_cutoff == plain._buffer_cutoff == 6000 and isinstance(quick.encoder, Encoder)
+    packed = quick.pack_command(*args)
+    assert b"".join(packed) == b"".join(plain.pack_command(*args))
+    # large values and memoryviews are chunks of their own, not copied into the command
+    apart = [arg for arg in args if isinstance(arg, memoryview) or (isinstance(arg, str) and len(arg) > 6000)]
+    assert [chunk for chunk in packed if len(chunk) > 6000 or isinstance(chunk, memoryview)] == [
+        arg.encode() if isinstance(arg, str) else arg for arg in apart
+    ]
+    commands = [args, ("GET", "k")]
+    assert b"".join(quick.pack_commands(commands)) == b"".join(plain.pack_commands(commands))
+
+
+def test_quick_pack_refuses_what_redis_py_refuses() -> None:
+    quick = quick_packing(Connection)()
+    with pytest.raises(DataError):
+        quick.pack_command("SET", "k", True)
+    with pytest.raises(DataError):
+        quick.pack_command("SET", "k", None)
+
+
+def test_every_pool_packs_with_quick_pack(files: dict[str, str]) -> None:
+    plain = connection_pool(redis_options(Settings(_env_file=None)), socket_timeout=1)  # type: ignore[call-arg]
+    assert issubclass(plain.connection_class, QuickPack) and issubclass(plain.connection_class, Connection)
+    tls = Settings(_env_file=None, redis_url=f"rediss://h:1/0?ssl_ca_certs={files['ca.pem']}")  # type: ignore[call-arg]
+    pool = connection_pool(redis_options(tls), socket_timeout=1, max_connections=2)
+    assert issubclass(pool.connection_class, QuickPack) and issubclass(pool.connection_class, SSLConnection)
+    sentinel = Settings(  # type: ignore[call-arg]
+        _env_file=None, redis_sentinels="127.0.0.1:1", redis_sentinel_master="mymaster"
+    )
+    managed = connection_pool(redis_options(sentinel), socket_timeout=1)
+    assert issubclass(managed.connection_class, QuickPack)
+    assert issubclass(managed.connection_class, SentinelManagedConnection)
+    assert isinstance(create_arq(Settings(_env_file=None)).connection_pool.make_connection(), QuickPack)  # type: ignore[call-arg]
