@@ -250,13 +250,23 @@ class Runtime:
                 await self.health.backoff()
             try:
                 await self.beat()
-                now = now_ms()
-                if self.depth.due(now):
-                    await self.depth.sample(now)
             except REDIS_ERRORS as error:  # keep beating: leases last lease_s, Redis may come back
                 self.health.failed(error)
             except Exception:  # never let the beat die: without it every lease runs out
                 log.exception("lease renewal failed")
+            now = now_ms()
+            if self.health.up and self.depth.due(now):
+                await self.sample_depth(now)
+
+    async def sample_depth(self, now: int) -> None:
+        """Sample the queue's depth for the statistics: a failure skips this tick (a warning), and is
+        never taken for a Redis outage (the statistics are not worth pausing the jobs for)."""
+        try:
+            await self.depth.sample(now)
+        except REDIS_ERRORS as error:
+            log.warning("queue depth not sampled: %s", describe_redis_error(error))
+        except Exception:
+            log.exception("queue depth not sampled")
 
     async def start(self) -> None:
         """Register the worker (first heartbeat), serve its metrics if a port is set, start beating."""

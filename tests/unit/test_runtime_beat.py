@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 from arq.connections import ArqRedis
+from redis.exceptions import ResponseError
 
 from arq_jobs._clock import now_ms
 from arq_jobs._config import Settings
@@ -166,3 +167,44 @@ async def test_beat_keeps_the_concurrency_places_of_running_attempts(
     for task in (attempt, other):
         task.cancel()
     await asyncio.gather(attempt, other, return_exceptions=True)
+
+
+async def test_the_beat_loop_samples_the_queue_depth_once_per_tick(
+    arq_redis: ArqRedis, resources: Resources
+) -> None:
+    await arq_redis.zadd(Keys("unit").index("phase", "queued:queue:default"), {"a": now_ms() + 60_000})
+    runtime = Runtime(resources, interval_s=0.02)
+    await runtime.start()
+    try:
+        for _ in range(100):
+            if runtime.depth.last_tick >= 0:
+                break
+            await asyncio.sleep(0.02)
+        await asyncio.sleep(0.1)  # more beats in the same tick of JOBS_STATS_SAMPLE_S (5 s)
+    finally:
+        await runtime.stop()
+    minute = now_ms() // 60_000 * 60
+    sample = await arq_redis.hgetall(Keys("unit").stats("m", minute, "depth:default"))  # type: ignore[misc]
+    if not sample:  # the minute turned between the sample and this read
+        sample = await arq_redis.hgetall(Keys("unit").stats("m", minute - 60, "depth:default"))  # type: ignore[misc]
+    assert sample == {
+        b"samples": b"1",
+        b"pending": b"0",
+        b"scheduled": b"1",
+        b"running": b"0",
+        b"retrying": b"0",
+    }
+
+
+async def test_a_failed_depth_sample_skips_its_tick_and_is_not_an_outage(
+    resources: Resources, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    runtime = Runtime(resources, interval_s=0.02)
+
+    async def refused(now: int) -> bool:
+        raise ResponseError("OOM command not allowed when used memory > 'maxmemory'.")
+
+    monkeypatch.setattr(runtime.depth, "sample", refused)
+    await runtime.sample_depth(now_ms())
+    assert runtime.health.up
+    assert "queue depth not sampled" in caplog.text

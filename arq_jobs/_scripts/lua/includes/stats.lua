@@ -12,7 +12,8 @@
     ends; the expiry is set (again) whenever the first field of `counts` was absent or 0 (so put a
     field that grows first): a command about once per unit, not once per call. At those moments a
     scope `jobs:<queue>:<task>` (a task's attempts on one queue) is also noted in
-    `<stats_prefix>scopes` (sorted set, member `<queue>:<task>`, scored by `now`), where readers find
+    `<stats_prefix>scopes` (sorted set, member `<queue>:<task>`, scored by the latest `now`: a writer
+    whose clock is behind does not move it back), where readers find
     which tasks and queues have statistics; entries older than the longer TTL leave it then.
 ]]
 local STATS_MINUTE = 'm' -- mirrors arq_jobs._stats.window.MINUTE.name
@@ -43,11 +44,11 @@ local function stats_add(stats_prefix, scope, now, counts, minutes_ttl, hours_tt
       local first = redis.call('HINCRBY', key, counts[1], counts[2])
       for j = 3, #counts, 2 do redis.call('HINCRBY', key, counts[j], counts[j + 1]) end
       if first == tonumber(counts[2]) then
-        redis.call('PEXPIREAT', key, start + unit[2] + ttl)
+        redis.call('PEXPIREAT', key, string.format('%d', start + unit[2] + ttl))  -- (a number could go as 1.8e+12)
         if not noted and string.sub(scope, 1, #STATS_JOBS) == STATS_JOBS then
           noted = true
           local scopes = stats_prefix .. 'scopes'
-          redis.call('ZADD', scopes, at, string.sub(scope, #STATS_JOBS + 1))
+          redis.call('ZADD', scopes, 'GT', string.format('%d', at), string.sub(scope, #STATS_JOBS + 1))
           redis.call('ZREMRANGEBYSCORE', scopes, '-inf', '(' .. string.format('%d', at - math.max(ttls[1], ttls[2])))
         end
       end

@@ -140,7 +140,7 @@ local function transition(record, stream, index_prefix, retry_waits_prefix, job_
   redis.call('XADD', stream, 'MAXLEN', '~', maxlen, '*', 'event', event, 'extra', extra, unpack(snapshot))
   if keep ~= '' then
     redis.call('PEXPIRE', record, keep)
-    redis.call('PEXPIRE', stream, math.min(tonumber(events_keep), tonumber(keep)))
+    redis.call('PEXPIRE', stream, string.format('%d', math.min(tonumber(events_keep), tonumber(keep))))
     if keep_count ~= '0' and phase ~= '' then
       keep_newest(index_prefix, queue, phase, tonumber(keep_count), job_id,
         string.sub(record, 1, #record - #job_id), string.sub(stream, 1, #stream - #job_id))
