@@ -55,7 +55,7 @@ def poll_iteration(
             limits=limits,
         )
         answer = await run_script(request.redis, CLAIM_SCRIPT, CLAIM_SCRIPT.keys(queue=request.queue), args)
-        health.recovered()
+        health.recovered(wrote=len(answer) > 1)  # it leased the jobs it answers
         wakeup.claimed(answer[0] == 1)
         return [(answer[index].decode(), int(float(answer[index + 1]))) for index in range(1, len(answer), 2)]
 

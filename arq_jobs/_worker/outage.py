@@ -90,9 +90,11 @@ class RedisHealth:
                 describe_redis_error(error),
             )
 
-    def recovered(self) -> None:
-        """A loop got an answer from Redis."""
-        if self.up:
+    def recovered(self, *, wrote: bool = True) -> None:
+        """A loop got an answer from Redis (`wrote`: to a command that wrote). An outage in which Redis
+        refused writes (ReadOnlyError: a demoted primary, a replica) ends only with a write: reads
+        still answer then, and taking them for the end would flap between up and down."""
+        if self.up or (not wrote and isinstance(self.error, redis_errors.ReadOnlyError)):
             return
         last = "" if self.error is None else f" ({describe_redis_error(self.error)})"
         log.info("Redis available again after %.1f s of outage%s", self.outage_s, last)

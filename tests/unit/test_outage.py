@@ -67,6 +67,18 @@ def test_an_outage_logs_one_warning_and_one_line_at_its_end(caplog: pytest.LogCa
     ]
 
 
+def test_an_outage_of_refused_writes_ends_only_with_a_write() -> None:
+    health = RedisHealth()
+    health.failed(ReadOnlyError("You can't write against a read only replica."))
+    health.recovered(wrote=False)  # a claim that found nothing due: a read answered
+    assert not health.up
+    health.recovered()  # a write went through
+    assert health.up
+    health.failed(RedisConnectionError("Connection refused"))
+    health.recovered(wrote=False)  # any answer ends an outage of an unreachable Redis
+    assert health.up
+
+
 async def test_backoff_ends_as_soon_as_another_loop_finds_redis_back() -> None:
     health = RedisHealth(first_s=5, max_s=5)
     health.failed(RedisConnectionError("refused"))
