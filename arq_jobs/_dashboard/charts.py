@@ -21,7 +21,7 @@ from typing import Literal
 
 from markupsafe import Markup, escape
 
-from arq_jobs._stats.reader import Stats, StatsPoint
+from arq_jobs._stats.reader import Stats, StatsPoint, failure_rate
 from arq_jobs._stats.window import WINDOW_SECONDS, Window
 
 WIDTH = 720
@@ -136,22 +136,22 @@ def latency_chart(
     return line_chart(stats, name, chart_id or name, title or what, desc, "ms", lines, _ms)
 
 
-def failure_rate(point: StatsPoint) -> float | None:
-    """failed / (succeeded + failed) in %, None when no job ended."""
-    ended = point.succeeded + point.failed
-    return None if ended == 0 else 100 * point.failed / ended
+def failed_percent(point: StatsPoint) -> float | None:
+    """The interval's failure rate in %, None when no job ended."""
+    rate = failure_rate(point.succeeded, point.failed)
+    return None if rate is None else 100 * rate
 
 
 def failure_rate_chart(
     stats: Stats, *, chart_id: str = "failure-rate", title: str = "Failure rate"
 ) -> Markup:
     """The share of the jobs ended in each interval that failed; an interval without jobs is a gap."""
-    line = styled(0, "failed", [failure_rate(p) for p in stats.series])
+    line = styled(0, "failed", [failed_percent(p) for p in stats.series])
     desc = f"Share of the jobs that ended that failed, {per(stats.resolution_s)}, {span(stats)}, in %."
 
     def detail(i: int) -> str:
         point = stats.series[i]
-        rate = failure_rate(point)
+        rate = failed_percent(point)
         if rate is None:
             return "no jobs ended"
         return f"{_percent(rate)} failed ({point.failed} of {point.succeeded + point.failed})"

@@ -83,6 +83,12 @@ class Stats(BaseModel):
     tasks: list[TaskStats] = Field(description="Each task with jobs in the window, busiest first.")
 
 
+def failure_rate(succeeded: int, failed: int) -> float | None:
+    """The share of the jobs that ran to an end that failed; None when none did."""
+    ended = succeeded + failed
+    return failed / ended if ended else None
+
+
 @dataclass
 class Tally:
     """Counters and histograms summed over hashes."""
@@ -102,11 +108,11 @@ class Tally:
                 self.counts[name] += value
 
     def task_row(self, task: str) -> TaskStats:
-        ran = self.counts["succeeded"] + self.counts["failed"]
+        rate = failure_rate(self.counts["succeeded"], self.counts["failed"])
         return TaskStats(
             task=task,
-            count=ran,
-            failure_rate=round(self.counts["failed"] / ran, 4) if ran else None,
+            count=self.counts["succeeded"] + self.counts["failed"],
+            failure_rate=None if rate is None else round(rate, 4),
             run_p50_ms=percentile(self.run, 50),
             run_p95_ms=percentile(self.run, 95),
             wait_p95_ms=percentile(self.wait, 95),

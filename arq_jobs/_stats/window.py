@@ -5,8 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-from arq_jobs._config import Settings
-
 
 @dataclass(frozen=True, slots=True)
 class Unit:
@@ -14,10 +12,6 @@ class Unit:
 
     name: str  # mirrors STATS_UNITS of arq_jobs/_scripts/lua/includes/stats.lua
     seconds: int
-
-    def ttl_s(self, settings: Settings) -> int:
-        """How long a unit's hashes are kept after it ends; 0: not written."""
-        return settings.stats_minutes_ttl_s if self is MINUTE else settings.stats_hours_ttl_s
 
 
 MINUTE = Unit("m", 60)

@@ -103,7 +103,7 @@ async def run_attempt(
             raise JobCancelledError("cancelled before this attempt started")
         started = begun.started_ms
         wait_ms = max(0, started - (due_ms or started))
-        runtime.attempt_started(task.name, queue, due_ms or started, started)
+        runtime.attempt_started(task.name, queue, wait_ms)
         log.info("job.running", wait_ms=wait_ms)
         clock = time.monotonic()
         outcome: str | None = "failed"

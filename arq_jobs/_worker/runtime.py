@@ -128,10 +128,11 @@ class Runtime:
             stopped=stopped,
         )
 
-    def attempt_started(self, task: str, queue: str, due_ms: int, now: int) -> None:
+    def attempt_started(self, task: str, queue: str, wait_ms: int) -> None:
+        """Count an attempt that started `wait_ms` after it was due."""
         self.metrics.started.labels(task, queue).inc()
         self.metrics.running.labels(task, queue).inc()
-        self.metrics.wait.labels(task, queue).observe(max(0, now - due_ms) / 1000)
+        self.metrics.wait.labels(task, queue).observe(wait_ms / 1000)
 
     def attempt_ended(self, task: str, queue: str, outcome: str | None, duration_s: float) -> None:
         """Count an attempt that ended: succeeded, failed, retried, cancelled; None when it was put

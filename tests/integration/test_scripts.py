@@ -578,6 +578,19 @@ def finish_keys(space: Space, job: str, queue: str, abort: str | None = None) ->
     )
 
 
+def finished_args(job: str, transition: list[Arg]) -> list[Arg]:
+    """finish-8.lua's arguments that end `job` with the result `result` kept 30 s, and `transition`."""
+    return FINISH_SCRIPT.args(
+        job_id=job,
+        keep_in_progress_ms="",
+        finish="1",
+        result=b"result",
+        result_ttl_ms=30_000,
+        incr_score="",
+        transition=transition,
+    )
+
+
 async def test_finish_stores_the_result_removes_arqs_keys_and_writes_the_transition(space: Space) -> None:
     job, other, keys = space.job(1), space.job(2), space.keys
     queue, abort = keys.queue("q"), f"{space.token}:abort"
@@ -593,15 +606,7 @@ async def test_finish_stores_the_result_removes_arqs_keys_and_writes_the_transit
         job, "succeeded", Phase.SUCCEEDED, NOW, fields={"finished_at": NOW}, extra={"r": 1}
     )
     script_keys = finish_keys(space, job, queue, abort)
-    args = FINISH_SCRIPT.args(
-        job_id=job,
-        keep_in_progress_ms="",
-        finish="1",
-        result=b"result",
-        result_ttl_ms=30_000,
-        incr_score="",
-        transition=succeeded.args(space.settings),
-    )
+    args = finished_args(job, succeeded.args(space.settings))
     assert await space.run(FINISH_SCRIPT, script_keys, args) == 1
     record = {**running, "finished_at": str(NOW), "phase": "succeeded"}
     assert await space.state() == {
@@ -766,15 +771,7 @@ async def test_an_ending_attempt_is_counted_with_its_times_in_the_minute_and_the
         job, "succeeded", Phase.SUCCEEDED, NOW, fields={"finished_at": NOW}, times=AttemptTimes(7, 260)
     )
     script_keys = finish_keys(space, job, queue)
-    args = FINISH_SCRIPT.args(
-        job_id=job,
-        keep_in_progress_ms="",
-        finish="1",
-        result=b"result",
-        result_ttl_ms=30_000,
-        incr_score="",
-        transition=succeeded.args(counting(space)),
-    )
+    args = finished_args(job, succeeded.args(counting(space)))
     assert await space.run(FINISH_SCRIPT, script_keys, args) == 1
     minute, hour = keys.stats("m", MINUTE_S, "jobs:q:t"), keys.stats("h", HOUR_S, "jobs:q:t")
     counted = {"succeeded": "1", "run:500": "1", "wait:10": "1"}

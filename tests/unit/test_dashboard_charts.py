@@ -192,7 +192,7 @@ def test_failure_rate_is_a_percentage_of_the_jobs_ended_and_a_gap_without_jobs()
         "75",
         "100",
     ]
-    assert charts.failure_rate(data.series[0]) is None
+    assert charts.failed_percent(data.series[0]) is None
 
 
 def test_text_is_escaped_and_nothing_needs_inline_style_or_script() -> None:
